@@ -1,0 +1,62 @@
+# Two commands on a fresh Debian machine: `make run` and `make test`.
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(VENV)/bin/pip
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: audio I/O and speech synthesis for the daemon ...
+APT_RUN   := python3-venv python3-dev portaudio19-dev espeak-ng sox libsox-fmt-all
+# ... and for tests, training data and the Spotify stand-in.
+APT_TEST  := $(APT_RUN) systemd nodejs npm fluidsynth fluid-soundfont-gm fortunes wamerican \
+             hyperrogue-music
+PRISM     := .tools/node_modules/.bin/prism
+
+.PHONY: run test lint check-contract deps-run deps-test clean
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+$(VENV)/bin/activate:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install -q -e ".[mic]"
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[mic,train,test]"
+	touch $@ $(VENV)/.stamp-run
+
+$(PRISM):
+	npm install --silent --no-audit --no-fund --prefix .tools @stoplight/prism-cli@5
+
+deps-run:
+	$(call apt_install,$(APT_RUN))
+	@$(MAKE) --no-print-directory $(VENV)/.stamp-run
+
+deps-test:
+	$(call apt_install,$(APT_TEST))
+	@$(MAKE) --no-print-directory $(VENV)/.stamp-test $(PRISM)
+
+run: deps-run
+	$(VENV)/bin/heymusic run
+
+lint: deps-test
+	$(VENV)/bin/ruff check daemon tests bench export_onnx.py
+	$(VENV)/bin/ruff format --check daemon tests bench export_onnx.py
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q tests
+
+check-contract: deps-test
+	python3 ../shared/checks/contract.py
+
+clean:
+	rm -rf $(VENV) .tools

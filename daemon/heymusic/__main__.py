@@ -1,0 +1,3 @@
+from heymusic.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Command line: one subcommand per job; each handler is imported only when used.
+
+Handlers are `module:function` names taking `(args, settings)` and returning an
+exit status, so `heymusic --help` stays fast and loads no model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from heymusic import __version__
+from heymusic.config import ConfigError, Settings, load_settings
+from heymusic.errors import UserError
+
+_LOGGER = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _add(
+    sub: Any, name: str, handler: str, help_text: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heymusic", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"heymusic {__version__}")
+    parser.add_argument("--config", type=Path, help="config TOML (default: XDG config dir)")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def player_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--player", choices=["auto", "preview", "spotify", "log"],
+                       help="override [player] kind")
+        p.add_argument("--audio-out", metavar="null|FILE.wav",
+                       help="preview player output: 'null' discards, a .wav path records")
+
+    p = _add(sub, "run", "heymusic.daemon:cmd_run", "the always-on daemon (default microphone)")
+    p.add_argument("--input", metavar="FILE|-", help="read audio from a file or raw PCM on stdin")
+    p.add_argument("--json", action="store_true", help="log events as JSON lines")
+    player_flags(p)
+
+    p = _add(sub, "simulate", "heymusic.daemon:cmd_simulate",
+             "run the daemon's loop over an audio file as fast as possible, then exit")
+    p.add_argument("file", help="WAV/FLAC/OGG file, or - for 16 kHz mono s16le on stdin")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    player_flags(p)
+
+    p = _add(sub, "transcribe", "heymusic.asr:cmd_transcribe", "transcribe an audio file")
+    p.add_argument("file")
+
+    _add(sub, "doctor", "heymusic.doctor:cmd_doctor",
+         "check models, audio devices, catalog and Spotify, and say what to fix")
+    _add(sub, "config", "heymusic.cli:cmd_config", "print the effective config")
+
+    p = _add(sub, "ask", "heymusic.recommender:cmd_ask", "recommend songs for a request")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=None, help="how many songs (default [recommender] k)")
+    p.add_argument("--json", action="store_true")
+
+    p = _add(sub, "catalog", "heymusic.catalog:cmd_catalog", "import or inspect the catalog")
+    csub = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    imp = csub.add_parser("import", help="import a CSV (Spotify songs / seed schema) or a folder")
+    imp.add_argument("path")
+    csub.add_parser("info", help="show what the catalog holds")
+
+    p = _add(sub, "train", "heymusic.train_retrieval:cmd_train",
+             "train the two-tower recommender (needs the [train] extra)")
+    p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
+    p.add_argument("--out", type=Path, help="checkpoint dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=25.0)
+    p.add_argument("--max-steps", type=int, default=None)
+
+    p = _add(sub, "eval", "heymusic.eval_retrieval:cmd_eval",
+             "evaluate the recommender against baselines on held-out playlists")
+    p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
+    p.add_argument("--json", action="store_true")
+
+    p = _add(sub, "train-wake", "heymusic.wake_train:cmd_train_wake",
+             "generate speech and train the 'hey music' wake model")
+    p.add_argument("--work-dir", type=Path, help="cache for generated audio and features")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = _add(sub, "wake-eval", "heymusic.wake_eval:cmd_wake_eval",
+             "false rejects / false accepts per hour of the wake model")
+    p.add_argument("--work-dir", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = _add(sub, "enroll", "heymusic.wake_enroll:cmd_enroll",
+             "record yourself saying 'hey music' to train a personal verifier")
+    p.add_argument("--count", type=int, default=5)
+
+    p = _add(sub, "spotify", "heymusic.players.spotify_auth:cmd_spotify",
+             "log in to Spotify (headless PKCE) or check the login")
+    ssub = p.add_subparsers(dest="spotify_command", required=True, metavar="ACTION")
+    ssub.add_parser("login", help="print the authorize URL, then paste the redirect URL")
+    ssub.add_parser("status", help="who is logged in, which devices are there")
+    ssub.add_parser("logout", help="remove the token cache")
+    return parser
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from heymusic.config import default_config_path, dump_settings
+
+    path = args.config or default_config_path()
+    origin = str(path) if path.exists() else f"{path} (absent: defaults)"
+    print(f"# effective config; file: {origin}")
+    print(dump_settings(settings), end="")
+    return 0
+
+
+def _resolve(handler: str) -> Handler:
+    module_name, func_name = handler.split(":")
+    func: Handler = getattr(importlib.import_module(module_name), func_name)
+    return func
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings(args.config)
+        return _resolve(args.handler)(args, settings)
+    except (ConfigError, UserError) as err:
+        print(f"heymusic: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # the clear-error rule: one line unless --debug
+        if args.debug:
+            raise
+        print(f"heymusic: unexpected error: {type(err).__name__}: {err} "
+              "(run with --debug for details)", file=sys.stderr)
+        return 1

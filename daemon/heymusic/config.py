@@ -1,0 +1,228 @@
+"""Settings: packaged defaults, then the user's TOML, then command-line flags.
+
+Every key has a default; unknown keys and bad values are rejected with one line
+naming the key. Paths resolve from the config or the package's own location,
+never from the working directory (the service runs with WorkingDirectory=/).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+APP_NAME = "heymusic"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The project checkout (source install): holds models/ and data/.
+PROJECT_DIR = PACKAGE_DIR.parent.parent
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key and the file."""
+
+
+def config_dir() -> Path:
+    """Where the user's config.toml lives ($XDG_CONFIG_HOME/heymusic)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def state_dir() -> Path:
+    """Where catalog, index, token cache and player state live ($XDG_STATE_HOME/heymusic)."""
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Where rebuildable files live (joined Whisper weights, TTS clips)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def models_dir() -> Path:
+    """The shipped models: $HEYMUSIC_MODELS_DIR, else models/ of the checkout."""
+    env = os.environ.get("HEYMUSIC_MODELS_DIR")
+    return Path(env) if env else PROJECT_DIR / "models"
+
+
+def data_dir() -> Path:
+    """Small files the project ships (intent phrases, sample config)."""
+    return PROJECT_DIR / "data"
+
+
+def default_catalog_source() -> str:
+    """The shared Spotify songs table beside the checkout, when it exists."""
+    shared = PROJECT_DIR.parent / "shared" / "data" / "spotify_songs.csv"
+    return str(shared) if shared.exists() else ""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class AudioSettings(_Section):
+    input_device: str = ""
+    """Microphone: PyAudio device index or a substring of its name; "" = system default."""
+    output_device: str = ""
+    """Speaker for the preview/local player: index or name substring; "" = default."""
+    reconnect_seconds: float = Field(2.0, gt=0, le=60)
+    """First wait before reopening a microphone that disappeared (doubles up to 30 s)."""
+
+
+class WakeSettings(_Section):
+    models: list[str] = Field(default_factory=lambda: ["hey_music.onnx"])
+    """openWakeWord ONNX models; a bare file name is looked up in the shipped models dir."""
+    threshold: float = Field(0.5, gt=0, lt=1)
+    refractory_seconds: float = Field(2.0, ge=0, le=30)
+    verifier: bool = True
+    """Run the second-stage check on each candidate before waking."""
+    verifier_threshold: float = Field(0.5, ge=0, le=1)
+
+
+class VadSettings(_Section):
+    aggressiveness: int = Field(2, ge=0, le=3)
+    silence_seconds: float = Field(0.7, gt=0, le=5)
+    """End of the command after this much silence."""
+    max_seconds: float = Field(10.0, gt=1, le=30)
+    no_speech_timeout_seconds: float = Field(4.0, gt=0, le=30)
+    preroll_seconds: float = Field(2.0, ge=0, le=5)
+    """Audio kept from before the wake so the recognizer hears the whole utterance."""
+
+
+class AsrSettings(_Section):
+    model_dir: str = ""
+    """CTranslate2 Whisper directory; "" = built once from the installed Whisper base weights."""
+    beam_size: int = Field(1, ge=1, le=10)
+    compute_type: str = "int8"
+    threads: int = Field(2, ge=1, le=64)
+
+
+class CatalogSettings(_Section):
+    source: str = Field(default_factory=default_catalog_source)
+    """What the first run imports when the state dir holds no catalog yet."""
+
+
+class RecommenderSettings(_Section):
+    query_encoder_dir: str = "query_encoder"
+    """Directory with the ONNX query tower and tokenizer.json (relative: shipped models dir)."""
+    song_encoder: str = "song_encoder.onnx"
+    k: int = Field(5, ge=1, le=50)
+    max_per_artist: int = Field(2, ge=1, le=50)
+    min_title_match: float = Field(80.0, ge=0, le=100)
+    """Below this fuzzy score a "play X by Y" falls back to semantic search."""
+
+
+class PlayerSettings(_Section):
+    kind: Literal["auto", "preview", "spotify", "log"] = "auto"
+    max_volume: int = Field(100, ge=1, le=100)
+    volume_step: int = Field(10, ge=1, le=50)
+    duck_db: float = Field(-20.0, le=0, ge=-60)
+    radio: bool = True
+    """When the queue runs out, keep playing more like it until "stop"."""
+    tts: bool = True
+    """Speak answers ("what's playing", errors); off = earcons and logs only."""
+
+
+class SpotifySettings(_Section):
+    client_id: str = ""
+    redirect_uri: str = "http://127.0.0.1:8888/callback"
+    device: str = ""
+    """Spotify Connect device name; "" = the active device."""
+    mode: Literal["play", "queue"] = "play"
+    api_base: str = "https://api.spotify.com/v1/"
+    accounts_base: str = "https://accounts.spotify.com"
+    timeout_seconds: float = Field(3.0, gt=0, le=30)
+
+
+class Settings(_Section):
+    log_transcripts: bool = False
+    """Log what was said. Off by default: this is a microphone in someone's home."""
+    audio: AudioSettings = AudioSettings()
+    wake: WakeSettings = WakeSettings()
+    vad: VadSettings = VadSettings()
+    asr: AsrSettings = AsrSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    recommender: RecommenderSettings = RecommenderSettings()
+    player: PlayerSettings = PlayerSettings()
+    spotify: SpotifySettings = SpotifySettings()
+
+    def model_path(self, name: str) -> Path:
+        """Resolve a model name: absolute or ~ paths as given, else in the shipped models dir."""
+        path = Path(name).expanduser()
+        return path if path.is_absolute() else models_dir() / path
+
+
+def _env_overrides() -> dict[str, dict[str, Any]]:
+    spotify: dict[str, Any] = {}
+    if api := os.environ.get("HEYMUSIC_SPOTIFY_API_BASE"):
+        spotify["api_base"] = api
+    if accounts := os.environ.get("HEYMUSIC_SPOTIFY_ACCOUNTS_BASE"):
+        spotify["accounts_base"] = accounts
+    return {"spotify": spotify} if spotify else {}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("HEYMUSIC_CONFIG", config_dir() / "config.toml"))
+
+
+def load_settings(
+    path: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Read the TOML at `path` (default: the XDG config file; absent = all defaults).
+
+    Raises:
+        ConfigError: one line naming the file and the first bad key.
+    """
+    path = path or default_config_path()
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid TOML ({err}); fix the file or remove it") from err
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
+    raw = _merge(_merge(raw, _env_overrides()), overrides or {})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{path}: bad config key '{key}': {reason}") from err
+
+
+def dump_settings(settings: Settings) -> str:
+    """The effective config as TOML (what `heymusic config` prints)."""
+    lines: list[str] = []
+    data = settings.model_dump()
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,132 @@
+"""Typed pipeline events; their JSON form is the `simulate --json` contract.
+
+Every event carries `audio_s`: seconds into the input where it happened (for
+transcript, intent, results and player: the end of the speech they answer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all events; `type` is the JSON name, fixed per class."""
+
+    type: ClassVar[str] = "event"
+    audio_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.type}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = round(value, 3) if isinstance(value, float) else value
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class WakeCandidate(Event):
+    """The first stage fired but the verifier rejected it (no reaction)."""
+
+    type: ClassVar[str] = "wake_candidate"
+    score: float
+    model: str
+    verifier_score: float
+
+
+@dataclass(frozen=True)
+class Wake(Event):
+    type: ClassVar[str] = "wake"
+    score: float
+    model: str
+
+
+@dataclass(frozen=True)
+class SpeechEnd(Event):
+    type: ClassVar[str] = "speech_end"
+
+
+@dataclass(frozen=True)
+class Timeout(Event):
+    """Woken, but no speech followed within the no-speech timeout."""
+
+    type: ClassVar[str] = "timeout"
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
+    type: ClassVar[str] = "transcript"
+    text: str
+    asr_ms: float
+
+
+@dataclass(frozen=True)
+class IntentEvent(Event):
+    """`name` is one of intents.INTENT_NAMES; `value` is a volume percent or "+10"/"-10"."""
+
+    type: ClassVar[str] = "intent"
+    name: str
+    query: str | None = None
+    value: int | str | None = None
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One recommended track as printed by `simulate` and `ask --json`."""
+
+    track_id: str
+    name: str
+    artist: str
+    genre: str
+    year: int | None
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "name": self.name,
+            "artist": self.artist,
+            "genre": self.genre,
+            "year": self.year,
+            "score": round(float(self.score), 4),
+        }
+
+
+@dataclass(frozen=True)
+class Results(Event):
+    type: ClassVar[str] = "results"
+    tracks: tuple[TrackResult, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "audio_s": round(self.audio_s, 3),
+                "tracks": [t.to_dict() for t in self.tracks]}
+
+
+@dataclass(frozen=True)
+class PlayerCommand(Event):
+    """A command issued to the player; latency is from end of speech to issuing it."""
+
+    type: ClassVar[str] = "player"
+    action: str
+    latency_ms: float
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StageError(Event):
+    type: ClassVar[str] = "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Operational news that is not an error (mic reconnected, audio overrun counted)."""
+
+    type: ClassVar[str] = "notice"
+    message: str

@@ -1,0 +1,69 @@
+"""The player interface the pipeline drives.
+
+Every method returns at once: a player that does I/O (audio device, Spotify
+Web API) does it on its own worker thread, so the audio loop never blocks.
+Problems are reported through `on_message` (spoken and logged by the daemon).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from heymusic.catalog import Track
+
+
+class PlayerState(enum.Enum):
+    STOPPED = "stopped"
+    PLAYING = "playing"
+    PAUSED = "paused"
+
+
+#: Called with one user-facing line ("Spotify needs Premium to ..."); may come from a worker thread.
+MessageCallback = Callable[[str], None]
+
+
+class Player(Protocol):
+    name: str
+
+    def play(self, tracks: Sequence[Track]) -> None:
+        """Replace the queue with `tracks` and start the first playable one."""
+
+    def enqueue(self, tracks: Sequence[Track]) -> None:
+        """Append to the queue without interrupting what plays."""
+
+    def next(self) -> None: ...
+
+    def previous(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def stop(self) -> None:
+        """Stop and clear the queue."""
+
+    def set_volume(self, percent: int) -> None:
+        """Absolute volume 0-100 (capped by the configured maximum)."""
+
+    def change_volume(self, delta: int) -> None: ...
+
+    def duck(self) -> None:
+        """Lower the music while the user speaks (wake until command done)."""
+
+    def unduck(self) -> None: ...
+
+    def earcon(self, name: str) -> None:
+        """Short cue: "listening", "ok" or "sorry"."""
+
+    def say(self, text: str) -> None:
+        """Speak (or log) an answer."""
+
+    def now_playing(self) -> Track | None: ...
+
+    @property
+    def state(self) -> PlayerState: ...
+
+    def close(self) -> None:
+        """Stop workers, save state (volume, last queue)."""
