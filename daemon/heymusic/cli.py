@@ -23,9 +23,7 @@ _LOGGER = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _add(
-    sub: Any, name: str, handler: str, help_text: str
-) -> argparse.ArgumentParser:
+def _add(sub: Any, name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)
     return parser
@@ -39,18 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def player_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--player", choices=["auto", "preview", "spotify", "log"],
-                       help="override [player] kind")
-        p.add_argument("--audio-out", metavar="null|FILE.wav",
-                       help="preview player output: 'null' discards, a .wav path records")
+        p.add_argument(
+            "--player", choices=["auto", "preview", "spotify", "log"], help="override [player] kind"
+        )
+        p.add_argument(
+            "--audio-out",
+            metavar="null|FILE.wav",
+            help="preview player output: 'null' discards, a .wav path records",
+        )
 
     p = _add(sub, "run", "heymusic.daemon:cmd_run", "the always-on daemon (default microphone)")
     p.add_argument("--input", metavar="FILE|-", help="read audio from a file or raw PCM on stdin")
     p.add_argument("--json", action="store_true", help="log events as JSON lines")
     player_flags(p)
 
-    p = _add(sub, "simulate", "heymusic.daemon:cmd_simulate",
-             "run the daemon's loop over an audio file as fast as possible, then exit")
+    p = _add(
+        sub,
+        "simulate",
+        "heymusic.daemon:cmd_simulate",
+        "run the daemon's loop over an audio file as fast as possible, then exit",
+    )
     p.add_argument("file", help="WAV/FLAC/OGG file, or - for 16 kHz mono s16le on stdin")
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     player_flags(p)
@@ -58,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "transcribe", "heymusic.asr:cmd_transcribe", "transcribe an audio file")
     p.add_argument("file")
 
-    _add(sub, "doctor", "heymusic.doctor:cmd_doctor",
-         "check models, audio devices, catalog and Spotify, and say what to fix")
+    _add(
+        sub,
+        "doctor",
+        "heymusic.doctor:cmd_doctor",
+        "check models, audio devices, catalog and Spotify, and say what to fix",
+    )
     _add(sub, "config", "heymusic.cli:cmd_config", "print the effective config")
 
     p = _add(sub, "ask", "heymusic.recommender:cmd_ask", "recommend songs for a request")
@@ -73,35 +83,59 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("path")
     csub.add_parser("info", help="show what the catalog holds")
 
-    p = _add(sub, "train", "heymusic.train_retrieval:cmd_train",
-             "train the two-tower recommender (needs the [train] extra)")
+    p = _add(
+        sub,
+        "train",
+        "heymusic.train_retrieval:cmd_train",
+        "train the two-tower recommender (needs the [train] extra)",
+    )
     p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
     p.add_argument("--out", type=Path, help="checkpoint dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=25.0)
     p.add_argument("--max-steps", type=int, default=None)
 
-    p = _add(sub, "eval", "heymusic.eval_retrieval:cmd_eval",
-             "evaluate the recommender against baselines on held-out playlists")
+    p = _add(
+        sub,
+        "eval",
+        "heymusic.eval_retrieval:cmd_eval",
+        "evaluate the recommender against baselines on held-out playlists",
+    )
     p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
     p.add_argument("--json", action="store_true")
 
-    p = _add(sub, "train-wake", "heymusic.wake_train:cmd_train_wake",
-             "generate speech and train the 'hey music' wake model")
+    p = _add(
+        sub,
+        "train-wake",
+        "heymusic.wake_train:cmd_train_wake",
+        "generate speech and train the 'hey music' wake model",
+    )
     p.add_argument("--work-dir", type=Path, help="cache for generated audio and features")
     p.add_argument("--seed", type=int, default=0)
 
-    p = _add(sub, "wake-eval", "heymusic.wake_eval:cmd_wake_eval",
-             "false rejects / false accepts per hour of the wake model")
+    p = _add(
+        sub,
+        "wake-eval",
+        "heymusic.wake_eval:cmd_wake_eval",
+        "false rejects / false accepts per hour of the wake model",
+    )
     p.add_argument("--work-dir", type=Path)
     p.add_argument("--json", action="store_true")
 
-    p = _add(sub, "enroll", "heymusic.wake_enroll:cmd_enroll",
-             "record yourself saying 'hey music' to train a personal verifier")
+    p = _add(
+        sub,
+        "enroll",
+        "heymusic.wake_enroll:cmd_enroll",
+        "record yourself saying 'hey music' to train a personal verifier",
+    )
     p.add_argument("--count", type=int, default=5)
 
-    p = _add(sub, "spotify", "heymusic.players.spotify_auth:cmd_spotify",
-             "log in to Spotify (headless PKCE) or check the login")
+    p = _add(
+        sub,
+        "spotify",
+        "heymusic.players.spotify_auth:cmd_spotify",
+        "log in to Spotify (headless PKCE) or check the login",
+    )
     ssub = p.add_subparsers(dest="spotify_command", required=True, metavar="ACTION")
     ssub.add_parser("login", help="print the authorize URL, then paste the redirect URL")
     ssub.add_parser("status", help="who is logged in, which devices are there")
@@ -144,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # the clear-error rule: one line unless --debug
         if args.debug:
             raise
-        print(f"heymusic: unexpected error: {type(err).__name__}: {err} "
-              "(run with --debug for details)", file=sys.stderr)
+        print(
+            f"heymusic: unexpected error: {type(err).__name__}: {err} "
+            "(run with --debug for details)",
+            file=sys.stderr,
+        )
         return 1

@@ -71,8 +71,9 @@ class AudioSettings(_Section):
 
 
 class WakeSettings(_Section):
-    models: list[str] = Field(default_factory=lambda: ["hey_music.onnx"])
-    """openWakeWord ONNX models; a bare file name is looked up in the shipped models dir."""
+    models: list[str] = Field(default_factory=lambda: ["hey_jarvis_v0.1.onnx"])
+    """openWakeWord ONNX models; a bare file name is looked up in the shipped models dir,
+    then in openwakeword's own resources. Stock "hey jarvis" until hey_music.onnx ships."""
     threshold: float = Field(0.5, gt=0, lt=1)
     refractory_seconds: float = Field(2.0, ge=0, le=30)
     verifier: bool = True
@@ -176,9 +177,7 @@ def default_config_path() -> Path:
     return Path(os.environ.get("HEYMUSIC_CONFIG", config_dir() / "config.toml"))
 
 
-def load_settings(
-    path: Path | None = None, overrides: dict[str, Any] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Read the TOML at `path` (default: the XDG config file; absent = all defaults).
 
     Raises:

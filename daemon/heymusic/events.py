@@ -20,7 +20,7 @@ class Event:
     audio_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"type": self.type}
+        data: dict[str, Any] = {"type": self.type}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             data[f.name] = round(value, 3) if isinstance(value, float) else value
@@ -104,8 +104,11 @@ class Results(Event):
     tracks: tuple[TrackResult, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "audio_s": round(self.audio_s, 3),
-                "tracks": [t.to_dict() for t in self.tracks]}
+        return {
+            "type": self.type,
+            "audio_s": round(self.audio_s, 3),
+            "tracks": [t.to_dict() for t in self.tracks],
+        }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""Wake word: openWakeWord streaming scores, a threshold and a refractory period.
+
+Model-agnostic: it loads whatever ONNX files `[wake] models` names (a bare name is
+looked up in the shipped models dir, then in openwakeword's own resources), and
+reports which one fired. A second stage (heymusic.wake_verify), when installed and
+enabled, checks each candidate on the last ~2 s of audio before it becomes a Wake.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heymusic.config import Settings
+from heymusic.errors import UserError
+from heymusic.events import Wake, WakeCandidate
+
+_LOGGER = logging.getLogger(__name__)
+
+VERIFY_SECONDS = 2.0
+"""Audio kept for the second stage: the wake phrase and a little before it."""
+
+
+def openwakeword_resources() -> Path:
+    """The wheel's bundled models (feature extractors and stock wake words)."""
+    spec = importlib.util.find_spec("openwakeword")
+    if spec is None or spec.origin is None:
+        raise UserError("openwakeword is not installed; run `make run` or pip install heymusic")
+    return Path(spec.origin).parent / "resources" / "models"
+
+
+def resolve_wake_model(settings: Settings, name: str) -> Path:
+    """The file for one `[wake] models` entry.
+
+    Raises:
+        UserError: naming the file when neither the models dir nor openwakeword has it.
+    """
+    path = settings.model_path(name)
+    if path.exists():
+        return path
+    stock = openwakeword_resources() / name
+    if Path(name).name == name and stock.exists():
+        return stock
+    raise UserError(
+        f"wake model {path} not found; fix [wake] models in the config or restore the file "
+        f"(stock models: {', '.join(sorted(p.name for p in openwakeword_resources().glob('*_v*.onnx')))})"
+    )
+
+
+def _load_model(paths: list[Path]) -> Any:
+    from openwakeword.model import Model
+
+    try:
+        with warnings.catch_warnings():  # it asks for CUDA first, then falls back to CPU
+            warnings.simplefilter("ignore", UserWarning)
+            model = Model(wakeword_model_paths=[str(p) for p in paths])
+    except Exception as err:  # onnxruntime raises its own exception types
+        bad = _first_unloadable(paths)
+        raise UserError(
+            f"wake model {bad} cannot be loaded ({type(err).__name__}); it is not a valid "
+            "openWakeWord ONNX model: restore or retrain it"
+        ) from err
+    # openwakeword 0.4.0 silently swallows unknown kwargs and then loads every stock
+    # model: make sure we got exactly what was asked.
+    wanted = [p.name[: -len(".onnx")] if p.name.endswith(".onnx") else p.name for p in paths]
+    if sorted(model.models) != sorted(wanted):
+        raise UserError(f"openwakeword loaded {sorted(model.models)} instead of {wanted}")
+    return model
+
+
+def _first_unloadable(paths: list[Path]) -> Path:
+    import onnxruntime as ort
+
+    for path in paths:
+        try:
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception:  # any failure marks this file as the culprit
+            return path
+    return paths[0]
+
+
+class WakeDetector:
+    """Feed 80 ms int16 chunks; returns a Wake when a model's score crosses the threshold.
+
+    After firing, it stays quiet for `refractory_seconds` so one utterance wakes once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        cfg = settings.wake
+        if not cfg.models:
+            raise UserError("[wake] models is empty; name at least one wake model")
+        self._paths = [resolve_wake_model(settings, name) for name in cfg.models]
+        self._model = _load_model(self._paths)
+        self.model_names: list[str] = list(self._model.models)
+        self._threshold = cfg.threshold
+        self._refractory_s = cfg.refractory_seconds
+        self._last_fire_s = float("-inf")
+        self._recent: deque[np.ndarray] = deque(maxlen=int(VERIFY_SECONDS / 0.08))
+        self._verifier = _load_verifier(settings) if cfg.verifier else None
+        self._verifier_threshold = cfg.verifier_threshold
+        _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
+
+    def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
+        """Score one chunk ending at `audio_s` seconds into the input."""
+        self._recent.append(chunk)
+        scores: dict[str, float] = self._model.predict(chunk)
+        if not scores:
+            return None
+        model, score = max(scores.items(), key=lambda item: item[1])
+        if score < self._threshold or audio_s - self._last_fire_s < self._refractory_s:
+            return None
+        self._last_fire_s = audio_s
+        if self._verifier is not None:
+            verified = float(self._verifier.score(np.concatenate(self._recent)))
+            if verified < self._verifier_threshold:
+                return WakeCandidate(audio_s, float(score), model, verified)
+        return Wake(audio_s, float(score), model)
+
+    def reset(self) -> None:
+        """Forget recent scores (after a command), so stale frames cannot fire again."""
+        self._model.reset()
+        self._recent.clear()
+
+
+def _load_verifier(settings: Settings) -> Any:
+    """The second stage when its module is present; None = first stage only."""
+    if importlib.util.find_spec("heymusic.wake_verify") is None:
+        return None
+    from heymusic import wake_verify  # type: ignore[attr-defined,unused-ignore]
+
+    return wake_verify.load_verifier(settings)
