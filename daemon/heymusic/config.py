@@ -68,6 +68,9 @@ class AudioSettings(_Section):
     """Speaker for the preview/local player: index or name substring; "" = default."""
     reconnect_seconds: float = Field(2.0, gt=0, le=60)
     """First wait before reopening a microphone that disappeared (doubles up to 30 s)."""
+    earcon_mute_seconds: float = Field(0.2, ge=0, le=2)
+    """Mic audio replaced by silence after the "listening" earcon starts, so the cue never
+    reaches the recognizer (players that make no sound skip this)."""
 
 
 class WakeSettings(_Section):
@@ -123,6 +126,8 @@ class PlayerSettings(_Section):
     """When the queue runs out, keep playing more like it until "stop"."""
     tts: bool = True
     """Speak answers ("what's playing", errors); off = earcons and logs only."""
+    download_timeout_seconds: float = Field(4.0, gt=0, le=60)
+    """Preview clips: give up on a server that sends nothing for this long (then skip)."""
 
 
 class SpotifySettings(_Section):

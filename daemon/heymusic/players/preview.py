@@ -1,0 +1,396 @@
+"""The default player: local files and Spotify preview clips through the speaker.
+
+One worker thread owns the queue, the decoder and the sink; the public methods
+only post a command and return. The worker writes 20 ms blocks, so a command
+takes effect within a block (or one network read while a clip downloads).
+Earcons and spoken replies are mixed over the music, which is ducked under them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Collection, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import miniaudio
+import numpy as np
+import requests
+
+from heymusic.catalog import Track
+from heymusic.config import Settings
+from heymusic.players.audio_out import AudioSink
+from heymusic.players.base import MessageCallback, PlayerState
+from heymusic.players.earcons import EARCON_NAMES, make_earcon
+from heymusic.players.state import SavedState, load_state, save_state
+from heymusic.players.voice import Voice
+
+_LOGGER = logging.getLogger(__name__)
+
+#: recommender.more_like: (seed track, k, exclude ids) -> [(track, score), ...]
+MoreLike = Callable[..., Sequence[tuple[Track, float]]]
+
+NOTHING_PLAYABLE = (
+    "none of these songs can be played here: log in to Spotify "
+    "('heymusic spotify login') or import a music folder "
+    "('heymusic catalog import DIR')"
+)
+_MAX_DOWNLOAD_BYTES = 20_000_000
+#: Radio gives up after this many unplayable suggestions in a row.
+_MAX_FAILURES_IN_ROW = 10
+_URGENT = frozenset({"play", "next", "previous", "stop", "close"})
+
+
+def describe(track: Track) -> str:
+    return f"'{track.name}' by {track.artist}" if track.artist else f"'{track.name}'"
+
+
+def local_source(track: Track) -> bool:
+    """True when the track has audio this machine can play itself (a file or a preview URL)."""
+    return bool(track.path and Path(track.path).is_file()) or bool(track.preview_url)
+
+
+class _Skip(Exception):
+    """This track cannot be played; the message says why (logged, then the next one plays)."""
+
+
+def volume_gain(percent: int) -> float:
+    """Loudness-like curve: 50 % is about -12 dB, 10 % about -40 dB."""
+    return (max(0, min(percent, 100)) / 100.0) ** 2
+
+
+class PreviewPlayer:
+    """Plays tracks from their local file, else their preview URL, through an `AudioSink`."""
+
+    name = "preview"
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: AudioSink,
+        on_message: MessageCallback | None = None,
+        more_like: MoreLike | None = None,
+        voice: Voice | None = None,
+    ) -> None:
+        self._cfg = settings.player
+        self._sink = sink
+        self._on_message = on_message
+        self._more_like = more_like
+        self._voice = voice if voice is not None else (Voice() if self._cfg.tts else None)
+        self._block = sink.rate // 50
+        self._duck_gain = 10 ** (self._cfg.duck_db / 20)
+        saved = load_state()
+        self._volume = min(saved.volume, self._cfg.max_volume)
+        self._queue: list[Track] = saved.queue
+        self._pos = saved.position
+        self._state = PlayerState.STOPPED
+        self._source: Generator[np.ndarray, None, None] | None = None
+        self._ducked = False
+        self._gain = 0.0
+        self._overlay = np.zeros((0, sink.channels), np.float32)
+        self._history: list[str] = []
+        self._failures_in_row = 0
+        self._http = requests.Session()
+        self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._interrupt = threading.Event()
+        self._tts = ThreadPoolExecutor(1, thread_name_prefix="heymusic-tts")
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="heymusic-player", daemon=True)
+        self._thread.start()
+
+    # --- the Player interface: post and return -------------------------------------------
+    def _post(self, name: str, arg: Any = None) -> None:
+        self._commands.put((name, arg))
+        if name in _URGENT:
+            self._interrupt.set()  # abort a download in progress
+
+    def play(self, tracks: Sequence[Track]) -> None:
+        self._post("play", list(tracks))
+
+    def enqueue(self, tracks: Sequence[Track]) -> None:
+        self._post("enqueue", list(tracks))
+
+    def next(self) -> None:
+        self._post("next")
+
+    def previous(self) -> None:
+        self._post("previous")
+
+    def pause(self) -> None:
+        self._post("pause")
+
+    def resume(self) -> None:
+        self._post("resume")
+
+    def stop(self) -> None:
+        self._post("stop")
+
+    def set_volume(self, percent: int) -> None:
+        self._post("volume", percent)
+
+    def change_volume(self, delta: int) -> None:
+        self._post("volume_delta", delta)
+
+    def duck(self) -> None:
+        self._post("duck", True)
+
+    def unduck(self) -> None:
+        self._post("duck", False)
+
+    def earcon(self, name: str) -> None:
+        if name not in EARCON_NAMES:
+            _LOGGER.warning("unknown earcon %r (known: %s)", name, ", ".join(EARCON_NAMES))
+            return
+        self._post("overlay", self._to_sink(make_earcon(name, self._sink.rate), self._sink.rate))
+
+    def say(self, text: str) -> None:
+        _LOGGER.info("say: %s", text)
+        if self._voice is not None and not self._closed:
+            self._tts.submit(self._speak, text)
+
+    def now_playing(self) -> Track | None:
+        q, pos, state = self._queue, self._pos, self._state  # the worker replaces, never edits
+        return None if state is PlayerState.STOPPED or pos >= len(q) else q[pos]
+
+    @property
+    def state(self) -> PlayerState:
+        return self._state
+
+    @property
+    def volume(self) -> int:
+        return self._volume
+
+    def close(self) -> None:
+        self._closed = True
+        self._tts.shutdown(wait=False, cancel_futures=True)
+        self._post("close")
+        self._thread.join(timeout=5)
+        self._sink.close()
+
+    # --- helpers running off the worker ---------------------------------------------------
+    def _speak(self, text: str) -> None:
+        assert self._voice is not None
+        result = self._voice.synthesize(text)
+        if result is not None:
+            audio, rate = result
+            self._post("overlay", self._to_sink(audio * 0.8, rate))
+
+    def _to_sink(self, mono: np.ndarray, rate: int) -> np.ndarray:
+        if rate != self._sink.rate:
+            import soxr
+
+            mono = soxr.resample(mono, rate, self._sink.rate)
+        return np.repeat(mono.astype(np.float32)[:, None], self._sink.channels, axis=1)
+
+    def _report(self, line: str) -> None:
+        """A problem the person should hear about: the daemon speaks it, else we do."""
+        _LOGGER.warning("%s", line)
+        if self._on_message is not None:
+            self._on_message(line)
+        else:
+            self.say(line)
+
+    # --- the worker -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._interrupt.clear()
+            idle = self._state is not PlayerState.PLAYING and not len(self._overlay)
+            try:
+                command: tuple[str, Any] | None = self._commands.get(timeout=0.2 if idle else 0)
+            except queue.Empty:
+                command = None
+            while command is not None:
+                if command[0] == "close":
+                    self._close_source()
+                    self._save()
+                    return
+                try:
+                    self._handle(*command)
+                except Exception:  # a bug in one command must not silence the player
+                    _LOGGER.exception("player command %s failed", command[0])
+                try:
+                    command = self._commands.get_nowait()
+                except queue.Empty:
+                    command = None
+            try:
+                self._step()
+            except Exception:
+                _LOGGER.exception("player failed; stopping playback")
+                self._close_source()
+                self._state = PlayerState.STOPPED
+
+    def _handle(self, name: str, arg: Any) -> None:
+        if name == "play":
+            self._close_source()
+            self._queue, self._pos, self._history, self._failures_in_row = arg, 0, [], 0
+            if any(local_source(t) for t in arg):
+                self._state = PlayerState.PLAYING
+            else:
+                self._state = PlayerState.STOPPED
+                self._report(NOTHING_PLAYABLE)
+            self._save()
+        elif name == "enqueue":
+            self._queue = self._queue + arg
+            if self._state is PlayerState.STOPPED:
+                self._state = PlayerState.PLAYING
+        elif name in ("next", "previous"):
+            self._close_source()
+            self._pos = self._pos + 1 if name == "next" else max(self._pos - 1, 0)
+            self._state = PlayerState.PLAYING
+            if self._pos >= len(self._queue):
+                self._queue_ran_out()
+        elif name == "pause" and self._state is PlayerState.PLAYING:
+            self._state = PlayerState.PAUSED
+        elif name == "resume" and self._state is not PlayerState.PLAYING and self._queue:
+            self._state = PlayerState.PLAYING  # after a restart: the saved queue, saved position
+        elif name == "stop":
+            self._close_source()
+            self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
+            self._overlay = self._overlay[:0]
+            self._save()
+        elif name in ("volume", "volume_delta"):
+            target = arg if name == "volume" else self._volume + arg
+            self._volume = max(0, min(int(target), self._cfg.max_volume))
+            _LOGGER.info("volume %d%%", self._volume)
+            self._save()
+        elif name == "duck":
+            self._ducked = arg
+        elif name == "overlay":
+            self._overlay = np.concatenate([self._overlay, arg])
+
+    def _step(self) -> None:
+        music = None
+        if self._state is PlayerState.PLAYING:
+            if self._source is None:
+                self._start_current()
+            if self._source is not None:
+                music = self._next_music()
+        overlay_on = len(self._overlay) > 0
+        if music is None and not overlay_on:
+            return
+        frames = len(music) if music is not None else min(self._block, len(self._overlay))
+        out = np.zeros((frames, self._sink.channels), np.float32)
+        if music is not None:
+            target = volume_gain(self._volume)
+            if self._ducked or overlay_on:
+                target *= self._duck_gain
+            ramp = np.linspace(self._gain, target, frames, dtype=np.float32)[:, None]
+            out += music * ramp  # ramped so volume changes do not click
+            self._gain = target
+        if overlay_on:
+            n = min(frames, len(self._overlay))
+            out[:n] += self._overlay[:n]
+            self._overlay = self._overlay[n:]
+        self._sink.write((np.clip(out, -1.0, 1.0) * 32767).astype(np.int16))
+
+    def _next_music(self) -> np.ndarray | None:
+        assert self._source is not None
+        try:
+            return next(self._source)
+        except StopIteration:
+            pass
+        except miniaudio.MiniaudioError as err:
+            _LOGGER.warning("stopped decoding %s: %s", describe(self._queue[self._pos]), err)
+        self._close_source()
+        self._history.append(self._queue[self._pos].track_id)
+        self._pos += 1
+        if self._pos >= len(self._queue):
+            self._queue_ran_out()
+        self._save()
+        return None
+
+    def _start_current(self) -> None:
+        while self._state is PlayerState.PLAYING and not self._interrupt.is_set():
+            if self._pos >= len(self._queue):
+                self._queue_ran_out()
+                continue
+            track = self._queue[self._pos]
+            try:
+                self._source = self._open(track)
+            except _Skip as err:
+                _LOGGER.warning("skipping %s: %s", describe(track), err)
+                self._failures_in_row += 1
+                self._pos += 1
+                if self._failures_in_row >= _MAX_FAILURES_IN_ROW:
+                    self._report(NOTHING_PLAYABLE)
+                    self._state = PlayerState.STOPPED
+                continue
+            if self._source is not None:
+                _LOGGER.info("playing %s", describe(track))
+                self._failures_in_row = 0
+                self._gain = 0.0  # fade in from silence
+            return
+
+    def _queue_ran_out(self) -> None:
+        """Radio: more like what played, until "stop"; else stop at the end."""
+        more: list[Track] = []
+        if self._cfg.radio and self._more_like is not None and self._queue:
+            seen: Collection[str] = {t.track_id for t in self._queue}
+            try:
+                more = [
+                    t for t, _ in self._more_like(self._queue[-1], exclude=seen) if local_source(t)
+                ]
+            except Exception:  # radio is a bonus: a failing recommender just ends the music
+                _LOGGER.exception("radio: could not get more songs")
+        if more:
+            _LOGGER.info("radio: %d more like %s", len(more), describe(self._queue[-1]))
+            self._queue = self._queue + more
+            return
+        if self._queue and self._pos >= len(self._queue) and not self._history:
+            self._report(NOTHING_PLAYABLE)
+        self._close_source()
+        self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
+        self._save()
+
+    def _open(self, track: Track) -> Generator[np.ndarray, None, None] | None:
+        """A decoder positioned at the first block; None if a newer command interrupted."""
+        fmt, channels, rate = miniaudio.SampleFormat.SIGNED16, self._sink.channels, self._sink.rate
+        try:
+            if track.path and Path(track.path).is_file():
+                blocks = miniaudio.stream_file(track.path, fmt, channels, rate, self._block)
+            elif track.preview_url:
+                data = self._download(track.preview_url)
+                if data is None:
+                    return None
+                blocks = miniaudio.stream_memory(data, fmt, channels, rate, self._block)
+            else:
+                raise _Skip("no local file and no preview clip")
+            first = next(blocks)
+        except (miniaudio.MiniaudioError, StopIteration) as err:
+            raise _Skip(f"cannot decode its audio ({err or 'empty'})") from err
+        return (
+            np.frombuffer(b, np.int16).reshape(-1, channels).astype(np.float32) / 32768.0
+            for b in itertools.chain([first], blocks)
+        )
+
+    def _download(self, url: str) -> bytes | None:
+        """The whole clip (previews are ~30 s, well under 1 MB), read in chunks so that
+        skip/stop interrupt it; None when interrupted."""
+        timeout = self._cfg.download_timeout_seconds
+        deadline = time.monotonic() + 3 * timeout
+        data = bytearray()
+        try:
+            with self._http.get(url, stream=True, timeout=timeout) as resp:
+                resp.raise_for_status()
+                for chunk in resp.iter_content(32768):
+                    data += chunk
+                    if self._interrupt.is_set():
+                        return None
+                    if time.monotonic() > deadline or len(data) > _MAX_DOWNLOAD_BYTES:
+                        raise _Skip("download too slow or too large")
+        except requests.RequestException as err:
+            raise _Skip(f"download failed ({type(err).__name__}: {err})") from err
+        return bytes(data)
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def _save(self) -> None:
+        save_state(SavedState(self._volume, self._queue, self._pos))
