@@ -1,0 +1,254 @@
+"""Request text -> songs: fuzzy title/artist match first, then semantic search.
+
+Semantic search encodes the request with the ONNX query tower and takes the
+cosine top-k from the song index (two-tower song vectors, or the song text
+embedded by a zero-shot encoder when no song tower ships). Results are spread
+over artists, and songs already served this session are not served again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from heymusic import events
+from heymusic.catalog import Catalog, Track, load_catalog, words
+from heymusic.config import Settings, state_dir
+from heymusic.encoder import ZERO_SHOT, QueryEncoder, SongEncoder
+from heymusic.index import VectorIndex, load_index, save_index
+from heymusic.matcher import Match, TitleMatcher, request_words
+from heymusic.song_features import DESCRIPTIVE_WORDS, SongFeaturizer, song_text
+
+_LOGGER = logging.getLogger(__name__)
+
+FEATURES_FILE = "song_features.json"
+#: "more like X", "similar to X", "something like X": X names a song or an artist.
+_LIKE = re.compile(r"\b(?:like|similar to|sounds like)\s+(.+)$")
+#: How many served songs the session remembers (so radio never runs dry on a small catalog).
+SESSION_MEMORY = 500
+#: Candidates fetched per requested song before the per-artist cap thins them.
+OVERFETCH = 12
+#: An artist-only request needs a near-exact artist name.
+MIN_ARTIST_MATCH = 90.0
+
+
+class SongModels:
+    """The query encoder and, for the two-tower model, the song encoder and featurizer."""
+
+    def __init__(self, settings: Settings) -> None:
+        rec = settings.recommender
+        self.query_dir = settings.model_path(rec.query_encoder_dir)
+        self.query = QueryEncoder(self.query_dir)
+        self.song: SongEncoder | None = None
+        self.featurizer: SongFeaturizer | None = None
+        if self.query.kind != ZERO_SHOT:
+            song_path = settings.model_path(rec.song_encoder)
+            self.song = SongEncoder(song_path)
+            self.featurizer = SongFeaturizer.load(song_path.parent / FEATURES_FILE)
+            self.song_files = [song_path, song_path.parent / FEATURES_FILE]
+        else:
+            self.song_files = [self.query_dir / self.query.meta.get("file", "model.onnx")]
+
+    def key(self) -> str:
+        """Identifies what made the song vectors: the index is rebuilt when it changes."""
+        digest = hashlib.sha256(self.query.kind.encode())
+        for path in self.song_files:
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def song_vectors(self, tracks: Sequence[Track], batch: int = 2048) -> np.ndarray:
+        """Unit vectors for every track, with a progress bar (a 25k catalog takes seconds)."""
+        parts = []
+        for start in tqdm(
+            range(0, len(tracks), batch), desc="index songs", unit=" batch", leave=False
+        ):
+            chunk = tracks[start : start + batch]
+            if self.song is not None and self.featurizer is not None:
+                parts.append(self.song.encode(self.featurizer.transform(chunk)))
+            else:
+                parts.append(self.query.encode([song_text(t) for t in chunk]))
+        if not parts:
+            return np.zeros((0, self.query.dim), dtype=np.float32)
+        return np.concatenate(parts)
+
+
+def build_index(
+    settings: Settings, catalog: Catalog, models: SongModels | None = None
+) -> VectorIndex:
+    """Vectors for every catalog song, stored in the state dir (memory-mapped when loaded)."""
+    models = models or SongModels(settings)
+    vectors = models.song_vectors(catalog.tracks)
+    meta = {"catalog": catalog.fingerprint, "model": models.key()}
+    save_index(state_dir(), vectors, meta)
+    loaded = load_index(state_dir(), meta)
+    return loaded if loaded is not None else VectorIndex(vectors)
+
+
+class Recommender:
+    """What `ask`, the daemon's play intent and radio mode call."""
+
+    def __init__(
+        self, settings: Settings, catalog: Catalog, models: SongModels, index: VectorIndex
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.models = models
+        self.index = index
+        self.matcher = TitleMatcher(catalog.tracks)
+        self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
+        self.descriptive = DESCRIPTIVE_WORDS | {
+            w for t in catalog.tracks for g in t.tags for w in words(g)
+        }
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def recommend(
+        self, text: str, k: int | None = None, exclude: Collection[str] = ()
+    ) -> list[tuple[Track, float]]:
+        """The best k songs for a spoken request; scores in [0, 1]."""
+        k = k or self.settings.recommender.k
+        named = self._named(text)
+        if named is not None:
+            match, like = named
+            if like:
+                return self._serve(self._like(match, k, exclude))
+            if match.kind == "artist":
+                return self._serve(self._artist_songs(match.track, k, exclude))
+            rest = self.more_like(match.track, k - 1, exclude=[*exclude, match.track.track_id])
+            return [(match.track, match.score / 100.0), *rest]
+        query = self.models.query.encode([text])[0]
+        return self._serve(self._search(query, k, exclude))
+
+    def more_like(
+        self, track: Track, k: int | None = None, exclude: Collection[str] = ()
+    ) -> list[tuple[Track, float]]:
+        """Songs near `track` (its own vector as the query); never `track` itself."""
+        k = k or self.settings.recommender.k
+        row = self.catalog.position(track.track_id)
+        if row is None:
+            return []
+        query = np.asarray(self.index.vectors[row])
+        return self._serve(self._search(query, k, [*exclude, track.track_id]))
+
+    def mark_played(self, track_id: str) -> None:
+        """A song played this session is not served again by semantic search or radio."""
+        self.served.append(track_id)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _named(self, text: str) -> tuple[Match, bool] | None:
+        """A strong title or artist match (and whether the request asked for "like" it)."""
+        found = _LIKE.search(" ".join(request_words(text)))
+        target = found.group(1) if found else text
+        request = request_words(target)
+        if not request:
+            return None
+        artist = self.matcher.best_artist(target)
+        title = self.matcher.best_title(target)
+        if (
+            artist
+            and artist.score >= MIN_ARTIST_MATCH
+            and (title is None or artist.score >= title.score)
+        ):
+            return artist, bool(found)
+        if all(w in self.descriptive for w in request):
+            return None  # "play happy", "some rock": a description, not a title
+        if title and title.score >= self.settings.recommender.min_title_match:
+            return title, bool(found)
+        return None
+
+    def _like(self, match: Match, k: int, exclude: Collection[str]) -> list[tuple[Track, float]]:
+        if match.kind == "title":
+            return self.more_like(match.track, k, exclude)
+        own = self.matcher.artist_tracks(match.track)
+        rows = [r for t in own[:20] if (r := self.catalog.position(t.track_id)) is not None]
+        query = np.asarray(self.index.vectors[rows]).mean(axis=0)
+        query /= max(float(np.linalg.norm(query)), 1e-12)
+        return self._search(query, k, exclude)
+
+    def _artist_songs(
+        self, track: Track, k: int, exclude: Collection[str]
+    ) -> list[tuple[Track, float]]:
+        skip = set(exclude) | set(self.served)
+        songs = [t for t in self.matcher.artist_tracks(track) if t.track_id not in skip]
+        return [(t, 1.0) for t in songs[:k]]
+
+    def _search(
+        self, query: np.ndarray, k: int, exclude: Collection[str]
+    ) -> list[tuple[Track, float]]:
+        skip = {
+            r for tid in {*exclude, *self.served} if (r := self.catalog.position(tid)) is not None
+        }
+        rows, scores = self.index.search(query, k * OVERFETCH, skip)
+        cap = self.settings.recommender.max_per_artist
+        per_artist: dict[str, int] = {}
+        out: list[tuple[Track, float]] = []
+        for row, score in zip(rows, scores, strict=True):
+            track = self.catalog.tracks[int(row)]
+            artist = track.artist.lower()
+            if per_artist.get(artist, 0) >= cap:
+                continue
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            out.append((track, float(np.clip(score, 0.0, 1.0))))
+            if len(out) == k:
+                break
+        return out
+
+    def _serve(self, results: list[tuple[Track, float]]) -> list[tuple[Track, float]]:
+        self.served.extend(t.track_id for t, _ in results)
+        return results
+
+
+def load_recommender(settings: Settings) -> Recommender:
+    """Catalog (imported on first use), models and the index (rebuilt when stale)."""
+    catalog = load_catalog(settings)
+    models = SongModels(settings)
+    index = load_index(state_dir(), {"catalog": catalog.fingerprint, "model": models.key()})
+    if index is None:
+        _LOGGER.info("building the song index for %d tracks", len(catalog))
+        index = build_index(settings, catalog, models)
+    return Recommender(settings, catalog, models, index)
+
+
+def track_result(track: Track, score: float) -> events.TrackResult:
+    return events.TrackResult(
+        track_id=track.track_id,
+        name=track.name,
+        artist=track.artist,
+        genre=track.genre,
+        year=track.year,
+        score=float(score),
+    )
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic ask "text" [-k 5] [--json]`."""
+    recommender = load_recommender(settings)
+    results = recommender.recommend(args.text, k=args.k)
+    if args.json:
+        tracks = [track_result(t, s).to_dict() for t, s in results]
+        print(json.dumps({"query": args.text, "tracks": tracks}, ensure_ascii=False))
+        return 0
+    if not results:
+        print("no songs found")
+    for n, (track, score) in enumerate(results, 1):
+        year = f" ({track.year})" if track.year else ""
+        genre = f" [{track.genre}]" if track.genre else ""
+        print(f"{n}. {track.name} - {track.artist}{year}{genre}  {score:.3f}")
+    return 0
+
+
+def model_files(settings: Settings) -> list[Path]:
+    """The model files the recommender needs (for `doctor`)."""
+    rec = settings.recommender
+    qdir = settings.model_path(rec.query_encoder_dir)
+    return [qdir / "model.onnx", qdir / "tokenizer.json", qdir / "encoder.json"]
