@@ -1,0 +1,396 @@
+"""The Spotify Web API player: plays on the user's Spotify Connect device (Premium).
+
+`SpotifyApi` makes the calls: each voice command gets a budget (`[spotify]
+timeout_seconds`, 3 s) for all its calls, retries and waits, and every failure
+becomes one `SpotifyFailure` line saying what to do. `SpotifyPlayer` runs the
+commands on its own thread and reports failures through `on_message`, so
+nothing here ever blocks the audio loop or ends the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import requests
+import spotipy
+from spotipy.exceptions import SpotifyException
+from spotipy.oauth2 import SpotifyOauthError
+
+from heymusic.catalog import Track
+from heymusic.config import Settings, state_dir
+from heymusic.players.base import MessageCallback, PlayerState
+from heymusic.players.preview import MoreLike, PreviewPlayer
+from heymusic.players.spotify_auth import TokenCache, make_auth
+from heymusic.players.state import SavedState, load_state, save_state
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LOGIN = "Spotify login is missing or expired: run 'heymusic spotify login'"
+PREMIUM = "Spotify only lets Premium accounts control playback; upgrade, or use the preview player"
+NO_DEVICE = (
+    "no Spotify device is on: open Spotify on your phone or computer (or start "
+    "raspotify/librespot on the Pi), play anything once, then ask again"
+)
+BUSY = "Spotify is busy; try again in a moment"
+NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or pick others"
+#: While playing, look this often whether our last track has started (to queue the radio).
+POLL_SECONDS = 20.0
+
+
+class SpotifyFailure(Exception):
+    """One line for the person; `status`/`reason` from Spotify when it answered."""
+
+    def __init__(self, line: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(line)
+        self.status, self.reason = status, reason
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After", 1)))
+    except ValueError:
+        return 1.0
+
+
+class SpotifyApi:
+    """spotipy with our own retry policy: bounded by the command's deadline, not by count."""
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        self._cfg = settings.spotify
+        self.auth = make_auth(settings)
+        prefix = (
+            self._cfg.api_base if self._cfg.api_base.endswith("/") else self._cfg.api_base + "/"
+        )
+        # A plain session: spotipy's own urllib3 Retry would sleep past our budget.
+        self.sp = spotipy.Spotify(
+            auth_manager=self.auth,
+            requests_session=session or requests.Session(),
+            requests_timeout=self._cfg.timeout_seconds,
+            retries=0,
+            status_retries=0,
+        )
+        self.sp.prefix = prefix  # spotipy's attribute for the API base
+        self._deadline = 0.0
+        self._device_id: str | None = None
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a new command's budget."""
+        self._deadline = time.monotonic() + self._cfg.timeout_seconds
+
+    def call(self, fn: Callable[[spotipy.Spotify], T]) -> T:
+        """Run one Web API call within the budget: refresh once on 401, wait out a short
+        Retry-After, back off on 5xx and network errors; else raise `SpotifyFailure`."""
+        refreshed, delay = False, 0.2
+        while True:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0.05:
+                raise SpotifyFailure(BUSY)
+            self.sp.requests_timeout = remaining
+            self.auth.requests_timeout = remaining
+            token = TokenCache().get_cached_token()
+            if not token or not token.get("refresh_token"):
+                raise SpotifyFailure(LOGIN)  # never let spotipy fall into its interactive login
+            try:
+                return fn(self.sp)
+            except SpotifyException as err:
+                status, reason = err.http_status, str(err.reason or "")
+                if status == 401 and not refreshed:
+                    refreshed = True
+                    self._refresh(token)
+                    continue
+                if status == 401:
+                    raise SpotifyFailure(LOGIN, status) from None
+                if status == 403:
+                    line = (
+                        PREMIUM
+                        if reason in ("", "PREMIUM_REQUIRED")
+                        else f"Spotify refused that ({reason.lower().replace('_', ' ')})"
+                    )
+                    raise SpotifyFailure(line, status, reason) from None
+                if status == 404:
+                    self._device_id = None
+                    raise SpotifyFailure(NO_DEVICE, status, reason) from None
+                if status == 429:
+                    wait = _retry_after(err.headers)
+                    if time.monotonic() + wait < self._deadline - 0.05:
+                        _LOGGER.info("Spotify rate limit: retrying in %.1f s", wait)
+                        time.sleep(wait)
+                        continue
+                    raise SpotifyFailure(BUSY, status) from None
+                if status < 500:
+                    raise SpotifyFailure(
+                        f"Spotify refused the request ({status}: {err.msg})", status, reason
+                    ) from None
+                problem = f"Spotify had an error ({status})"
+            except SpotifyOauthError as err:
+                raise SpotifyFailure(LOGIN) from err
+            except requests.RequestException as err:
+                problem = f"cannot reach Spotify ({type(err).__name__})"
+            if time.monotonic() + delay >= self._deadline:
+                raise SpotifyFailure(f"{problem}; try again in a moment")
+            _LOGGER.info("%s; retrying in %.1f s", problem, delay)
+            time.sleep(delay)
+            delay *= 2
+
+    def _refresh(self, token: dict[str, Any]) -> None:
+        try:
+            self.auth.refresh_access_token(token["refresh_token"])
+        except SpotifyOauthError as err:
+            raise SpotifyFailure(LOGIN) from err
+        except requests.RequestException as err:
+            raise SpotifyFailure(
+                f"cannot reach Spotify's login server ({type(err).__name__}); try again in a moment"
+            ) from err
+
+    def devices(self) -> list[dict[str, Any]]:
+        result = self.call(lambda sp: sp.devices()) or {}
+        return list(result.get("devices") or [])
+
+    def device_id(self) -> str | None:
+        """The configured device by name, else the active one, else the first one."""
+        if self._device_id:
+            return self._device_id
+        devices = self.devices()
+        wanted = self._cfg.device
+        if wanted:
+            found = [d for d in devices if wanted.lower() in str(d.get("name", "")).lower()]
+            if not found:
+                names = ", ".join(str(d.get("name")) for d in devices) or "none"
+                raise SpotifyFailure(
+                    f"Spotify device '{wanted}' is not on (on now: {names}); "
+                    "start it or change [spotify] device"
+                )
+        else:
+            found = [d for d in devices if d.get("is_active")] or devices
+        if not found:
+            raise SpotifyFailure(NO_DEVICE)
+        self._device_id = found[0].get("id")
+        return self._device_id
+
+
+class SpotifyPlayer:
+    """Drives a Spotify Connect device; earcons and spoken replies go to a local `speaker`."""
+
+    name = "spotify"
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_message: MessageCallback | None = None,
+        more_like: MoreLike | None = None,
+        speaker: PreviewPlayer | None = None,
+        api: SpotifyApi | None = None,
+    ) -> None:
+        self._cfg = settings.spotify
+        self._player_cfg = settings.player
+        self._on_message = on_message
+        self._more_like = more_like
+        self._speaker = speaker
+        self._api = api or SpotifyApi(settings)
+        self._state_file = state_dir() / "spotify_player.json"
+        saved = load_state(self._state_file)
+        self._volume = min(saved.volume, self._player_cfg.max_volume)
+        self._queue: list[Track] = saved.queue
+        self._pos = saved.position
+        self._state = PlayerState.STOPPED
+        self._ducked = False
+        self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="heymusic-spotify", daemon=True)
+        self._thread.start()
+
+    # --- the Player interface -------------------------------------------------------------
+    def play(self, tracks: Sequence[Track]) -> None:
+        self._commands.put(("play", list(tracks)))
+
+    def enqueue(self, tracks: Sequence[Track]) -> None:
+        self._commands.put(("enqueue", list(tracks)))
+
+    def next(self) -> None:
+        self._commands.put(("next", None))
+
+    def previous(self) -> None:
+        self._commands.put(("previous", None))
+
+    def pause(self) -> None:
+        self._commands.put(("pause", None))
+
+    def resume(self) -> None:
+        self._commands.put(("resume", None))
+
+    def stop(self) -> None:
+        self._commands.put(("stop", None))
+
+    def set_volume(self, percent: int) -> None:
+        self._commands.put(("volume", percent))
+
+    def change_volume(self, delta: int) -> None:
+        self._commands.put(("volume_delta", delta))
+
+    def duck(self) -> None:
+        self._commands.put(("duck", True))
+
+    def unduck(self) -> None:
+        self._commands.put(("duck", False))
+
+    def earcon(self, name: str) -> None:
+        if self._speaker is not None:
+            self._speaker.earcon(name)
+
+    def say(self, text: str) -> None:
+        if self._speaker is not None:
+            self._speaker.say(text)
+        else:
+            _LOGGER.info("say: %s", text)
+
+    def now_playing(self) -> Track | None:
+        q, pos, state = self._queue, self._pos, self._state
+        return None if state is PlayerState.STOPPED or pos >= len(q) else q[pos]
+
+    @property
+    def state(self) -> PlayerState:
+        return self._state
+
+    @property
+    def volume(self) -> int:
+        return self._volume
+
+    def close(self) -> None:
+        self._commands.put(("close", None))
+        self._thread.join(timeout=self._cfg.timeout_seconds + 2)
+        if self._speaker is not None:
+            self._speaker.close()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every posted command has run (tests and `simulate` use it)."""
+        done = threading.Event()
+        self._commands.put(("mark", done))
+        return done.wait(timeout)
+
+    # --- the worker -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            polling = self._state is PlayerState.PLAYING and self._player_cfg.radio
+            try:
+                name, arg = self._commands.get(timeout=POLL_SECONDS if polling else None)
+            except queue.Empty:
+                name, arg = "poll", None
+            if name == "close":
+                self._save()
+                return
+            if name == "mark":
+                arg.set()
+                continue
+            self._api.begin()
+            try:
+                self._handle(name, arg)
+            except SpotifyFailure as err:
+                if name in ("stop", "pause") and err.status == 403 and err.reason:
+                    _LOGGER.info("Spotify: nothing to pause (%s)", err.reason)
+                elif name in ("duck", "poll"):
+                    _LOGGER.warning("Spotify %s: %s", name, err)  # no need to interrupt anyone
+                else:
+                    self._report(str(err))
+            except Exception:  # a bug in one command must not end the player
+                _LOGGER.exception("Spotify command %s failed", name)
+
+    def _report(self, line: str) -> None:
+        _LOGGER.warning("%s", line)
+        if self._on_message is not None:
+            self._on_message(line)
+        else:
+            self.say(line)
+
+    def _handle(self, name: str, arg: Any) -> None:
+        api = self._api
+        if name == "play":
+            uris = [t.uri for t in arg if t.uri]
+            if not uris:
+                raise SpotifyFailure(NOT_ON_SPOTIFY)
+            device = api.device_id()
+            if self._cfg.mode == "play":
+                api.call(lambda sp: sp.start_playback(device_id=device, uris=uris))
+            else:
+                for uri in uris:
+                    self._queue_uri(uri, device)
+            self._queue, self._pos, self._state = [t for t in arg if t.uri], 0, PlayerState.PLAYING
+            self._save()
+        elif name == "enqueue":
+            self._add_to_queue(arg)
+        elif name in ("next", "previous"):
+            device = api.device_id()
+            if name == "next":
+                api.call(lambda sp: sp.next_track(device_id=device))
+                self._pos = min(self._pos + 1, len(self._queue))
+            else:
+                api.call(lambda sp: sp.previous_track(device_id=device))
+                self._pos = max(self._pos - 1, 0)
+            self._state = PlayerState.PLAYING
+            self._save()
+            self._maybe_radio()
+        elif name == "pause":
+            device = api.device_id()
+            api.call(lambda sp: sp.pause_playback(device_id=device))
+            self._state = PlayerState.PAUSED
+        elif name == "resume":
+            device = api.device_id()
+            api.call(lambda sp: sp.start_playback(device_id=device))
+            self._state = PlayerState.PLAYING
+        elif name == "stop":
+            self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
+            self._save()
+            device = api.device_id()
+            api.call(lambda sp: sp.pause_playback(device_id=device))
+        elif name in ("volume", "volume_delta"):
+            target = arg if name == "volume" else self._volume + arg
+            self._volume = max(0, min(int(target), self._player_cfg.max_volume))
+            self._save()
+            self._send_volume(self._volume)
+        elif name == "duck":
+            if self._ducked != arg and self._state is PlayerState.PLAYING:
+                # Same -dB as the speaker: volume percent is ~amplitude², so halve the dB.
+                ducked = round(self._volume * 10 ** (self._player_cfg.duck_db / 40))
+                self._send_volume(ducked if arg else self._volume)
+            self._ducked = arg
+        elif name == "poll":
+            self._maybe_radio(poll=True)
+
+    def _send_volume(self, percent: int) -> None:
+        device = self._api.device_id()
+        self._api.call(lambda sp: sp.volume(percent, device_id=device))
+
+    def _queue_uri(self, uri: str, device: str | None) -> None:
+        self._api.call(lambda sp: sp.add_to_queue(uri, device_id=device))
+
+    def _add_to_queue(self, tracks: list[Track]) -> None:
+        device = self._api.device_id()
+        for track in tracks:
+            if track.uri:
+                self._queue_uri(track.uri, device)
+                self._queue = self._queue + [track]
+
+    def _maybe_radio(self, poll: bool = False) -> None:
+        """Once our last track plays, queue more like it on the device (radio)."""
+        if not (self._player_cfg.radio and self._more_like and self._queue):
+            return
+        if poll:
+            current = self._api.call(lambda sp: sp.currently_playing()) or {}
+            uri = (current.get("item") or {}).get("uri")
+            uris = [t.uri for t in self._queue]
+            if uri in uris:
+                self._pos = uris.index(uri)
+        if self._pos < len(self._queue) - 1:
+            return
+        seen = {t.track_id for t in self._queue}
+        more = [t for t, _ in self._more_like(self._queue[-1], exclude=seen) if t.uri]
+        _LOGGER.info("radio: queueing %d more on Spotify", len(more))
+        self._add_to_queue(more)
+
+    def _save(self) -> None:
+        save_state(SavedState(self._volume, self._queue, self._pos), self._state_file)

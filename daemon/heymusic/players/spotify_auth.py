@@ -1,0 +1,176 @@
+"""Spotify login (OAuth PKCE, headless), the token cache, and `heymusic spotify ...`.
+
+The token cache is `$XDG_STATE_HOME/heymusic/spotify_token.json` in spotipy's
+cache format, written atomically with mode 0600. No client secret is needed
+(PKCE), and the scopes only allow reading and controlling playback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+from spotipy.cache_handler import CacheHandler
+from spotipy.oauth2 import SpotifyOAuth, SpotifyOauthError, SpotifyPKCE
+
+from heymusic.config import Settings, state_dir
+from heymusic.errors import UserError
+from heymusic.players.state import write_atomic
+
+_LOGGER = logging.getLogger(__name__)
+SCOPES = "user-read-playback-state user-modify-playback-state"
+# spotipy debug-logs request headers and token bodies: keep its loggers quiet.
+logging.getLogger("spotipy").setLevel(logging.CRITICAL)
+
+
+def token_path() -> Path:
+    return state_dir() / "spotify_token.json"
+
+
+class TokenCache(CacheHandler):
+    """spotipy's cache-file format, but written atomically and created 0600 (never readable
+    by others, not even for a moment)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or token_path()
+
+    def get_cached_token(self) -> dict[str, Any] | None:
+        try:
+            token = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            _LOGGER.warning(
+                "Spotify token cache %s unreadable (%s); log in again",
+                self.path,
+                type(err).__name__,
+            )
+            return None
+        return token if isinstance(token, dict) else None
+
+    def save_token_to_cache(self, token_info: dict[str, Any]) -> None:
+        write_atomic(self.path, json.dumps(token_info), mode=0o600)
+
+
+class HeadlessPKCE(SpotifyPKCE):
+    """SpotifyPKCE that never prompts: the daemon has no one at the keyboard, so a missing or
+    unusable token is an error (handled as "log in again"), not an `input()` call."""
+
+    def get_authorization_code(self, response: str | None = None) -> str:
+        if response:
+            return str(super().get_authorization_code(response))
+        raise SpotifyOauthError("no usable token", error="not_logged_in")
+
+
+def make_auth(settings: Settings) -> SpotifyPKCE:
+    """The PKCE auth manager, with its OAuth URLs on `[spotify] accounts_base`."""
+    cfg = settings.spotify
+    if not cfg.client_id:
+        raise UserError(
+            "Spotify needs a client id: create an app at "
+            "https://developer.spotify.com/dashboard with redirect URI "
+            f"{cfg.redirect_uri}, then set [spotify] client_id in the config"
+        )
+    auth = HeadlessPKCE(
+        client_id=cfg.client_id,
+        redirect_uri=cfg.redirect_uri,
+        scope=SCOPES,
+        cache_handler=TokenCache(),
+        open_browser=False,
+        requests_timeout=cfg.timeout_seconds,
+    )
+    base = cfg.accounts_base.rstrip("/")
+    auth.OAUTH_AUTHORIZE_URL = f"{base}/authorize"
+    auth.OAUTH_TOKEN_URL = f"{base}/api/token"
+    return auth
+
+
+def logged_in(settings: Settings) -> bool:
+    """A client id and a cached refresh token: the Spotify player can work."""
+    token = TokenCache().get_cached_token()
+    return bool(settings.spotify.client_id and token and token.get("refresh_token"))
+
+
+def login(settings: Settings, redirect_url: str | None = None) -> Path:
+    """Headless PKCE: print the authorize URL, read the redirect URL the browser ended on.
+
+    Raises:
+        UserError: no client id, a refused or mismatched authorization, accounts host down.
+    """
+    auth = make_auth(settings)
+    state = secrets.token_urlsafe(16)
+    print(
+        "1. Open this URL in a browser on any device and allow access:\n\n"
+        f"   {auth.get_authorize_url(state=state)}\n\n"
+        f"2. The browser then goes to {settings.spotify.redirect_uri}?code=... (the page "
+        "will not load: that is fine).\n   Copy that whole address and paste it here.",
+        file=sys.stderr,
+    )
+    if redirect_url is None:
+        redirect_url = input("redirect URL: ").strip()
+    try:
+        got_state, code = SpotifyOAuth.parse_auth_response_url(redirect_url)
+    except SpotifyOauthError as err:
+        raise UserError(
+            f"Spotify refused the login ({err.error}); run the login again and press Agree"
+        ) from err
+    if not code:
+        raise UserError(
+            "that address holds no ?code=...; paste the full address the "
+            "browser went to after you agreed"
+        )
+    if got_state != state:
+        raise UserError(
+            "that address is from another login attempt; run the login again "
+            "and paste the address from this one"
+        )
+    try:
+        auth.get_access_token(code, check_cache=False)
+    except SpotifyOauthError as err:
+        raise UserError(
+            f"Spotify did not accept the code ({err.error}); codes work once and "
+            "expire quickly: run the login again"
+        ) from err
+    except requests.RequestException as err:
+        raise UserError(
+            f"cannot reach {settings.spotify.accounts_base} "
+            f"({type(err).__name__}); check the network and try again"
+        ) from err
+    return token_path()
+
+
+def cmd_spotify(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic spotify login|status|logout`."""
+    action = args.spotify_command
+    if action == "login":
+        path = login(settings)
+        print(f"logged in; token saved to {path} (mode 0600)")
+        return 0
+    if action == "logout":
+        path = token_path()
+        path.unlink(missing_ok=True)
+        print(f"logged out; removed {path}")
+        return 0
+    if not logged_in(settings):
+        print(f"not logged in (no token at {token_path()}): run 'heymusic spotify login'")
+        return 1
+    from heymusic.players.spotify import SpotifyApi
+
+    api = SpotifyApi(settings)
+    devices = api.devices()
+    print(f"logged in; token at {token_path()}")
+    if not devices:
+        print(
+            "no Spotify device is on: open Spotify on a phone or computer, or start "
+            "raspotify/librespot"
+        )
+    for dev in devices:
+        mark = " (active)" if dev.get("is_active") else ""
+        print(f"device: {dev.get('name')} [{dev.get('type')}]{mark}")
+    return 0

@@ -1,0 +1,294 @@
+"""The Spotify Web API player against a recording stand-in for Spotify on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import random
+import stat
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from heymusic.catalog import Track
+from heymusic.config import Settings, load_settings
+from heymusic.players.spotify import BUSY, LOGIN, NO_DEVICE, PREMIUM, SpotifyPlayer
+from heymusic.players.spotify_auth import SCOPES, TokenCache, token_path
+from tests.spotify_stub import SpotifyStub
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[SpotifyStub]:
+    server = SpotifyStub()
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_API_BASE", server.api_base)
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_ACCOUNTS_BASE", server.base)
+    yield server
+    server.close()
+
+
+def _settings(**spotify: object) -> Settings:
+    return load_settings(
+        overrides={"spotify": {"client_id": "test-client", **spotify}, "player": {"tts": False}}
+    )
+
+
+def _login(stub: SpotifyStub) -> None:
+    token = stub.token()
+    token["expires_at"] = int(time.time()) + 3600
+    TokenCache().save_token_to_cache(token)
+
+
+def _tracks(n: int = 5, seed: int = 0) -> list[Track]:
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits
+    return [
+        Track(
+            "".join(rng.choices(alphabet, k=22)),
+            " ".join(rng.choices(["blue", "night", "river", "fire", "slow", "gold"], k=2)),
+            rng.choice(["Ann", "Bo", "Cy"]),
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.fixture
+def player(stub: SpotifyStub) -> Iterator[tuple[SpotifyPlayer, list[str]]]:
+    _login(stub)
+    messages: list[str] = []
+    p = SpotifyPlayer(_settings(), on_message=messages.append)
+    yield p, messages
+    p.close()
+
+
+def test_each_voice_command_sends_its_calls(
+    stub: SpotifyStub, player: tuple[SpotifyPlayer, list[str]]
+) -> None:
+    p, messages = player
+    tracks = _tracks()
+    p.play(tracks)
+    p.next()
+    p.previous()
+    p.pause()
+    p.resume()
+    p.set_volume(30)
+    p.change_volume(10)
+    p.stop()
+    assert p.wait_idle()
+    assert messages == []
+    assert stub.calls() == [
+        "GET /me/player/devices",
+        "PUT /me/player/play",
+        "POST /me/player/next",
+        "POST /me/player/previous",
+        "PUT /me/player/pause",
+        "PUT /me/player/play",
+        "PUT /me/player/volume",
+        "PUT /me/player/volume",
+        "PUT /me/player/pause",
+    ]
+    reqs = stub.requests
+    assert reqs[1].body == {"uris": [f"spotify:track:{t.track_id}" for t in tracks]}
+    assert all(r.query.get("device_id") == "dev-kitchen" for r in reqs[1:])  # the active one
+    assert reqs[5].body is None  # resume: no new context
+    assert [r.query["volume_percent"] for r in reqs[6:8]] == ["30", "40"]
+    assert all(r.authorization == "Bearer access-0" for r in reqs)
+    assert p.now_playing() is None
+
+
+def test_device_by_name_queue_mode_and_volume_cap(stub: SpotifyStub) -> None:
+    _login(stub)
+    settings = load_settings(
+        overrides={
+            "spotify": {"client_id": "c", "device": "phone", "mode": "queue"},
+            "player": {"max_volume": 70, "tts": False},
+        }
+    )
+    p = SpotifyPlayer(settings)
+    tracks = _tracks(3, seed=1)
+    p.play(tracks)
+    p.set_volume(95)
+    assert p.wait_idle()
+    p.close()
+    assert stub.calls() == ["GET /me/player/devices"] + ["POST /me/player/queue"] * 3 + [
+        "PUT /me/player/volume"
+    ]
+    assert [r.query["uri"] for r in stub.requests[1:4]] == [t.uri for t in tracks]
+    assert {r.query["device_id"] for r in stub.requests[1:]} == {"dev-phone"}
+    assert stub.requests[-1].query["volume_percent"] == "70"
+    again = SpotifyPlayer(settings)  # volume and queue survive a restart
+    assert again.volume == 70
+    assert [t.track_id for t in again._queue] == [t.track_id for t in tracks]
+    again.close()
+
+
+def test_expired_token_is_refreshed_and_never_logged(
+    stub: SpotifyStub, player: tuple[SpotifyPlayer, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    p, messages = player
+    stub.access_token = "revoked"  # Spotify no longer takes access-0: 401
+    p.play(_tracks())
+    assert p.wait_idle()
+    assert messages == []
+    assert stub.calls(api_only=False) == [
+        "GET /me/player/devices",
+        "POST /api/token",
+        "GET /me/player/devices",
+        "PUT /me/player/play",
+    ]
+    assert stub.requests[1].body["grant_type"] == "refresh_token"
+    cached = TokenCache().get_cached_token()
+    assert cached is not None and cached["access_token"] == "access-1"
+    assert stat.S_IMODE(token_path().stat().st_mode) == 0o600
+    for secret in ("access-0", "access-1", "refresh-0"):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "line", "max_seconds"),
+    [
+        (403, {}, PREMIUM, 0.5),
+        (404, {}, NO_DEVICE, 0.5),
+        (429, {"Retry_After": "30"}, BUSY, 0.5),  # longer than the 3 s budget: say so at once
+        (500, {}, "try again in a moment", 3.3),
+        (503, {}, "try again in a moment", 3.3),
+    ],
+)
+def test_failures_are_one_line_and_the_player_goes_on(
+    stub: SpotifyStub,
+    player: tuple[SpotifyPlayer, list[str]],
+    status: int,
+    headers: dict[str, str],
+    line: str,
+    max_seconds: float,
+) -> None:
+    p, messages = player
+    p.set_volume(20)
+    assert p.wait_idle()  # device known now
+    stub.fail(status, times=100 if status >= 500 else 1, path="/me/player/play", **headers)
+    start = time.monotonic()
+    p.play(_tracks())
+    assert p.wait_idle()
+    assert time.monotonic() - start < max_seconds
+    assert len(messages) == 1 and line in messages[0]
+    stub.failures.clear()
+    p.next()
+    assert p.wait_idle()
+    assert len(messages) == 1 and stub.calls()[-1] == "POST /me/player/next"
+
+
+def test_short_retry_after_and_transient_5xx_are_retried(
+    stub: SpotifyStub, player: tuple[SpotifyPlayer, list[str]]
+) -> None:
+    p, messages = player
+    stub.fail(429, path="/me/player/play", Retry_After="1")
+    start = time.monotonic()
+    p.play(_tracks())
+    assert p.wait_idle()
+    assert 1.0 <= time.monotonic() - start < 2.5
+    stub.fail(500, times=2, path="/me/player/next")
+    p.next()
+    assert p.wait_idle()
+    assert messages == []
+    assert (
+        stub.calls()
+        == ["GET /me/player/devices"] + ["PUT /me/player/play"] * 2 + ["POST /me/player/next"] * 3
+    )
+
+
+def test_unreachable_spotify_and_missing_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_API_BASE", "http://127.0.0.1:9/v1/")  # nothing there
+    messages: list[str] = []
+    p = SpotifyPlayer(_settings(), on_message=messages.append)
+    p.pause()
+    assert p.wait_idle()
+    assert messages == [LOGIN]  # no token cache yet: no request, no interactive prompt
+    token = {"access_token": "a", "refresh_token": "r", "expires_at": int(time.time()) + 3600}
+    TokenCache().save_token_to_cache({**token, "scope": "user-read-email"})
+    p.pause()
+    assert p.wait_idle()
+    assert messages == [LOGIN] * 2  # a token without the playback scopes: log in again
+    TokenCache().save_token_to_cache({**token, "scope": SCOPES})
+    start = time.monotonic()
+    p.pause()
+    assert p.wait_idle()
+    p.close()
+    assert time.monotonic() - start < 3.5
+    assert messages[2].startswith("cannot reach Spotify")
+
+
+def test_radio_queues_more_when_the_last_track_plays(stub: SpotifyStub) -> None:
+    _login(stub)
+    more = _tracks(2, seed=7)
+    seeds: list[str] = []
+
+    def more_like(
+        track: Track, k: int | None = None, exclude: object = ()
+    ) -> list[tuple[Track, float]]:
+        seeds.append(track.track_id)
+        return [(t, 0.5) for t in more]
+
+    p = SpotifyPlayer(_settings(), more_like=more_like)
+    tracks = _tracks(2)
+    p.play(tracks)
+    p.next()  # now on the last one
+    assert p.wait_idle()
+    p.close()
+    assert seeds == [tracks[-1].track_id]
+    assert stub.calls()[-2:] == ["POST /me/player/queue"] * 2
+    assert [r.query["uri"] for r in stub.requests[-2:]] == [t.uri for t in more]
+
+
+def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[spotify]\nclient_id = "test-client"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heymusic", "--config", str(config), "spotify", "login"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None and proc.stdin is not None
+    url = ""
+    while not url:
+        text = proc.stderr.readline()
+        assert text, "login ended before printing the authorize URL"
+        url = text.strip() if text.strip().startswith("http") else ""
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(stub.base + "/authorize?")
+    assert query["redirect_uri"] == ["http://127.0.0.1:8888/callback"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert set(query["scope"][0].split()) == {
+        "user-read-playback-state",
+        "user-modify-playback-state",
+    }
+    redirect = f"http://127.0.0.1:8888/callback?code=the-code&state={query['state'][0]}"
+    out, err = proc.communicate(redirect + "\n", timeout=30)
+    assert proc.returncode == 0, err
+    form = stub.requests[-1].body
+    assert form["code"] == "the-code" and form["grant_type"] == "authorization_code"
+    assert len(form["code_verifier"]) >= 43 and "client_secret" not in form
+    assert stat.S_IMODE(token_path().stat().st_mode) == 0o600
+    cached = TokenCache().get_cached_token()
+    assert cached is not None and cached["refresh_token"] == "refresh-0" and "expires_at" in cached
+    status = subprocess.run(
+        [sys.executable, "-m", "heymusic", "--config", str(config), "spotify", "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert status.returncode == 0 and "Kitchen Pi [Speaker] (active)" in status.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "heymusic", "--config", str(config), "spotify", "login"],
+        input=redirect + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "another login attempt" in bad.stderr  # stale state
