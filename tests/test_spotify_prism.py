@@ -1,0 +1,149 @@
+"""Every Web API call the Spotify player makes, validated by Prism against Spotify's OpenAPI."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from heymusic.catalog import Track
+from heymusic.config import load_settings
+from heymusic.players.spotify import BUSY, PREMIUM, SpotifyApi, SpotifyPlayer
+from heymusic.players.spotify_auth import SCOPES, TokenCache
+from tests.test_spotify_player import _tracks
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+PRISM = PROJECT_DIR / ".tools" / "node_modules" / ".bin" / "prism"
+SPEC = PROJECT_DIR.parent / "shared" / "spotify" / "spotify-web-api.openapi.yml"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not PRISM.exists():
+        pytest.fail(f"{PRISM} missing: run 'make deps-test' (installs @stoplight/prism-cli)")
+    if not SPEC.exists():
+        pytest.fail(f"{SPEC} missing: put the shared folder beside the checkout")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("prism") / "prism.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(
+                    base + "me/player/devices", timeout=1, headers={"Authorization": "Bearer x"}
+                )
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "Prism did not start in 60 s"
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _player(
+    base: str, monkeypatch: pytest.MonkeyPatch, prefer: str = "", **spotify: object
+) -> tuple[SpotifyPlayer, list[str], list[tuple[str, str, int, str]]]:
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_API_BASE", base)
+    settings = load_settings(
+        overrides={"spotify": {"client_id": "c", **spotify}, "player": {"tts": False}}
+    )
+    TokenCache().save_token_to_cache(
+        {
+            "access_token": "a",
+            "refresh_token": "r",
+            "scope": SCOPES,
+            "expires_at": int(time.time()) + 3600,
+        }
+    )
+    seen: list[tuple[str, str, int, str]] = []
+    session = requests.Session()
+    if prefer:
+        session.headers["Prefer"] = prefer  # Prism: answer with this status
+
+    def record(resp: requests.Response, *args: object, **kwargs: object) -> None:
+        seen.append(
+            (resp.request.method or "", resp.request.path_url, resp.status_code, resp.text[:300])
+        )
+
+    session.hooks["response"].append(record)
+    messages: list[str] = []
+
+    def more_like(
+        track: Track, k: int | None = None, exclude: object = ()
+    ) -> list[tuple[Track, float]]:
+        return [(t, 0.5) for t in _tracks(2, seed=3)]
+
+    player = SpotifyPlayer(
+        settings, messages.append, more_like, api=SpotifyApi(settings, session=session)
+    )
+    return player, messages, seen
+
+
+@pytest.mark.parametrize("mode", ["play", "queue"])
+def test_every_voice_command_passes_validation(
+    prism: str, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    player, messages, seen = _player(prism, monkeypatch, mode=mode)
+    player.play(_tracks())  # "play some jazz"
+    player.duck()  # wake while playing ...
+    player.next()  # ... "skip"
+    player.unduck()
+    player.previous()
+    player.pause()
+    player.resume()
+    player.set_volume(30)  # "volume 30"
+    player.change_volume(10)  # "louder"
+    player.change_volume(-10)  # "quieter"
+    player.enqueue(_tracks(2, seed=5))
+    for _ in range(6):  # skip to the last one: the radio queues more
+        player.next()
+    player.stop()
+    assert player.wait_idle(30)
+    player.close()
+    calls = {f"{m} {p.split('?')[0]}" for m, p, _, _ in seen}
+    assert {
+        "GET /me/player/devices",
+        "POST /me/player/next",
+        "POST /me/player/previous",
+        "PUT /me/player/pause",
+        "PUT /me/player/play",
+        "PUT /me/player/volume",
+        "POST /me/player/queue",
+    } <= calls
+    bad = [s for s in seen if not 200 <= s[2] < 300]
+    assert bad == [] and messages == []
+
+
+@pytest.mark.parametrize(("prefer", "line"), [("code=403", PREMIUM), ("code=429", BUSY)])
+def test_forced_errors_are_reported(
+    prism: str, monkeypatch: pytest.MonkeyPatch, prefer: str, line: str
+) -> None:
+    player, messages, seen = _player(prism, monkeypatch, prefer=prefer)
+    start = time.monotonic()
+    player.play(_tracks())
+    assert player.wait_idle(10)
+    player.close()
+    assert time.monotonic() - start < 3.5
+    assert messages == [line]
+    assert seen and all(s[2] == int(prefer[-3:]) for s in seen)
