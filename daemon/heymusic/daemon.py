@@ -1,0 +1,384 @@
+"""The daemon: source -> wake -> VAD -> ASR -> intent -> recommender -> player.
+
+`Pipeline.feed` is the whole loop body, synchronous and free of I/O of its own;
+`simulate` drives it from a file as fast as it can go, `run` from the microphone in
+real time with sd_notify, SIGTERM and SIGHUP handling around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from heymusic.asr import Transcriber
+from heymusic.audio_source import CHUNK_SAMPLES, SAMPLE_RATE, AudioSource, MicSource, open_input
+from heymusic.config import ConfigError, Settings, load_settings
+from heymusic.errors import UserError
+from heymusic.events import (
+    Event,
+    IntentEvent,
+    Notice,
+    PlayerCommand,
+    Results,
+    SpeechEnd,
+    StageError,
+    Transcript,
+    Wake,
+)
+from heymusic.intents import Intent, IntentParser, wake_phrases_from_models
+from heymusic.players.base import Player
+from heymusic.vad import CommandRecorder
+from heymusic.wake import WakeDetector
+
+_LOGGER = logging.getLogger(__name__)
+
+_SIMPLE_ACTIONS = {
+    "skip": ("next", lambda p: p.next()),
+    "previous": ("previous", lambda p: p.previous()),
+    "stop": ("stop", lambda p: p.stop()),
+    "pause": ("pause", lambda p: p.pause()),
+    "resume": ("resume", lambda p: p.resume()),
+}
+_PRIVATE_FIELDS = ("text", "query")
+"""What a person said: left out of the daemon's own log unless log_transcripts is on."""
+
+
+class Pipeline:
+    """One instance per loaded config; `feed` 80 ms chunks, get the events they caused."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        player: Player,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.player = player
+        self.wake = WakeDetector(settings)
+        self.recorder = CommandRecorder(settings.vad)
+        self.asr = Transcriber(settings)
+        self.intents = IntentParser(
+            wake_phrases_from_models(self.wake.model_names), settings.player.volume_step
+        )
+        self.recommender, self.recommender_problem = _load_recommender(settings)
+        self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
+        self._clock = clock
+        self.samples = 0
+        self._listening = False
+        self._mute_until_s = 0.0
+        self.messages: deque[str] = deque(maxlen=100)
+        """Player messages from its worker thread, turned into events by the loop."""
+
+    @property
+    def audio_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    def feed(self, chunk: np.ndarray) -> list[Event]:
+        self.samples += len(chunk)
+        events: list[Event] = [Notice(self.audio_s, m) for m in _drain(self.messages)]
+        # The wake model hears every chunk, so its feature window never holds stale audio.
+        wake = self.wake.process(chunk, self.audio_s)
+        if not self._listening:
+            self.recorder.idle(chunk)
+            if wake is not None:
+                events.append(wake)
+            if isinstance(wake, Wake):
+                self._start_listening()
+            return events
+        muted = self.audio_s <= self._mute_until_s
+        end = self.recorder.process(chunk, self.audio_s, muted=muted)
+        if end is not None:
+            events.append(end)
+            if isinstance(end, SpeechEnd):
+                events.extend(self._command(end.audio_s))
+            self._stop_listening()
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of input: let a command in progress end as if silence followed."""
+        events: list[Event] = []
+        silence = np.zeros(CHUNK_SAMPLES, dtype=np.int16)
+        while self._listening:
+            events.extend(self.feed(silence))
+        return events
+
+    def _start_listening(self) -> None:
+        self._listening = True
+        self.recorder.start(self.audio_s)
+        self.player.duck()
+        self.player.earcon("listening")
+        self._mute_until_s = self.audio_s + self._mute_s
+
+    def _stop_listening(self) -> None:
+        self._listening = False
+        self.player.unduck()
+        self.wake.reset()
+
+    def _command(self, audio_s: float) -> list[Event]:
+        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`)."""
+        spoken_at = self._clock()
+        events: list[Event] = []
+        try:
+            text = self.asr.transcribe(self.recorder.utterance())
+            events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
+            intent = self.intents.parse(text)
+            events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
+            events.extend(self._act(intent, audio_s, spoken_at))
+        except Exception as err:  # one bad command must not stop the daemon
+            _LOGGER.debug("command failed", exc_info=True)
+            events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
+            self.player.earcon("sorry")
+        return events
+
+    def _act(self, intent: Intent, audio_s: float, spoken_at: float) -> list[Event]:
+        player = self.player
+
+        def issued(action: str, detail: str | None = None) -> PlayerCommand:
+            return PlayerCommand(audio_s, action, (self._clock() - spoken_at) * 1000.0, detail)
+
+        if intent.name in _SIMPLE_ACTIONS:
+            action, call = _SIMPLE_ACTIONS[intent.name]
+            call(player)
+            return [issued(action)]
+        if intent.name == "volume":
+            if isinstance(intent.value, str):
+                player.change_volume(int(intent.value))
+            elif isinstance(intent.value, int):
+                player.set_volume(intent.value)
+            return [issued("volume", str(intent.value))]
+        if intent.name == "now_playing":
+            track = player.now_playing()
+            answer = f"This is {track.name} by {track.artist}." if track else "Nothing is playing."
+            player.say(answer)
+            return [issued("say", answer)]
+        if intent.name == "play" and intent.query:
+            return self._play(self._recommend().recommend(intent.query), audio_s, issued, "play")
+        if intent.name == "more_like_this":
+            current = player.now_playing()
+            if current is None:
+                player.say("Nothing is playing.")
+                return [issued("say", "Nothing is playing.")]
+            found = self._recommend().more_like(current, exclude=(current.track_id,))
+            return self._play(found, audio_s, issued, "queue")
+        if intent.name == "unknown":
+            player.earcon("sorry")
+        return []  # cancel: a false wake or a change of mind does nothing
+
+    def _play(
+        self,
+        found: list[tuple[Any, float]],
+        audio_s: float,
+        issued: Callable[..., PlayerCommand],
+        action: str,
+    ) -> list[Event]:
+        from heymusic.recommender import track_result
+
+        results = Results(audio_s, tuple(track_result(t, s) for t, s in found))
+        if not found:
+            self.player.say("I found nothing for that.")
+            return [results, issued("say", "nothing found")]
+        tracks = [t for t, _ in found]
+        self.player.enqueue(tracks) if action == "queue" else self.player.play(tracks)
+        return [results, issued(action, tracks[0].track_id)]
+
+    def _recommend(self) -> Any:
+        if self.recommender is None:
+            raise UserError(self.recommender_problem)
+        return self.recommender
+
+
+def _drain(messages: deque[str]) -> Iterator[str]:
+    while messages:
+        yield messages.popleft()
+
+
+def _load_recommender(settings: Settings) -> tuple[Any, str]:
+    """The recommender, or None and why (no catalog yet): control commands still work."""
+    if importlib.util.find_spec("heymusic.recommender") is None:
+        return None, "the recommender is not installed in this build"
+    try:
+        module = importlib.import_module("heymusic.recommender")
+        return module.load_recommender(settings), ""
+    except UserError as err:
+        _LOGGER.warning("music requests will fail: %s", err)
+        return None, str(err)
+    except Exception as err:  # a broken recommender must not take control commands down
+        _LOGGER.error("recommender failed to load: %s: %s", type(err).__name__, err)
+        return None, f"the recommender failed to load ({type(err).__name__}: {err})"
+
+
+def make_player(settings: Settings, kind: str | None, audio_out: str | None = None) -> Player:
+    """The configured player; the log player when the players package offers no factory."""
+    players = importlib.import_module("heymusic.players")
+    factory = getattr(players, "make_player", None)
+    if factory is not None:
+        player: Player = factory(settings, kind=kind, audio_out=audio_out)
+        return player
+    if (kind or settings.player.kind) in ("log", "auto"):
+        from heymusic.players.log import LogPlayer
+
+        return LogPlayer(settings.player.max_volume)
+    raise UserError(f"player {kind or settings.player.kind!r} is not available in this build")
+
+
+class EventLog:
+    """Events out: JSON lines on stdout, or one readable log line each on stderr."""
+
+    def __init__(self, as_json: bool, private: bool) -> None:
+        self._json = as_json
+        self._private = private
+
+    def __call__(self, event: Event) -> None:
+        data = event.to_dict()
+        if self._private:
+            for key in _PRIVATE_FIELDS:
+                if data.get(key) is not None:
+                    data[key] = "(not logged)"
+        if self._json:
+            print(_json_line(data), flush=True)
+        else:
+            details = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "audio_s"))
+            _LOGGER.info("%8.2fs %s %s", data["audio_s"], data["type"], details)
+
+
+def _json_line(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """The daemon's loop over a file as fast as it goes; transcripts always shown."""
+    source = open_input(args.file)
+    player = make_player(settings, args.player or "log", getattr(args, "audio_out", None))
+    emit = EventLog(args.json, private=False)
+    try:
+        pipeline = Pipeline(settings, player)
+        player_messages(player, pipeline)
+        for chunk in source.chunks():
+            for event in pipeline.feed(chunk):
+                emit(event)
+        for event in pipeline.finish():
+            emit(event)
+    finally:
+        source.close()
+        player.close()
+    return 0
+
+
+def player_messages(player: Player, pipeline: Pipeline) -> None:
+    """Route the player's user-facing messages into the event stream when it supports them."""
+    setter = getattr(player, "set_message_callback", None)
+    if callable(setter):
+        setter(pipeline.messages.append)
+
+
+class _Stop(Exception):
+    """SIGTERM/SIGINT: leave the loop, close devices, exit 0."""
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The always-on daemon: microphone (or --input) in real time until SIGTERM."""
+    import sdnotify
+
+    notifier = sdnotify.SystemdNotifier()
+    reload_requested = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise _Stop
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+    player = make_player(settings, args.player, args.audio_out)
+    emit = EventLog(args.json, private=not settings.log_transcripts)
+    pipeline = Pipeline(settings, player)
+    player_messages(player, pipeline)
+    if pipeline.recommender is None:
+        _LOGGER.warning("%s; see `heymusic doctor`", pipeline.recommender_problem)
+    try:
+        notifier.notify("READY=1")
+        _LOGGER.info("listening (%s)", args.input or "microphone")
+        last_ping = 0.0
+        for chunk in _live_chunks(args.input, settings, emit, pipeline):
+            for event in pipeline.feed(chunk):
+                emit(event)
+            now = time.monotonic()
+            if now - last_ping >= 2.0:  # only while the loop progresses
+                notifier.notify("WATCHDOG=1")
+                last_ping = now
+            if reload_requested.is_set():
+                reload_requested.clear()
+                pipeline, settings = _reload(args.config, pipeline, settings, player, emit)
+    except (_Stop, KeyboardInterrupt):
+        _LOGGER.info("stopping")
+    finally:
+        notifier.notify("STOPPING=1")
+        player.close()
+    return 0
+
+
+def _reload(
+    path: Path | None, pipeline: Pipeline, settings: Settings, player: Player, emit: EventLog
+) -> tuple[Pipeline, Settings]:
+    """SIGHUP: load the config again; on any problem keep running with the old one."""
+    try:
+        new_settings = load_settings(path)
+        new_pipeline = Pipeline(new_settings, player)
+    except (ConfigError, UserError) as err:
+        emit(StageError(pipeline.audio_s, f"config not reloaded, keeping the old one: {err}"))
+        return pipeline, settings
+    new_pipeline.samples = pipeline.samples  # keep the timeline continuous
+    player_messages(player, new_pipeline)
+    emit(Notice(pipeline.audio_s, "config reloaded"))
+    return new_pipeline, new_settings
+
+
+def _live_chunks(
+    spec: str | None, settings: Settings, emit: EventLog, pipeline: Pipeline
+) -> Iterator[np.ndarray]:
+    """Chunks in real time. A file is paced like a microphone; a lost mic is reopened."""
+    if spec:
+        source: AudioSource = open_input(spec)
+        start = time.monotonic()
+        for n, chunk in enumerate(source.chunks(), 1):
+            if spec != "-":
+                time.sleep(max(0.0, start + n * CHUNK_SAMPLES / SAMPLE_RATE - time.monotonic()))
+            yield chunk
+        return
+    wait = settings.audio.reconnect_seconds
+    mic = MicSource(settings.audio.input_device)  # no mic at start: a clear error, exit 2
+    while True:
+        seen = 0
+        try:
+            for chunk in mic.chunks():
+                if mic.overruns != seen:
+                    seen = mic.overruns
+                    emit(Notice(pipeline.audio_s, f"audio overrun: {seen} chunks dropped so far"))
+                yield chunk
+                wait = settings.audio.reconnect_seconds
+        except UserError as err:
+            emit(StageError(pipeline.audio_s, f"{err}; retrying in {wait:.0f} s"))
+        mic.close()
+        while True:
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
+            try:
+                mic = MicSource(settings.audio.input_device)
+                emit(Notice(pipeline.audio_s, "microphone reopened"))
+                break
+            except UserError as err:
+                emit(StageError(pipeline.audio_s, f"{err}; retrying in {wait:.0f} s"))
