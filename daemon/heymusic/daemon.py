@@ -62,22 +62,24 @@ class Pipeline:
         self,
         settings: Settings,
         player: Player,
+        recommender: Any,
+        messages: deque[str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.player = player
+        self.recommender = recommender
         self.wake = WakeDetector(settings)
         self.recorder = CommandRecorder(settings.vad)
         self.asr = Transcriber(settings)
         self.intents = IntentParser(
             wake_phrases_from_models(self.wake.model_names), settings.player.volume_step
         )
-        self.recommender, self.recommender_problem = _load_recommender(settings)
         self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
         self._clock = clock
         self.samples = 0
         self._listening = False
         self._mute_until_s = 0.0
-        self.messages: deque[str] = deque(maxlen=100)
+        self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
 
     @property
@@ -163,13 +165,13 @@ class Pipeline:
             player.say(answer)
             return [issued("say", answer)]
         if intent.name == "play" and intent.query:
-            return self._play(self._recommend().recommend(intent.query), audio_s, issued, "play")
+            return self._play(self.recommender.recommend(intent.query), audio_s, issued, "play")
         if intent.name == "more_like_this":
             current = player.now_playing()
             if current is None:
                 player.say("Nothing is playing.")
                 return [issued("say", "Nothing is playing.")]
-            found = self._recommend().more_like(current, exclude=(current.track_id,))
+            found = self.recommender.more_like(current, exclude=(current.track_id,))
             return self._play(found, audio_s, issued, "queue")
         if intent.name == "unknown":
             player.earcon("sorry")
@@ -192,44 +194,53 @@ class Pipeline:
         self.player.enqueue(tracks) if action == "queue" else self.player.play(tracks)
         return [results, issued(action, tracks[0].track_id)]
 
-    def _recommend(self) -> Any:
-        if self.recommender is None:
-            raise UserError(self.recommender_problem)
-        return self.recommender
-
 
 def _drain(messages: deque[str]) -> Iterator[str]:
     while messages:
         yield messages.popleft()
 
 
-def _load_recommender(settings: Settings) -> tuple[Any, str]:
-    """The recommender, or None and why (no catalog yet): control commands still work."""
-    if importlib.util.find_spec("heymusic.recommender") is None:
-        return None, "the recommender is not installed in this build"
+class _NoRecommender:
+    """Stands in when the recommender cannot load: music requests fail with the reason,
+    control commands keep working."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def recommend(self, *args: Any, **kwargs: Any) -> list[tuple[Any, float]]:
+        raise UserError(self.problem)
+
+    more_like = recommend
+
+
+def load_recommender(settings: Settings) -> Any:
+    """The recommender, or a _NoRecommender saying why (no catalog yet, broken model)."""
     try:
         module = importlib.import_module("heymusic.recommender")
-        return module.load_recommender(settings), ""
+        return module.load_recommender(settings)
     except UserError as err:
-        _LOGGER.warning("music requests will fail: %s", err)
-        return None, str(err)
+        _LOGGER.warning("music requests will fail: %s; see `heymusic doctor`", err)
+        return _NoRecommender(str(err))
     except Exception as err:  # a broken recommender must not take control commands down
         _LOGGER.error("recommender failed to load: %s: %s", type(err).__name__, err)
-        return None, f"the recommender failed to load ({type(err).__name__}: {err})"
+        return _NoRecommender(f"the recommender failed to load ({type(err).__name__}: {err})")
 
 
-def make_player(settings: Settings, kind: str | None, audio_out: str | None = None) -> Player:
-    """The configured player; the log player when the players package offers no factory."""
-    players = importlib.import_module("heymusic.players")
-    factory = getattr(players, "make_player", None)
-    if factory is not None:
-        player: Player = factory(settings, kind=kind, audio_out=audio_out)
-        return player
-    if (kind or settings.player.kind) in ("log", "auto"):
-        from heymusic.players.log import LogPlayer
+def build(
+    settings: Settings, kind: str | None, audio_out: str | None, old: Pipeline | None = None
+) -> Pipeline:
+    """Recommender, player and pipeline wired together; a reload keeps the old player."""
+    recommender = load_recommender(settings)
+    if old is not None:
+        pipeline = Pipeline(settings, old.player, recommender, old.messages)
+        pipeline.samples = old.samples  # one continuous timeline
+        return pipeline
+    from heymusic.players import make_player
 
-        return LogPlayer(settings.player.max_volume)
-    raise UserError(f"player {kind or settings.player.kind!r} is not available in this build")
+    messages: deque[str] = deque(maxlen=100)
+    more_like = None if isinstance(recommender, _NoRecommender) else recommender.more_like
+    player = make_player(settings, kind, audio_out, messages.append, more_like)
+    return Pipeline(settings, player, recommender, messages)
 
 
 class EventLog:
@@ -261,11 +272,9 @@ def _json_line(data: dict[str, Any]) -> str:
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """The daemon's loop over a file as fast as it goes; transcripts always shown."""
     source = open_input(args.file)
-    player = make_player(settings, args.player or "log", getattr(args, "audio_out", None))
     emit = EventLog(args.json, private=False)
+    pipeline = build(settings, args.player or "log", args.audio_out)
     try:
-        pipeline = Pipeline(settings, player)
-        player_messages(player, pipeline)
         for chunk in source.chunks():
             for event in pipeline.feed(chunk):
                 emit(event)
@@ -273,15 +282,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             emit(event)
     finally:
         source.close()
-        player.close()
+        pipeline.player.close()
     return 0
-
-
-def player_messages(player: Player, pipeline: Pipeline) -> None:
-    """Route the player's user-facing messages into the event stream when it supports them."""
-    setter = getattr(player, "set_message_callback", None)
-    if callable(setter):
-        setter(pipeline.messages.append)
 
 
 class _Stop(Exception):
@@ -303,17 +305,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_hup)
-    player = make_player(settings, args.player, args.audio_out)
     emit = EventLog(args.json, private=not settings.log_transcripts)
-    pipeline = Pipeline(settings, player)
-    player_messages(player, pipeline)
-    if pipeline.recommender is None:
-        _LOGGER.warning("%s; see `heymusic doctor`", pipeline.recommender_problem)
+    pipeline = build(settings, args.player, args.audio_out)
     try:
         notifier.notify("READY=1")
         _LOGGER.info("listening (%s)", args.input or "microphone")
         last_ping = 0.0
-        for chunk in _live_chunks(args.input, settings, emit, pipeline):
+        # The lambda must see `pipeline` rebound by a reload: late binding is the point.
+        audio_now = lambda: pipeline.audio_s  # noqa: E731
+        for chunk in _live_chunks(args.input, settings, emit, audio_now):
             for event in pipeline.feed(chunk):
                 emit(event)
             now = time.monotonic()
@@ -322,33 +322,31 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 last_ping = now
             if reload_requested.is_set():
                 reload_requested.clear()
-                pipeline, settings = _reload(args.config, pipeline, settings, player, emit)
+                pipeline, settings = _reload(args.config, pipeline, settings, emit)
     except (_Stop, KeyboardInterrupt):
         _LOGGER.info("stopping")
     finally:
         notifier.notify("STOPPING=1")
-        player.close()
+        pipeline.player.close()
     return 0
 
 
 def _reload(
-    path: Path | None, pipeline: Pipeline, settings: Settings, player: Player, emit: EventLog
+    path: Path | None, pipeline: Pipeline, settings: Settings, emit: EventLog
 ) -> tuple[Pipeline, Settings]:
     """SIGHUP: load the config again; on any problem keep running with the old one."""
     try:
         new_settings = load_settings(path)
-        new_pipeline = Pipeline(new_settings, player)
+        new_pipeline = build(new_settings, None, None, old=pipeline)
     except (ConfigError, UserError) as err:
         emit(StageError(pipeline.audio_s, f"config not reloaded, keeping the old one: {err}"))
         return pipeline, settings
-    new_pipeline.samples = pipeline.samples  # keep the timeline continuous
-    player_messages(player, new_pipeline)
     emit(Notice(pipeline.audio_s, "config reloaded"))
     return new_pipeline, new_settings
 
 
 def _live_chunks(
-    spec: str | None, settings: Settings, emit: EventLog, pipeline: Pipeline
+    spec: str | None, settings: Settings, emit: EventLog, now: Callable[[], float]
 ) -> Iterator[np.ndarray]:
     """Chunks in real time. A file is paced like a microphone; a lost mic is reopened."""
     if spec:
@@ -367,18 +365,18 @@ def _live_chunks(
             for chunk in mic.chunks():
                 if mic.overruns != seen:
                     seen = mic.overruns
-                    emit(Notice(pipeline.audio_s, f"audio overrun: {seen} chunks dropped so far"))
+                    emit(Notice(now(), f"audio overrun: {seen} chunks dropped so far"))
                 yield chunk
                 wait = settings.audio.reconnect_seconds
         except UserError as err:
-            emit(StageError(pipeline.audio_s, f"{err}; retrying in {wait:.0f} s"))
+            emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
         mic.close()
         while True:
             time.sleep(wait)
             wait = min(wait * 2, 30.0)
             try:
                 mic = MicSource(settings.audio.input_device)
-                emit(Notice(pipeline.audio_s, "microphone reopened"))
+                emit(Notice(now(), "microphone reopened"))
                 break
             except UserError as err:
-                emit(StageError(pipeline.audio_s, f"{err}; retrying in {wait:.0f} s"))
+                emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
