@@ -63,7 +63,7 @@ def make_player(
     if logged_in(settings):
         from heymusic.players.spotify import SpotifyPlayer
 
-        spotify = SpotifyPlayer(settings, on_message, more_like)
+        spotify = SpotifyPlayer(settings, on_message, more_like, speaker)
     else:
         _LOGGER.info("Spotify not logged in: the auto player uses local files and previews")
     return AutoPlayer(speaker, spotify, on_message)

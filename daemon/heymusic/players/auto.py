@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 from heymusic.catalog import Track
 from heymusic.players.base import MessageCallback, Player, PlayerState
-from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer, describe, local_source
+from heymusic.players.preview import (
+    NOTHING_PLAYABLE,
+    MoreLike,
+    PreviewPlayer,
+    describe,
+    local_source,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,14 +48,26 @@ class AutoPlayer:
             return self._spotify
         return None
 
+    def set_message_callback(self, callback: MessageCallback | None) -> None:
+        self._on_message = callback
+        for player in (self._speaker, self._spotify):
+            setter = getattr(player, "set_message_callback", None)
+            if setter is not None:
+                setter(callback)
+
+    def set_more_like(self, more_like: MoreLike | None) -> None:
+        for player in (self._speaker, self._spotify):
+            setter = getattr(player, "set_more_like", None)
+            if setter is not None:
+                setter(more_like)
+
     def play(self, tracks: Sequence[Track]) -> None:
         target = self._route(tracks)
         if target is None:
             _LOGGER.warning("%s", NOTHING_PLAYABLE)
             if self._on_message is not None:
                 self._on_message(NOTHING_PLAYABLE)
-            else:
-                self._speaker.say(NOTHING_PLAYABLE)
+            self._speaker.say(NOTHING_PLAYABLE)
             return
         if target is not self._active:
             self._active.stop()  # one source at a time

@@ -149,6 +149,7 @@ class PreviewPlayer:
         self._post("overlay", self._to_sink(make_earcon(name, self._sink.rate), self._sink.rate))
 
     def say(self, text: str) -> None:
+        """Speak `text` over the music (logged either way; `[player] tts = false`: log only)."""
         _LOGGER.info("say: %s", text)
         if self._voice is not None and not self._closed:
             self._tts.submit(self._speak, text)
@@ -166,6 +167,8 @@ class PreviewPlayer:
         return self._volume
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
         self._tts.shutdown(wait=False, cancel_futures=True)
         self._post("close")
@@ -188,12 +191,20 @@ class PreviewPlayer:
         return np.repeat(mono.astype(np.float32)[:, None], self._sink.channels, axis=1)
 
     def _report(self, line: str) -> None:
-        """A problem the person should hear about: the daemon speaks it, else we do."""
+        """A problem the person should hear about: spoken here, and passed to `on_message`
+        (the daemon turns it into an event; it does not speak it again)."""
         _LOGGER.warning("%s", line)
         if self._on_message is not None:
             self._on_message(line)
-        else:
-            self.say(line)
+        self.say(line)
+
+    def set_message_callback(self, callback: MessageCallback | None) -> None:
+        """For a daemon that creates the player before it can take messages."""
+        self._on_message = callback
+
+    def set_more_like(self, more_like: MoreLike | None) -> None:
+        """For a daemon that loads the recommender after the player (radio)."""
+        self._more_like = more_like
 
     # --- the worker -----------------------------------------------------------------------
     def _run(self) -> None:

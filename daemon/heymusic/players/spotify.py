@@ -247,7 +247,7 @@ class SpotifyPlayer:
         if self._speaker is not None:
             self._speaker.say(text)
         else:
-            _LOGGER.info("say: %s", text)
+            _LOGGER.info("say (no speaker): %s", text)
 
     def now_playing(self) -> Track | None:
         q, pos, state = self._queue, self._pos, self._state
@@ -304,8 +304,13 @@ class SpotifyPlayer:
         _LOGGER.warning("%s", line)
         if self._on_message is not None:
             self._on_message(line)
-        else:
-            self.say(line)
+        self.say(line)
+
+    def set_message_callback(self, callback: MessageCallback | None) -> None:
+        self._on_message = callback
+
+    def set_more_like(self, more_like: MoreLike | None) -> None:
+        self._more_like = more_like
 
     def _handle(self, name: str, arg: Any) -> None:
         api = self._api
