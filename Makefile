@@ -46,8 +46,9 @@ deps-test:
 	$(call apt_install,$(APT_TEST))
 	@$(MAKE) --no-print-directory $(VENV)/.stamp-test $(PRISM)
 
+# Exit status 2 = a problem already explained in one line (e.g. no microphone): no make noise after it.
 run: deps-run
-	$(VENV)/bin/heymusic run
+	@$(VENV)/bin/heymusic run $(ARGS) || [ $$? -eq 2 ]
 
 lint: deps-test
 	$(VENV)/bin/ruff check daemon tests bench export_onnx.py

@@ -7,13 +7,15 @@ instead of a stalled sound card.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -138,6 +140,40 @@ def _reason(err: BaseException) -> str:
     return text[-1] if text else type(err).__name__
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (ALSA/JACK probing noise from PortAudio) for a moment."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def open_pyaudio() -> Any:
+    """PyAudio, imported lazily (the [mic] extra) and initialized without probe noise.
+
+    Raises:
+        UserError: PyAudio is not installed.
+    """
+    try:
+        import pyaudio
+    except ImportError as err:
+        raise UserError(
+            "microphone support is not installed (pip install 'heymusic[mic]', "
+            "needs Debian portaudio19-dev); or use --input FILE|-"
+        ) from err
+    with quiet_stderr():
+        return pyaudio.PyAudio()
+
+
 def find_input_device(pa: object, device: str) -> int | None:
     """PyAudio input device by index or name substring; None = system default.
 
@@ -170,6 +206,15 @@ def find_input_device(pa: object, device: str) -> int | None:
     )
 
 
+def check_microphone(device: str = "") -> None:
+    """Raise the clear UserError now if there is no usable input device."""
+    pa: Any = open_pyaudio()
+    try:
+        find_input_device(pa, device)
+    finally:
+        pa.terminate()
+
+
 class MicSource:
     """The microphone via PyAudio, read in its own thread into a bounded queue.
 
@@ -179,14 +224,9 @@ class MicSource:
     """
 
     def __init__(self, device: str = "", queue_chunks: int = 50) -> None:
-        try:
-            import pyaudio
-        except ImportError as err:
-            raise UserError(
-                "microphone support is not installed (pip install 'heymusic[mic]', "
-                "needs Debian portaudio19-dev); or use --input FILE|-"
-            ) from err
-        self._pa = pyaudio.PyAudio()
+        self._pa: Any = open_pyaudio()
+        import pyaudio
+
         try:
             index = find_input_device(self._pa, device)
             self._stream = self._pa.open(

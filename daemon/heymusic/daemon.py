@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from heymusic.asr import Transcriber
-from heymusic.audio_source import CHUNK_SAMPLES, SAMPLE_RATE, AudioSource, MicSource, open_input
+from heymusic.audio_source import (
+    CHUNK_SAMPLES,
+    SAMPLE_RATE,
+    AudioSource,
+    MicSource,
+    check_microphone,
+    open_input,
+)
 from heymusic.config import ConfigError, Settings, load_settings
 from heymusic.errors import UserError
 from heymusic.events import (
@@ -294,6 +301,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The always-on daemon: microphone (or --input) in real time until SIGTERM."""
     import sdnotify
 
+    if not args.input:
+        check_microphone(settings.audio.input_device)  # fail fast, before loading models
     notifier = sdnotify.SystemdNotifier()
     reload_requested = threading.Event()
 
@@ -307,13 +316,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     emit = EventLog(args.json, private=not settings.log_transcripts)
     pipeline = build(settings, args.player, args.audio_out)
+    # The lambda must see `pipeline` rebound by a reload: late binding is the point.
+    audio_now = lambda: pipeline.audio_s  # noqa: E731
     try:
+        chunks = _live_chunks(args.input, settings, emit, audio_now)
         notifier.notify("READY=1")
         _LOGGER.info("listening (%s)", args.input or "microphone")
         last_ping = 0.0
-        # The lambda must see `pipeline` rebound by a reload: late binding is the point.
-        audio_now = lambda: pipeline.audio_s  # noqa: E731
-        for chunk in _live_chunks(args.input, settings, emit, audio_now):
+        for chunk in chunks:
             for event in pipeline.feed(chunk):
                 emit(event)
             now = time.monotonic()
@@ -350,33 +360,53 @@ def _live_chunks(
 ) -> Iterator[np.ndarray]:
     """Chunks in real time. A file is paced like a microphone; a lost mic is reopened."""
     if spec:
-        source: AudioSource = open_input(spec)
-        start = time.monotonic()
+        return _paced(open_input(spec), spec != "-")
+    return _microphone(settings, emit, now)
+
+
+def _paced(source: AudioSource, pace: bool) -> Iterator[np.ndarray]:
+    start = time.monotonic()
+    try:
         for n, chunk in enumerate(source.chunks(), 1):
-            if spec != "-":
+            if pace:
                 time.sleep(max(0.0, start + n * CHUNK_SAMPLES / SAMPLE_RATE - time.monotonic()))
             yield chunk
-        return
+    finally:
+        source.close()
+
+
+def _microphone(
+    settings: Settings, emit: EventLog, now: Callable[[], float]
+) -> Iterator[np.ndarray]:
+    """The mic, reopened with growing waits (up to 30 s) whenever it fails."""
     wait = settings.audio.reconnect_seconds
-    mic = MicSource(settings.audio.input_device)  # no mic at start: a clear error, exit 2
-    while True:
-        seen = 0
-        try:
-            for chunk in mic.chunks():
-                if mic.overruns != seen:
-                    seen = mic.overruns
-                    emit(Notice(now(), f"audio overrun: {seen} chunks dropped so far"))
-                yield chunk
-                wait = settings.audio.reconnect_seconds
-        except UserError as err:
-            emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
-        mic.close()
+    mic = MicSource(settings.audio.input_device)
+    try:
         while True:
-            time.sleep(wait)
-            wait = min(wait * 2, 30.0)
+            seen = 0
             try:
-                mic = MicSource(settings.audio.input_device)
-                emit(Notice(now(), "microphone reopened"))
-                break
+                for chunk in mic.chunks():
+                    if mic.overruns != seen:
+                        seen = mic.overruns
+                        emit(Notice(now(), f"audio overrun: {seen} chunks dropped so far"))
+                    yield chunk
+                    wait = settings.audio.reconnect_seconds
             except UserError as err:
                 emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
+            mic.close()
+            mic = _reopen(settings, emit, now, wait)
+    finally:
+        mic.close()
+
+
+def _reopen(settings: Settings, emit: EventLog, now: Callable[[], float], wait: float) -> MicSource:
+    while True:
+        time.sleep(wait)
+        try:
+            mic = MicSource(settings.audio.input_device)
+        except UserError as err:
+            wait = min(wait * 2, 30.0)
+            emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
+            continue
+        emit(Notice(now(), "microphone reopened"))
+        return mic
