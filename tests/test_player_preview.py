@@ -256,6 +256,9 @@ def test_radio_keeps_going_and_nothing_playable_is_said(server: _Server) -> None
     player.play([Track("nothing", "Silent", "Nobody")])
     _wait(lambda: bool(messages))
     assert messages == [NOTHING_PLAYABLE]
+    player.play([_track(server, "gone.mp3"), _track(server, "broken.mp3")])
+    _wait(lambda: len(messages) == 2)
+    assert messages[1].startswith("could not play any of these songs (cannot decode")
     player.play([_track(server, "a.wav")])
     _wait(lambda: player.state is PlayerState.PLAYING)
     _wait(lambda: player.state is PlayerState.STOPPED)

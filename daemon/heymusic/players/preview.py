@@ -93,8 +93,10 @@ class PreviewPlayer:
         self._ducked = False
         self._gain = 0.0
         self._overlay = np.zeros((0, sink.channels), np.float32)
-        self._history: list[str] = []
+        self._played: list[Track] = []
+        """Tracks that started since the last "play": the radio's seeds."""
         self._failures_in_row = 0
+        self._last_problem = ""
         self._http = requests.Session()
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._interrupt = threading.Event()
@@ -238,7 +240,7 @@ class PreviewPlayer:
     def _handle(self, name: str, arg: Any) -> None:
         if name == "play":
             self._close_source()
-            self._queue, self._pos, self._history, self._failures_in_row = arg, 0, [], 0
+            self._queue, self._pos, self._played, self._failures_in_row = arg, 0, [], 0
             if any(local_source(t) for t in arg):
                 self._state = PlayerState.PLAYING
             else:
@@ -249,7 +251,7 @@ class PreviewPlayer:
             self._queue = self._queue + arg
             if self._state is PlayerState.STOPPED:
                 self._state = PlayerState.PLAYING
-        elif name in ("next", "previous"):
+        elif name in ("next", "previous") and self._queue:
             self._close_source()
             self._pos = self._pos + 1 if name == "next" else max(self._pos - 1, 0)
             self._state = PlayerState.PLAYING
@@ -260,10 +262,7 @@ class PreviewPlayer:
         elif name == "resume" and self._state is not PlayerState.PLAYING and self._queue:
             self._state = PlayerState.PLAYING  # after a restart: the saved queue, saved position
         elif name == "stop":
-            self._close_source()
-            self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
-            self._overlay = self._overlay[:0]
-            self._save()
+            self._stop_all()
         elif name in ("volume", "volume_delta"):
             target = arg if name == "volume" else self._volume + arg
             self._volume = max(0, min(int(target), self._cfg.max_volume))
@@ -308,7 +307,6 @@ class PreviewPlayer:
         except miniaudio.MiniaudioError as err:
             _LOGGER.warning("stopped decoding %s: %s", describe(self._queue[self._pos]), err)
         self._close_source()
-        self._history.append(self._queue[self._pos].track_id)
         self._pos += 1
         if self._pos >= len(self._queue):
             self._queue_ran_out()
@@ -325,35 +323,48 @@ class PreviewPlayer:
                 self._source = self._open(track)
             except _Skip as err:
                 _LOGGER.warning("skipping %s: %s", describe(track), err)
+                self._last_problem = str(err)
                 self._failures_in_row += 1
                 self._pos += 1
                 if self._failures_in_row >= _MAX_FAILURES_IN_ROW:
-                    self._report(NOTHING_PLAYABLE)
-                    self._state = PlayerState.STOPPED
+                    self._report(
+                        f"radio: {self._failures_in_row} songs in a row would not play "
+                        f"({self._last_problem}); stopping"
+                    )
+                    self._stop_all()
                 continue
             if self._source is not None:
                 _LOGGER.info("playing %s", describe(track))
+                self._played.append(track)
                 self._failures_in_row = 0
                 self._gain = 0.0  # fade in from silence
             return
 
     def _queue_ran_out(self) -> None:
         """Radio: more like what played, until "stop"; else stop at the end."""
+        if not self._played:  # nothing of this request played: no radio, say why
+            if self._queue:
+                self._report(
+                    f"could not play any of these songs ({self._last_problem}); "
+                    "check the network, or log in to Spotify"
+                )
+            self._stop_all()
+            return
         more: list[Track] = []
-        if self._cfg.radio and self._more_like is not None and self._queue:
-            seen: Collection[str] = {t.track_id for t in self._queue}
+        seed = self._played[-1]
+        if self._cfg.radio and self._more_like is not None:
+            seen: Collection[str] = {t.track_id for t in self._queue + self._played}
             try:
-                more = [
-                    t for t, _ in self._more_like(self._queue[-1], exclude=seen) if local_source(t)
-                ]
+                more = [t for t, _ in self._more_like(seed, exclude=seen) if local_source(t)]
             except Exception:  # radio is a bonus: a failing recommender just ends the music
                 _LOGGER.exception("radio: could not get more songs")
         if more:
-            _LOGGER.info("radio: %d more like %s", len(more), describe(self._queue[-1]))
+            _LOGGER.info("radio: %d more like %s", len(more), describe(seed))
             self._queue = self._queue + more
             return
-        if self._queue and self._pos >= len(self._queue) and not self._history:
-            self._report(NOTHING_PLAYABLE)
+        self._stop_all()
+
+    def _stop_all(self) -> None:
         self._close_source()
         self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
         self._save()
