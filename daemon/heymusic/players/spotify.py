@@ -201,6 +201,7 @@ class SpotifyPlayer:
         self._pos = saved.position
         self._state = PlayerState.STOPPED
         self._ducked = False
+        """The device volume is lowered by us right now."""
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="heymusic-spotify", daemon=True)
         self._thread.start()
@@ -357,12 +358,13 @@ class SpotifyPlayer:
             self._volume = max(0, min(int(target), self._player_cfg.max_volume))
             self._save()
             self._send_volume(self._volume)
-        elif name == "duck":
-            if self._ducked != arg and self._state is PlayerState.PLAYING:
-                # Same -dB as the speaker: volume percent is ~amplitude², so halve the dB.
-                ducked = round(self._volume * 10 ** (self._player_cfg.duck_db / 40))
-                self._send_volume(ducked if arg else self._volume)
-            self._ducked = arg
+        elif name == "duck" and arg and not self._ducked and self._state is PlayerState.PLAYING:
+            # Same -dB as the speaker: volume percent is ~amplitude², so halve the dB.
+            self._ducked = True  # set first: a failed call must not leave it down for good
+            self._send_volume(round(self._volume * 10 ** (self._player_cfg.duck_db / 40)))
+        elif name == "duck" and not arg and self._ducked:
+            self._ducked = False  # only what we lowered gets restored
+            self._send_volume(self._volume)
         elif name == "poll":
             self._maybe_radio(poll=True)
 
