@@ -38,6 +38,18 @@ def speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("speech")
 
 
+@pytest.fixture(scope="session")
+def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The joined Whisper base dir, built once per run (point [asr] model_dir at it)."""
+    from heymusic.asr import whisper_model_dir
+    from heymusic.config import Settings
+
+    cache = tmp_path_factory.mktemp("whisper-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(cache))
+        return whisper_model_dir(Settings())
+
+
 Synth = Callable[..., Path]
 
 
@@ -49,16 +61,37 @@ def synth(speech_cache: Path) -> Synth:
     pad_before/pad_after seconds of silence.
     """
 
-    def make(text: str, voice: str = "en-us", speed: int = 150,
-             pad_before: float = 0.5, pad_after: float = 1.5) -> Path:
+    def make(
+        text: str,
+        voice: str = "en-us",
+        speed: int = 150,
+        pad_before: float = 0.5,
+        pad_after: float = 1.5,
+    ) -> Path:
         key = hashlib.sha1(f"{text}|{voice}|{speed}|{pad_before}|{pad_after}".encode()).hexdigest()
         out = speech_cache / f"{key[:16]}.wav"
         if not out.exists():
             raw = speech_cache / f"{key[:16]}.raw.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
-                           check=True)
-            subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
-                            str(out), "pad", str(pad_before), str(pad_after)], check=True)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True
+            )
+            subprocess.run(
+                [
+                    "sox",
+                    str(raw),
+                    "-r",
+                    str(SAMPLE_RATE),
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    str(out),
+                    "pad",
+                    str(pad_before),
+                    str(pad_after),
+                ],
+                check=True,
+            )
             raw.unlink()
         return out
 

@@ -59,7 +59,8 @@ class _Rechunker:
 
 
 def _to_int16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+    # soundfile reads int16 as i / 32768: scale back by the same factor (lossless for 16-bit).
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
 class FileSource:

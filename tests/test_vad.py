@@ -1,0 +1,93 @@
+"""VAD: the pure endpointer, webrtcvad on real speech, and the pre-roll reaching the recognizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heymusic.audio_source import CHUNK_SAMPLES, CHUNK_SECONDS, FileSource
+from heymusic.config import VadSettings
+from heymusic.events import SpeechEnd, Timeout
+from heymusic.vad import CommandRecorder, Endpoint, Endpointer, SpeechDetector
+from tests.conftest import mix_noise, read_pcm
+
+
+def _run(endpointer: Endpointer, flags: str) -> tuple[Endpoint | None, int]:
+    """Feed one 80 ms step per character ('s' speech, '.' silence); where did it end?"""
+    for n, flag in enumerate(flags, 1):
+        result = endpointer.process(flag == "s", CHUNK_SECONDS)
+        if result is not None:
+            return result, n
+    return None, len(flags)
+
+
+def test_ends_after_the_configured_silence() -> None:
+    ep = Endpointer(silence_seconds=0.4, max_seconds=10, no_speech_timeout_seconds=4)
+    result, at = _run(ep, "ssssss" + "." * 20)
+    assert (result, at) == (Endpoint.END, 6 + 5)  # 5 x 80 ms >= 0.4 s
+    assert ep.last_speech_end_s == pytest.approx(6 * CHUNK_SECONDS)
+
+
+def test_a_pause_after_the_wake_tail_does_not_end_the_command() -> None:
+    ep = Endpointer(silence_seconds=0.4, max_seconds=10, no_speech_timeout_seconds=4)
+    result, at = _run(ep, "ss" + "." * 8 + "ssss" + "." * 10)  # 0.16 s of wake tail, pause
+    assert (result, at) == (Endpoint.END, 2 + 8 + 4 + 5)
+
+
+def test_no_speech_times_out_and_long_speech_is_capped() -> None:
+    ep = Endpointer(silence_seconds=0.7, max_seconds=2.0, no_speech_timeout_seconds=1.0)
+    assert _run(ep, "." * 40) == (Endpoint.TIMEOUT, 13)
+    ep.reset()
+    assert _run(ep, "s" * 40) == (Endpoint.END, 25)
+
+
+def test_webrtcvad_hears_speech_not_steady_noise(synth: Callable[..., Path]) -> None:
+    detector = SpeechDetector(aggressiveness=2)
+    assert not detector.is_speech(np.zeros(CHUNK_SAMPLES, np.int16))
+    clip = mix_noise(read_pcm(synth("play some jazz from the sixties", pad_before=1.0)), 15)
+    flags = [
+        detector.is_speech(clip[i : i + CHUNK_SAMPLES])
+        for i in range(0, len(clip) - CHUNK_SAMPLES, CHUNK_SAMPLES)
+    ]
+    lead = round(1.0 / CHUNK_SECONDS)
+    tail = round(1.5 / CHUNK_SECONDS)
+    assert not any(flags[3:lead]), "noise before the speech (once webrtcvad adapted)"
+    assert np.mean(flags[lead:-tail]) > 0.6, "the speech itself"
+    assert not any(flags[-tail + 3 :]), "noise after the speech"
+
+
+def test_recorder_keeps_the_preroll_and_ends_at_speech_end(synth: Callable[..., Path]) -> None:
+    path = synth("stop the music", pad_before=1.0, pad_after=2.0)
+    audio = mix_noise(read_pcm(path), snr_db=20)
+    recorder = CommandRecorder(VadSettings(preroll_seconds=1.0, silence_seconds=0.5))
+    chunks = list(FileSource(path).chunks())
+    chunks = [audio[i * CHUNK_SAMPLES : (i + 1) * CHUNK_SAMPLES] for i in range(len(chunks) - 1)]
+    start = 20  # "wake" at 1.6 s, mid-speech (the speech starts at 1.0 s)
+    for chunk in chunks[:start]:
+        recorder.idle(chunk)
+    recorder.start(start * CHUNK_SECONDS)
+    end = None
+    for n, chunk in enumerate(chunks[start:], start + 1):
+        end = recorder.process(chunk, n * CHUNK_SECONDS)
+        if end is not None:
+            break
+    assert isinstance(end, SpeechEnd)
+    clean = read_pcm(path).astype(float)
+    last_loud_s = np.nonzero(np.abs(clean) > 0.05 * np.abs(clean).max())[0][-1] / 16000
+    assert end.audio_s == pytest.approx(last_loud_s, abs=0.25)
+    utterance = recorder.utterance()
+    assert np.array_equal(
+        utterance[: 2 * CHUNK_SAMPLES], np.concatenate(chunks[start - 12 : start - 10])
+    )
+
+
+def test_muted_audio_is_silence_and_times_out() -> None:
+    recorder = CommandRecorder(VadSettings(no_speech_timeout_seconds=0.4))
+    recorder.start(0.0)
+    loud = (np.random.default_rng(0).normal(0, 8000, CHUNK_SAMPLES)).astype(np.int16)
+    results = [recorder.process(loud, (n + 1) * CHUNK_SECONDS, muted=True) for n in range(5)]
+    assert isinstance(results[-1], Timeout)
+    assert not recorder.utterance().any()

@@ -1,0 +1,72 @@
+"""Streaming wake detection on synthesized speech with the stock model pinned (model-agnostic code)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heymusic.audio_source import CHUNK_SAMPLES, CHUNK_SECONDS
+from heymusic.config import Settings
+from heymusic.errors import UserError
+from heymusic.events import Wake
+from heymusic.wake import WakeDetector
+from tests.conftest import mix_noise, read_pcm
+
+STOCK = "hey_jarvis_v0.1.onnx"
+
+
+def _settings(**wake: object) -> Settings:
+    return Settings.model_validate({"wake": {"models": [STOCK], "verifier": False, **wake}})
+
+
+def _wakes(detector: WakeDetector, audio: np.ndarray) -> list[Wake]:
+    found = []
+    for n in range(len(audio) // CHUNK_SAMPLES):
+        event = detector.process(
+            audio[n * CHUNK_SAMPLES : (n + 1) * CHUNK_SAMPLES], (n + 1) * CHUNK_SECONDS
+        )
+        if isinstance(event, Wake):
+            found.append(event)
+    return found
+
+
+def test_wakes_once_in_noise_near_the_end_of_the_phrase(synth: Callable[..., Path]) -> None:
+    audio = mix_noise(read_pcm(synth("hey jarvis, skip this song", pad_before=1.0)), snr_db=15)
+    wakes = _wakes(WakeDetector(_settings()), audio)
+    assert len(wakes) == 1
+    assert wakes[0].model == "hey_jarvis_v0.1" and wakes[0].score >= 0.5
+    assert 1.3 < wakes[0].audio_s < 3.0  # after "hey jarvis" begins at 1.0 s, before the end
+
+
+def test_refractory_period_decides_repeat_firing(synth: Callable[..., Path]) -> None:
+    audio = read_pcm(synth("hey jarvis", pad_before=1.0))
+    assert len(_wakes(WakeDetector(_settings(refractory_seconds=0.0)), audio)) > 1
+    assert len(_wakes(WakeDetector(_settings(refractory_seconds=2.0)), audio)) == 1
+
+
+def test_ordinary_speech_does_not_wake(synth: Callable[..., Path]) -> None:
+    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    sentence = " ".join(random.sample(words, 12))
+    audio = mix_noise(read_pcm(synth(sentence, pad_before=0.5)), snr_db=20)
+    assert _wakes(WakeDetector(_settings()), audio) == [], sentence
+
+
+def test_reports_the_models_it_loaded() -> None:
+    detector = WakeDetector(_settings(models=[STOCK, "alexa_v0.1.onnx"]))
+    assert sorted(detector.model_names) == ["alexa_v0.1", "hey_jarvis_v0.1"]
+
+
+def test_missing_model_names_the_file() -> None:
+    with pytest.raises(UserError, match=r"no_such_wake\.onnx.*not found"):
+        WakeDetector(_settings(models=["no_such_wake.onnx"]))
+
+
+def test_corrupt_model_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not an onnx graph" * 10)
+    with pytest.raises(UserError, match=r"broken\.onnx cannot be loaded"):
+        WakeDetector(_settings(models=[str(bad)]))
