@@ -29,6 +29,10 @@ DEVICE_RATE = 44100
 DEVICE_CHANNELS = 2
 #: How far ahead of real time a writer may run (a speaker's buffer).
 LEAD_SECONDS = 0.1
+#: Reopening a lost speaker backs off from [audio] reconnect_seconds up to this.
+MAX_RECONNECT_SECONDS = 30.0
+#: A healthy device frees queue space within ~100 ms; this long without it = the speaker is gone.
+STALL_SECONDS = 0.5
 
 
 class AudioSink(Protocol):
@@ -83,11 +87,12 @@ class WavSink:
         self.rate, self.channels = rate, channels
         self._pacer = _Pacer(rate)
         try:
-            self._wav = wave.open(str(path), "wb")
+            self._file = path.open("wb")
         except OSError as err:
             raise UserError(
                 f"cannot write audio to {path} ({err.strerror}); pick a writable --audio-out path"
             ) from err
+        self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(channels)
         self._wav.setsampwidth(2)
         self._wav.setframerate(rate)
@@ -101,6 +106,7 @@ class WavSink:
     def close(self) -> None:
         with self._lock:
             self._wav.close()
+            self._file.close()
 
 
 class RecordingSink:
@@ -165,42 +171,58 @@ class DeviceSink:
         device: str = "",
         on_message: Callable[[str], None] | None = None,
         reconnect_seconds: float = 2.0,
+        backends: list[Any] | None = None,
     ) -> None:
         self.rate, self.channels = DEVICE_RATE, DEVICE_CHANNELS
         self._wanted = device
+        self._backends = backends
+        """miniaudio backends to try (None = its default order); tests use its null backend."""
         self._on_message = on_message or (lambda line: None)
         self._reconnect_seconds = reconnect_seconds
         self._queue: queue.Queue[bytes] = queue.Queue(self.BLOCKS_QUEUED)
         self._device: Any = None
         self._fallback = _Pacer(self.rate)
         self._next_try = 0.0
+        self._retry_seconds = reconnect_seconds
         self._reported = False
+        self._pulled = threading.Event()
+        """Set by the device thread: the open device really takes samples."""
         self._open()
 
     def _open(self) -> None:
         import miniaudio  # lazy: only a real speaker needs the device backend
 
-        self._next_try = time.monotonic() + self._reconnect_seconds
+        self._next_try = time.monotonic() + self._retry_seconds
+        self._retry_seconds = min(2 * self._retry_seconds, MAX_RECONNECT_SECONDS)
+        self._pulled.clear()
         try:
             device_id = None
             if self._wanted:
-                device_id = _find_device(miniaudio.Devices().get_playbacks(), self._wanted)["id"]
+                devices = miniaudio.Devices(self._backends).get_playbacks()
+                device_id = _find_device(devices, self._wanted)["id"]
             dev = miniaudio.PlaybackDevice(
                 output_format=miniaudio.SampleFormat.SIGNED16,
                 nchannels=self.channels,
                 sample_rate=self.rate,
                 buffersize_msec=60,
                 device_id=device_id,
+                backends=self._backends,
                 app_name="heymusic",
             )
-            dev.start(self._pull())
-        except (miniaudio.MiniaudioError, UserError) as err:
-            self._fail(f"speaker unavailable ({err}); music is silent until it returns")
+            pull = self._pull()
+            next(pull)  # miniaudio sends frame counts into a started generator
+            dev.start(pull)
+        except UserError as err:
+            self._fail(f"{err}; music is silent until then")
+            return
+        except miniaudio.MiniaudioError as err:
+            why = err.args[0] if err.args else type(err).__name__
+            self._fail(
+                f"cannot open the speaker ({why}): check that a sound card is connected "
+                "and [audio] output_device; music is silent until it works"
+            )
             return
         self._device = dev
-        if self._reported:
-            self._on_message("speaker is back")
-            self._reported = False
 
     def _fail(self, line: str) -> None:
         _LOGGER.warning("%s", line)
@@ -213,6 +235,7 @@ class DeviceSink:
         pending = b""
         frames = yield b""
         while True:
+            self._pulled.set()
             want = frames * bytes_per_frame
             while len(pending) < want:
                 try:
@@ -230,10 +253,16 @@ class DeviceSink:
             return
         data = np.ascontiguousarray(block, dtype="<i2").tobytes()
         try:
-            self._queue.put(data, timeout=1.0)
+            self._queue.put(data, timeout=STALL_SECONDS)
         except queue.Full:
-            self._fail("speaker stopped taking sound (unplugged?); retrying")
+            self._fail("speaker stopped taking sound (unplugged?); music is silent until it works")
             self._close_device()
+            return
+        if self._pulled.is_set():
+            self._retry_seconds = self._reconnect_seconds
+            if self._reported:
+                self._on_message("speaker is back")
+                self._reported = False
 
     def _close_device(self) -> None:
         if self._device is not None:
