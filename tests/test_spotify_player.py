@@ -292,3 +292,31 @@ def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:
         timeout=30,
     )
     assert bad.returncode == 2 and "another login attempt" in bad.stderr  # stale state
+
+
+def test_auto_player_picks_the_source_per_request(stub: SpotifyStub, tmp_path: Path) -> None:
+    from heymusic.errors import UserError
+    from heymusic.players import make_player
+
+    messages: list[str] = []
+    settings = _settings()
+    with pytest.raises(UserError, match="spotify login"):
+        make_player(settings, "spotify", audio_out="null")
+    nothing = make_player(settings, "auto", audio_out="null", on_message=messages.append)
+    nothing.play(_tracks(2))  # Spotify-only songs, not logged in: say how to fix it
+    nothing.close()
+    assert len(messages) == 1 and "log in to Spotify" in messages[0]
+    assert stub.calls() == []
+
+    _login(stub)
+    auto = make_player(settings, "auto", audio_out="null", on_message=messages.append)
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"")  # unreadable audio: the local route is taken, then skipped
+    local = Track("local-1", "Mine", "Me", path=str(clip))
+    auto.play([local])
+    auto.play(_tracks(3))  # nothing local: Spotify plays them
+    auto.next()
+    assert auto.name == "auto"
+    assert auto._spotify.wait_idle()  # type: ignore[attr-defined]
+    auto.close()
+    assert stub.calls() == ["GET /me/player/devices", "PUT /me/player/play", "POST /me/player/next"]
