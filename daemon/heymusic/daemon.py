@@ -293,8 +293,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-class _Stop(Exception):
-    """SIGTERM/SIGINT: leave the loop, close devices, exit 0."""
+class _Stop(BaseException):
+    """SIGTERM/SIGINT: leave the loop, close devices, exit 0. A BaseException, so the
+    per-command `except Exception` cannot swallow a SIGTERM that lands mid-command."""
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
