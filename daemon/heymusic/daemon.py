@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import signal
 import threading
 import time
@@ -302,8 +303,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The always-on daemon: microphone (or --input) in real time until SIGTERM."""
     import sdnotify
 
-    if not args.input:
-        check_microphone(settings.audio.input_device)  # fail fast, before loading models
+    if not args.input and not os.environ.get("NOTIFY_SOCKET"):
+        # Fail fast, before loading models. As a service, wait for the mic instead (a USB
+        # mic may be plugged in later; exiting would run into systemd's restart limit).
+        check_microphone(settings.audio.input_device)
     notifier = sdnotify.SystemdNotifier()
     reload_requested = threading.Event()
 
@@ -320,7 +323,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # The lambda must see `pipeline` rebound by a reload: late binding is the point.
     audio_now = lambda: pipeline.audio_s  # noqa: E731
     try:
-        chunks = _live_chunks(args.input, settings, emit, audio_now)
+        chunks = _live_chunks(
+            args.input, settings, emit, audio_now, lambda: notifier.notify("WATCHDOG=1")
+        )
         notifier.notify("READY=1")
         _LOGGER.info("listening (%s)", args.input or "microphone")
         last_ping = 0.0
@@ -357,12 +362,17 @@ def _reload(
 
 
 def _live_chunks(
-    spec: str | None, settings: Settings, emit: EventLog, now: Callable[[], float]
+    spec: str | None,
+    settings: Settings,
+    emit: EventLog,
+    now: Callable[[], float],
+    alive: Callable[[], None],
 ) -> Iterator[np.ndarray]:
-    """Chunks in real time. A file is paced like a microphone; a lost mic is reopened."""
+    """Chunks in real time. A file is paced like a microphone; a lost mic is reopened
+    (calling `alive` while it waits: the watchdog is for a stuck loop, not an unplugged mic)."""
     if spec:
         return _paced(open_input(spec), spec != "-")
-    return _microphone(settings, emit, now)
+    return _microphone(settings, emit, now, alive)
 
 
 def _paced(source: AudioSource, pace: bool) -> Iterator[np.ndarray]:
@@ -377,11 +387,15 @@ def _paced(source: AudioSource, pace: bool) -> Iterator[np.ndarray]:
 
 
 def _microphone(
-    settings: Settings, emit: EventLog, now: Callable[[], float]
+    settings: Settings, emit: EventLog, now: Callable[[], float], alive: Callable[[], None]
 ) -> Iterator[np.ndarray]:
     """The mic, reopened with growing waits (up to 30 s) whenever it fails."""
     wait = settings.audio.reconnect_seconds
-    mic = MicSource(settings.audio.input_device)
+    try:
+        mic = MicSource(settings.audio.input_device)
+    except UserError as err:  # no microphone yet: only reached as a service
+        emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
+        mic = _reopen(settings, emit, now, wait, alive)
     try:
         while True:
             seen = 0
@@ -395,14 +409,23 @@ def _microphone(
             except UserError as err:
                 emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
             mic.close()
-            mic = _reopen(settings, emit, now, wait)
+            mic = _reopen(settings, emit, now, wait, alive)
     finally:
         mic.close()
 
 
-def _reopen(settings: Settings, emit: EventLog, now: Callable[[], float], wait: float) -> MicSource:
+def _reopen(
+    settings: Settings,
+    emit: EventLog,
+    now: Callable[[], float],
+    wait: float,
+    alive: Callable[[], None],
+) -> MicSource:
     while True:
-        time.sleep(wait)
+        until = time.monotonic() + wait
+        while (left := until - time.monotonic()) > 0:
+            alive()
+            time.sleep(min(left, 1.0))
         try:
             mic = MicSource(settings.audio.input_device)
         except UserError as err:
