@@ -21,12 +21,18 @@ from heymusic.catalog import Track
 
 TITLE_WEIGHT = 0.65
 ARTIST_WEIGHT = 0.35
-#: Leading words that introduce a request rather than name a song.
-_LEAD = re.compile(
-    r"^(?:(?:hey|ok|okay)?\s*\w*\s*music\W+)?"
-    r"(?:(?:please|can you|could you|would you|i want to hear|i wanna hear|let's hear|"
-    r"play|put on|queue|start|listen to|me|us|the song|the track|some|a song)\s+)*",
+#: The wake phrase (often misheard: "hey new sick"), politeness, then one verb, then filler.
+_WAKE = re.compile(r"^(?:(?:hey|ok|okay|a)\s+)?(?:\w+\s+)?(?:music|musics)\s+")
+_POLITE = re.compile(
+    r"^(?:(?:please|can you|could you|would you|i want to hear|i wanna hear|let's hear|"
+    r"let s hear|i'd like)\s+)*"
 )
+_VERB = re.compile(r"^(?:play|put on|queue|start|listen to)\s+")
+_FILLER = re.compile(r"^(?:(?:me|us|the song|the track|some|a song|song)\s+)+")
+#: Request words are looked up among catalog words at least this similar (rapidfuzz ratio).
+WORD_CUTOFF = 75.0
+#: Words found in more songs than this ("the", "love") do not widen the candidates alone.
+COMMON_WORD_ROWS = 400
 #: A title without its version suffix: "Song - Radio Edit", "Song (feat. X)".
 _VERSION = re.compile(r"\s*(?:\(.*?\)|\[.*?\]|\s-\s.*)$")
 
@@ -42,14 +48,31 @@ class Match:
     """"title" (a named song) or "artist" (the request names only an artist)."""
 
 
+def request_variants(text: str) -> list[list[str]]:
+    """The request words without wake phrase and verb, with and without filler ("me", "some").
+
+    Only one verb is dropped, so "play Play Me" keeps its title.
+    """
+    cleaned = _VERB.sub("", _POLITE.sub("", _WAKE.sub("", default_process(text))), count=1)
+    variants = [cleaned.split()]
+    bare = _FILLER.sub("", cleaned).split()
+    if bare and bare != variants[0]:
+        variants.append(bare)
+    return [v for v in variants if v]
+
+
 def request_words(text: str) -> list[str]:
-    """The words after "play" and friends, normalised (lower case, no punctuation)."""
-    cleaned = _LEAD.sub("", default_process(text))
-    return cleaned.split()
+    """The words of the request proper (wake phrase, verb and filler removed)."""
+    variants = request_variants(text)
+    return variants[-1] if variants else []
 
 
 class TitleMatcher:
-    """Scores every (title, artist) split of a request against the whole catalog at once."""
+    """Scores every (title, artist) split of a request against the catalog.
+
+    An inverted index of title/artist words (looked up fuzzily) narrows the catalog
+    to songs sharing a word with the request, so a request costs milliseconds.
+    """
 
     def __init__(self, tracks: Sequence[Track]) -> None:
         self.tracks = list(tracks)
@@ -58,16 +81,62 @@ class TitleMatcher:
             default_process(_VERSION.sub("", t.name)) or n
             for t, n in zip(self.tracks, self.titles, strict=True)
         ]
-        artists = sorted({default_process(t.artist) for t in self.tracks})
+        self.artist_names = [default_process(t.artist) for t in self.tracks]
+        artists = sorted(set(self.artist_names))
         slot = {a: i for i, a in enumerate(artists)}
         self.artists = artists
-        self.artist_of = np.array([slot[default_process(t.artist)] for t in self.tracks])
+        self.artist_of = np.array([slot[a] for a in self.artist_names], dtype=np.int64)
         self.popularity = np.array([t.popularity or 0.0 for t in self.tracks])
+        postings: dict[str, list[int]] = {}
+        for row, (title, artist) in enumerate(zip(self.titles, self.artist_names, strict=True)):
+            for word in set(title.split()) | set(artist.split()):
+                postings.setdefault(word, []).append(row)
+        self.vocab = sorted(postings)
+        self.postings = [np.array(postings[w], dtype=np.int64) for w in self.vocab]
 
-    def _title_scores(self, query: str) -> np.ndarray:
-        full = process.cdist([query], self.titles, scorer=fuzz.ratio, dtype=np.float32)[0]
-        short = process.cdist([query], self.short_titles, scorer=fuzz.ratio, dtype=np.float32)[0]
-        return np.maximum(full, short)
+    def _candidates(self, words: list[str]) -> np.ndarray:
+        """Rows sharing a (fuzzily) similar word with the request; rare words first."""
+        unique = sorted(set(words))
+        similar = process.cdist(
+            unique, self.vocab, scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=WORD_CUTOFF
+        )
+        found = []
+        for row in similar:
+            hits = np.flatnonzero(row)
+            if hits.size:
+                found.append(np.unique(np.concatenate([self.postings[i] for i in hits])))
+        found.sort(key=len)
+        keep = [rows for rows in found if len(rows) <= COMMON_WORD_ROWS] or found[:2]
+        return np.unique(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+    def best_title(self, text: str) -> Match | None:
+        """The best song for a "play <title> [by <artist>]" request, whatever its score."""
+        variants = request_variants(text)
+        if not variants or not self.tracks:
+            return None
+        rows = self._candidates(variants[0])
+        if not rows.size:
+            return None
+        titles = [self.titles[r] for r in rows]
+        shorts = [self.short_titles[r] for r in rows]
+        artists = [self.artist_names[r] for r in rows]
+        best = np.zeros(len(rows), dtype=np.float32)
+        for words in variants:
+            for title, artist in self.splits(words):
+                scores = np.maximum(
+                    process.cdist([title], titles, scorer=fuzz.ratio, dtype=np.float32)[0],
+                    process.cdist([title], shorts, scorer=fuzz.ratio, dtype=np.float32)[0],
+                )
+                if artist:
+                    artist_scores = process.cdist(
+                        [artist], artists, scorer=fuzz.ratio, dtype=np.float32
+                    )[0]
+                    scores = TITLE_WEIGHT * scores + ARTIST_WEIGHT * artist_scores
+                np.maximum(best, scores, out=best)
+        top = float(best.max())
+        tied = rows[best >= top - 1e-3]
+        i = int(tied[np.argmax(self.popularity[tied])])
+        return Match(self.tracks[i], top, "title")
 
     def _artist_scores(self, query: str) -> np.ndarray:
         scores = process.cdist([query], self.artists, scorer=fuzz.ratio, dtype=np.float32)[0]
@@ -81,24 +150,6 @@ class TitleMatcher:
             if i + 1 < len(words):
                 out.add((" ".join(words[:i]), " ".join(words[i + 1 :])))
         return sorted(out)
-
-    def best_title(self, text: str) -> Match | None:
-        """The best song for a "play <title> [by <artist>]" request, whatever its score."""
-        words = request_words(text)
-        if not words or not self.tracks:
-            return None
-        best = np.zeros(len(self.tracks), dtype=np.float32)
-        for title, artist in self.splits(words):
-            title_scores = self._title_scores(title)
-            if artist:
-                combined = TITLE_WEIGHT * title_scores + ARTIST_WEIGHT * self._artist_scores(artist)
-            else:
-                combined = title_scores
-            np.maximum(best, combined, out=best)
-        top = float(best.max())
-        tied = np.flatnonzero(best >= top - 1e-3)
-        i = int(tied[np.argmax(self.popularity[tied])])
-        return Match(self.tracks[i], top, "title")
 
     def best_artist(self, text: str) -> Match | None:
         """The best artist for the whole request ("play drake", "something by daft punk")."""

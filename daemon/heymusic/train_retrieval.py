@@ -7,11 +7,37 @@ symmetric in-batch InfoNCE with a learned temperature.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
+
+from heymusic.catalog import ImportReport, Track, read_spotify_rows, tracks_from_rows, words
+from heymusic.config import Settings, cache_dir
+from heymusic.errors import UserError
+from heymusic.song_features import (
+    HELD_OUT_TEMPLATES,
+    TEMPLATES,
+    SongFeaturizer,
+    asr_noise,
+    make_request,
+    satisfies,
+)
 
 EMBED_DIM = 128
+#: Share of playlists (by name) held out for evaluation.
+EVAL_FRACTION = 0.15
 
 
 def default_base_model() -> str:
@@ -33,6 +59,7 @@ class QueryTower(nn.Module):
         self.encoder = AutoModel.from_pretrained(base_dir, attn_implementation="eager")
         hidden = int(self.encoder.config.hidden_size)
         self.proj = nn.Linear(hidden, dim) if dim else None
+        self.trainable_layers = trainable_layers
         for p in self.encoder.parameters():
             p.requires_grad = False
         layers = _layers(self.encoder)
@@ -42,6 +69,18 @@ class QueryTower(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self._head(hidden, attention_mask)
+
+    def forward_top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The trainable top layers only, from cached lower-layer states (BERT-style blocks)."""
+        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * -1e4
+        layers = _layers(self.encoder)
+        for layer in layers[len(layers) - self.trainable_layers :]:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return self._head(hidden, attention_mask)
+
+    def _head(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         out = self.proj(pooled) if self.proj is not None else pooled
@@ -68,3 +107,292 @@ class SongTower(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(x), dim=-1)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Playlist:
+    key: str
+    """Normalised name: playlists sharing a name land on the same side of the split."""
+    name: str
+    genre: str
+    subgenre: str
+    track_ids: list[str]
+
+
+@dataclass
+class RetrievalData:
+    """Tracks (tags from training playlists only), playlists and the split."""
+
+    tracks: list[Track]
+    train_playlists: list[Playlist]
+    eval_playlists: list[Playlist]
+    data_sha256: str
+
+
+def is_held_out(playlist_key: str, seed: int, fraction: float = EVAL_FRACTION) -> bool:
+    """Deterministic playlist split: the same name and seed always land on the same side."""
+    digest = hashlib.sha1(f"{seed}:{playlist_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+
+
+def load_data(csv_path: Path, seed: int) -> RetrievalData:
+    """Read the Spotify songs table and split its playlists (by name) into train and eval."""
+    report = ImportReport(tracks=[])
+    rows = read_spotify_rows(csv_path, report)
+    if not rows:
+        raise UserError(f"{csv_path}: no usable rows ({report.summary()})")
+    groups: dict[str, Playlist] = {}
+    for row in rows:
+        key = " ".join(words(row.playlist_name)) or row.playlist_id
+        pl = groups.setdefault(key, Playlist(key, row.playlist_name, row.genre, row.subgenre, []))
+        if row.track_id not in pl.track_ids:
+            pl.track_ids.append(row.track_id)
+    held = {key for key in groups if is_held_out(key, seed)}
+    train_ids = {
+        row.playlist_id
+        for row in rows
+        if (" ".join(words(row.playlist_name)) or row.playlist_id) not in held
+    }
+    tracks = tracks_from_rows(rows, tag_playlists=lambda pid: pid in train_ids)
+    return RetrievalData(
+        tracks=tracks,
+        train_playlists=[p for k, p in groups.items() if k not in held],
+        eval_playlists=[p for k, p in groups.items() if k in held],
+        data_sha256=_sha256(csv_path),
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class PoolItem:
+    """A training query: text plus what answers it (playlist rows, or wanted attributes)."""
+
+    text: str
+    rows: list[int]
+    """Tracks to draw the positive from."""
+    answers: set[int] | dict[str, str | int]
+
+
+def build_pool(
+    data: RetrievalData, rng: random.Random, generated: int, noisy_copies: int = 3
+) -> list[PoolItem]:
+    """Playlist names (clean and misheard) and generated requests from training templates."""
+    row = {t.track_id: i for i, t in enumerate(data.tracks)}
+    pool: list[PoolItem] = []
+    for playlist in data.train_playlists:
+        members = sorted({row[t] for t in playlist.track_ids if t in row})
+        if not members:
+            continue
+        name = playlist.name.lower()
+        variants = {name, *(asr_noise(name, rng) for _ in range(noisy_copies))}
+        pool.extend(PoolItem(v, members, set(members)) for v in sorted(variants))
+    templates = [i for i in range(len(TEMPLATES)) if i not in HELD_OUT_TEMPLATES]
+    while generated > 0:
+        anchor = rng.randrange(len(data.tracks))
+        request = make_request(data.tracks[anchor], rng.choice(templates), rng)
+        if request is None:
+            continue
+        text = asr_noise(request.text, rng) if rng.random() < 0.5 else request.text
+        pool.append(PoolItem(text, [anchor], request.wants))
+        generated -= 1
+    return pool
+
+
+def in_batch_answers(
+    pool: list[PoolItem], items: list[int], rows: list[int], tracks: list[Track]
+) -> np.ndarray:
+    """also[i, j]: batch song j also answers query i, so it must not count as a negative."""
+    also = np.zeros((len(items), len(items)), dtype=bool)
+    for i, item in enumerate(items):
+        answers = pool[item].answers
+        for j, r in enumerate(rows):
+            if i == j:
+                continue
+            if isinstance(answers, set):
+                also[i, j] = r in answers
+            else:
+                also[i, j] = r == rows[i] or satisfies(tracks[r], answers)
+    return also
+
+
+class PrefixCache:
+    """Frozen lower transformer layers run once per pool text; training runs only the top.
+
+    A CPU step through all six layers of MiniLM costs seconds; with the lower layers
+    frozen their output never changes, so it is computed once and kept (per text, unpadded).
+    """
+
+    def __init__(self, tower: QueryTower, tokenizer: Any, texts: list[str], batch: int = 256):
+        self.frozen = len(_layers(tower.encoder)) - tower.trainable_layers
+        self.states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        encodings = tokenizer.encode_batch(texts)
+        lengths = [sum(e.attention_mask) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        tower.eval()
+        with torch.no_grad():
+            for start in tqdm(range(0, len(order), batch), desc="encode pool", unit=" batch"):
+                idx = order[start : start + batch]
+                width = max(lengths[i] for i in idx)
+                ids = torch.tensor([encodings[i].ids[:width] for i in idx])
+                mask = torch.tensor([encodings[i].attention_mask[:width] for i in idx])
+                out = tower.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+                hidden = out.hidden_states[self.frozen]
+                for row, i in enumerate(idx):
+                    self.states[i] = hidden[row, : lengths[i]].clone()
+
+    def batch(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(self.states[i]) for i in items)
+        hidden = torch.zeros(len(items), width, self.states[items[0]].shape[-1])
+        mask = torch.zeros(len(items), width, dtype=torch.long)
+        for row, i in enumerate(items):
+            n = len(self.states[i])
+            hidden[row, :n] = self.states[i]
+            mask[row, :n] = 1
+        return hidden, mask
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def info_nce(
+    q: torch.Tensor, s: torch.Tensor, scale: torch.Tensor, also: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric in-batch InfoNCE; `also` masks other right answers out of the negatives."""
+    logits = scale * q @ s.T
+    logits = logits.masked_fill(also, float("-inf"))
+    target = torch.arange(len(q))
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+@dataclass
+class TrainConfig:
+    base_model: str
+    seed: int = 0
+    batch_size: int = 128
+    max_length: int = 16
+    trainable_layers: int = 1
+    hidden: int = 512
+    dim: int = EMBED_DIM
+    lr_encoder: float = 1e-4
+    lr_heads: float = 2e-3
+    max_minutes: float = 20.0
+    max_steps: int | None = None
+    threads: int = 2
+    limit_tracks: int | None = None
+    """Train on a subset (smoke tests)."""
+    generated: int = 16000
+    """Generated requests in the training pool (besides playlist names)."""
+    playlist_share: float = 0.4
+
+
+def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Train both towers; write towers.pt + song_features.json into `out_dir`; return a summary."""
+    from tokenizers import Tokenizer
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = random.Random(cfg.seed)
+    data = load_data(csv_path, cfg.seed)
+    if cfg.limit_tracks:
+        keep = {t.track_id for t in data.tracks[: cfg.limit_tracks]}
+        data.tracks = data.tracks[: cfg.limit_tracks]
+        for p in data.train_playlists:
+            p.track_ids = [t for t in p.track_ids if t in keep]
+        data.train_playlists = [p for p in data.train_playlists if p.track_ids]
+    featurizer = SongFeaturizer.fit(data.tracks)
+    features = torch.from_numpy(featurizer.transform(data.tracks))
+    pool = build_pool(data, rng, cfg.generated)
+    playlist_items = [i for i, p in enumerate(pool) if isinstance(p.answers, set)]
+    generated_items = [i for i, p in enumerate(pool) if not isinstance(p.answers, set)]
+
+    query = QueryTower(cfg.base_model, dim=cfg.dim, trainable_layers=cfg.trainable_layers)
+    song = SongTower(featurizer.dim, hidden=cfg.hidden, dim=cfg.dim)
+    log_scale = nn.Parameter(torch.tensor(math.log(20.0)))
+    encoder_params = [p for p in query.encoder.parameters() if p.requires_grad]
+    head_params = [*(query.proj.parameters() if query.proj else []), *song.parameters(), log_scale]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": cfg.lr_encoder},
+            {"params": head_params, "lr": cfg.lr_heads},
+        ],
+        weight_decay=0.01,
+    )
+    tokenizer = Tokenizer.from_file(str(Path(cfg.base_model) / "tokenizer.json"))
+    tokenizer.enable_truncation(cfg.max_length)
+    tokenizer.enable_padding(pad_id=int(query.encoder.config.pad_token_id or 0))
+    cache = PrefixCache(query, tokenizer, [p.text for p in pool])
+
+    query.train()
+    song.train()
+    losses: list[float] = []
+    start = time.monotonic()
+    budget = cfg.max_minutes * 60.0
+    total = cfg.max_steps or 10**9
+    bar = tqdm(total=cfg.max_steps, desc="train", unit=" step")
+    step = 0
+    while step < total and time.monotonic() - start < budget:
+        n_playlist = round(cfg.batch_size * cfg.playlist_share)
+        items = rng.sample(playlist_items, min(n_playlist, len(playlist_items)))
+        items += rng.sample(generated_items, cfg.batch_size - len(items))
+        rows = [rng.choice(pool[i].rows) for i in items]
+        also = in_batch_answers(pool, items, rows, data.tracks)
+        hidden, mask = cache.batch(items)
+        q = query.forward_top(hidden, mask)
+        s = song(features[rows])
+        loss = info_nce(q, s, log_scale.exp().clamp(max=100.0), torch.from_numpy(also))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+        step += 1
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", scale=f"{log_scale.exp():.1f}")
+    bar.close()
+    minutes = (time.monotonic() - start) / 60.0
+    info = {
+        "base_model": cfg.base_model,
+        "dim": cfg.dim,
+        "hidden": cfg.hidden,
+        "max_length": cfg.max_length,
+        "seed": cfg.seed,
+        "steps": step,
+        "batch_size": cfg.batch_size,
+        "minutes": round(minutes, 2),
+        "data_sha256": data.data_sha256,
+        "eval_fraction": EVAL_FRACTION,
+        "loss_first": float(np.mean(losses[:10])) if losses else None,
+        "loss_last": float(np.mean(losses[-10:])) if losses else None,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"query": query.state_dict(), "song": song.state_dict(), "info": info},
+        out_dir / "towers.pt",
+    )
+    featurizer.save(out_dir / "song_features.json")
+    (out_dir / "losses.json").write_text(json.dumps(losses), encoding="utf-8")
+    return info
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic train`: train, then export to the models dir (run `heymusic eval` after)."""
+    csv_path = Path(args.data or settings.catalog.source)
+    if not csv_path.is_file():
+        raise UserError(f"{csv_path}: training needs the Spotify songs CSV; pass --data PATH")
+    out = args.out or cache_dir() / "train"
+    cfg = TrainConfig(
+        base_model=settings.recommender.base_model or default_base_model(),
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        max_steps=args.max_steps,
+    )
+    info = train(csv_path, out, cfg)
+    print(json.dumps(info))
+    print(f"checkpoint in {out}; export with: python export_onnx.py --checkpoint {out}")
+    return 0
