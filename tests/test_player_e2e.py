@@ -90,7 +90,9 @@ def _catalog(path: Path, base: str, seed: int) -> None:
                 writer.writerow([track_id, name, artist, f"{base}{track_id}.wav", genre, genre])
 
 
-def _simulate(tmp_path: Path, commands: Path, player: str, base: str) -> list[dict]:
+def _simulate(
+    tmp_path: Path, commands: Path, player: str, base: str, audio_out: str = "null"
+) -> list[dict]:
     _catalog(tmp_path / "seed.csv", base, seed=len(player))
     config = tmp_path / "config.toml"
     config.write_text(
@@ -111,7 +113,7 @@ def _simulate(tmp_path: Path, commands: Path, player: str, base: str) -> list[di
             "--player",
             player,
             "--audio-out",
-            "null",
+            audio_out,
         ],
         capture_output=True,
         text=True,
@@ -134,12 +136,23 @@ def test_local_players_fetch_first_then_second(
     player: str, tmp_path: Path, commands: Path, clip_server: _ClipServer
 ) -> None:
     clip_server.requests.clear()
-    events = _simulate(tmp_path, commands, player, clip_server.base)
+    recording = tmp_path / "heard.wav"
+    events = _simulate(tmp_path, commands, player, clip_server.base, str(recording))
     ids, _ = _results_and_actions(events)
     assert len(ids) == 5
-    expected = [] if player == "log" else ids[:2]
-    assert clip_server.requests == expected
     assert [e for e in events if e["type"] in ("error", "notice")] == []
+    if player == "log":
+        assert clip_server.requests == [] and not recording.exists()
+        return
+    assert clip_server.requests == ids[:2]
+    heard, rate = sf.read(recording, dtype="float32")
+    loud = np.abs(heard[:, 0]) > 0.01
+    assert loud.sum() / rate > 0.5  # the clip really went out (earcons are far shorter)
+    spectrum = np.abs(np.fft.rfft(heard[:, 0]))
+    hz = np.fft.rfftfreq(len(heard), 1 / rate)
+    near = np.abs(hz - 330)
+    # The served clip is a 330 Hz tone: a sharp peak there, far above the band around it.
+    assert spectrum[near < 2].max() > 10 * spectrum[(near > 20) & (near < 60)].max()
 
 
 def test_spotify_player_calls(
