@@ -15,6 +15,7 @@ from heymusic.errors import UserError
 from heymusic.players.audio_out import DeviceSink, RecordingSink, make_sink
 from heymusic.players.earcons import EARCON_NAMES, make_earcon
 from heymusic.players.preview import PreviewPlayer
+from heymusic.players.voice import Voice
 
 
 def _block(sink: DeviceSink | RecordingSink, seconds: float = 0.02) -> np.ndarray:
@@ -96,3 +97,11 @@ def test_earcons_differ_and_spoken_replies_reach_the_speaker() -> None:
     time.sleep(0.3)
     player.close()
     assert quiet.blocks == []
+
+
+@pytest.mark.parametrize("engine", Voice.ENGINES)
+def test_each_tts_engine_speaks(engine: str) -> None:
+    result = Voice(engine).synthesize("Blue in green by Miles Davis")
+    assert result is not None
+    audio, rate = result
+    assert 1.0 < len(audio) / rate < 5.0 and np.abs(audio).max() > 0.1

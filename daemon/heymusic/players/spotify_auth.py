@@ -113,7 +113,13 @@ def login(settings: Settings, redirect_url: str | None = None) -> Path:
         file=sys.stderr,
     )
     if redirect_url is None:
-        redirect_url = input("redirect URL: ").strip()
+        try:
+            redirect_url = input("redirect URL: ").strip()
+        except EOFError:
+            raise UserError(
+                "no redirect URL was pasted; run 'heymusic spotify login' in a "
+                "terminal and paste the address when asked"
+            ) from None
     try:
         got_state, code = SpotifyOAuth.parse_auth_response_url(redirect_url)
     except SpotifyOauthError as err:

@@ -20,9 +20,14 @@ class Voice:
     caller runs this off the audio thread.
     """
 
-    def __init__(self) -> None:
+    ENGINES = ("piper", "espeak-ng")
+
+    def __init__(self, engine: str = "") -> None:
+        """`engine` "" picks the best one installed."""
         self._piper: Any = None
-        self._engine = self._pick_engine()
+        self._engine = engine or self._pick_engine()
+        if self._engine not in (*self.ENGINES, ""):
+            raise ValueError(f"unknown TTS engine {engine!r}")
 
     @staticmethod
     def _pick_engine() -> str:
@@ -30,6 +35,7 @@ class Voice:
             return "piper"
         if shutil.which("espeak-ng"):
             return "espeak-ng"
+        _LOGGER.warning("no text-to-speech found (piper-tts or espeak-ng): replies are logged only")
         return ""
 
     @property
