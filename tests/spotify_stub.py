@@ -71,6 +71,8 @@ class SpotifyStub:
         self.access_token = "access-0"
         self.issued = 0
         self.delay_seconds = 0.0
+        self.current_uri = ""
+        """What GET /me/player/currently-playing reports ("" = nothing, 204)."""
         self._lock = threading.Lock()
         stub = self
 
@@ -162,7 +164,18 @@ class SpotifyStub:
         if req.call == "GET /me/player/devices":
             self._respond(h, 200, {"devices": self.devices})
         elif req.call == "GET /me/player/currently-playing":
-            self._respond(h, 204)
+            if self.current_uri:
+                self._respond(
+                    h,
+                    200,
+                    {
+                        "is_playing": True,
+                        "progress_ms": 1000,
+                        "item": {"uri": self.current_uri, "type": "track"},
+                    },
+                )
+            else:
+                self._respond(h, 204)
         elif req.call in (
             "PUT /me/player/play",
             "PUT /me/player/pause",

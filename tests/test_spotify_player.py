@@ -244,6 +244,29 @@ def test_radio_queues_more_when_the_last_track_plays(stub: SpotifyStub) -> None:
     assert [r.query["uri"] for r in stub.requests[-2:]] == [t.uri for t in more]
 
 
+def test_radio_polls_and_queues_when_the_device_reaches_our_last_track(
+    stub: SpotifyStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import heymusic.players.spotify as spotify
+
+    monkeypatch.setattr(spotify, "POLL_SECONDS", 0.2)
+    _login(stub)
+    more = _tracks(1, seed=9)
+    p = SpotifyPlayer(_settings(), more_like=lambda track, k=None, exclude=(): [(more[0], 0.4)])
+    tracks = _tracks(3)
+    p.play(tracks)
+    time.sleep(0.5)  # polls: the device still plays the first one
+    assert "POST /me/player/queue" not in stub.calls()
+    stub.current_uri = tracks[-1].uri  # the user skipped on the phone to our last track
+    end = time.monotonic() + 5
+    while "POST /me/player/queue" not in stub.calls() and time.monotonic() < end:
+        time.sleep(0.05)
+    p.close()
+    queued = [r for r in stub.requests if r.call == "POST /me/player/queue"]
+    assert [r.query["uri"] for r in queued] == [more[0].uri]
+    assert p.now_playing() is not None and p.now_playing().track_id == tracks[-1].track_id
+
+
 def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[spotify]\nclient_id = "test-client"\n')

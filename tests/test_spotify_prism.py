@@ -104,8 +104,12 @@ def _player(
 def test_every_voice_command_passes_validation(
     prism: str, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
+    import heymusic.players.spotify as spotify
+
+    monkeypatch.setattr(spotify, "POLL_SECONDS", 0.3)  # the radio's "what plays now?" too
     player, messages, seen = _player(prism, monkeypatch, mode=mode)
     player.play(_tracks())  # "play some jazz"
+    time.sleep(1.0)
     player.duck()  # wake while playing ...
     player.next()  # ... "skip"
     player.unduck()
@@ -124,6 +128,7 @@ def test_every_voice_command_passes_validation(
     calls = {f"{m} {p.split('?')[0]}" for m, p, _, _ in seen}
     assert {
         "GET /me/player/devices",
+        "GET /me/player/currently-playing",
         "POST /me/player/next",
         "POST /me/player/previous",
         "PUT /me/player/pause",
