@@ -41,6 +41,10 @@ BUSY = "Spotify is busy; try again in a moment"
 NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or pick others"
 #: While playing, look this often whether our last track has started (to queue the radio).
 POLL_SECONDS = 20.0
+#: Budget for lowering/restoring the volume around a command: a slow or failing Spotify
+#: must be given up on before the command itself arrives (>= ~1.5 s after the wake),
+#: so that command still gets its whole answer budget.
+DUCK_SECONDS = 1.0
 
 
 class SpotifyFailure(Exception):
@@ -80,9 +84,10 @@ class SpotifyApi:
         self._device_id: str | None = None
         self.begin()
 
-    def begin(self) -> None:
-        """Start a new command's budget."""
-        self._deadline = time.monotonic() + self._cfg.timeout_seconds
+    def begin(self, seconds: float | None = None) -> None:
+        """Start a new command's budget (default `[spotify] timeout_seconds`)."""
+        budget = self._cfg.timeout_seconds if seconds is None else seconds
+        self._deadline = time.monotonic() + min(budget, self._cfg.timeout_seconds)
 
     def call(self, fn: Callable[[spotipy.Spotify], T]) -> T:
         """Run one Web API call within the budget: refresh once on 401, wait out a short
@@ -288,7 +293,7 @@ class SpotifyPlayer:
             if name == "mark":
                 arg.set()
                 continue
-            self._api.begin()
+            self._api.begin(DUCK_SECONDS if name == "duck" else None)
             try:
                 self._handle(name, arg)
             except SpotifyFailure as err:
