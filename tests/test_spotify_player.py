@@ -343,3 +343,19 @@ def test_auto_player_picks_the_source_per_request(stub: SpotifyStub, tmp_path: P
     assert auto._spotify.wait_idle()  # type: ignore[attr-defined]
     auto.close()
     assert stub.calls() == ["GET /me/player/devices", "PUT /me/player/play", "POST /me/player/next"]
+
+
+def test_a_bare_token_from_another_tool_works_without_client_id(stub: SpotifyStub) -> None:
+    bare = {"access_token": stub.access_token, "refresh_token": "refresh-0"}  # no scope/expiry
+    TokenCache().save_token_to_cache(bare)
+    messages: list[str] = []
+    settings = load_settings(overrides={"player": {"tts": False}})  # no client id configured
+    p = SpotifyPlayer(settings, on_message=messages.append)
+    p.pause()
+    assert p.wait_idle()
+    stub.access_token = "rotated"  # now it is refused: refreshing needs a client id
+    p.resume()
+    assert p.wait_idle()
+    p.close()
+    assert stub.calls() == ["GET /me/player/devices", "PUT /me/player/pause", "PUT /me/player/play"]
+    assert len(messages) == 1 and "client_id" in messages[0]

@@ -100,7 +100,7 @@ class SpotifyApi:
             self.sp.requests_timeout = remaining
             self.auth.requests_timeout = remaining
             token = TokenCache().get_cached_token()
-            if not token or not token.get("refresh_token"):
+            if not token or not token.get("access_token"):
                 raise SpotifyFailure(LOGIN)  # never let spotipy fall into its interactive login
             try:
                 return fn(self.sp)
@@ -145,6 +145,13 @@ class SpotifyApi:
             delay *= 2
 
     def _refresh(self, token: dict[str, Any]) -> None:
+        if not token.get("refresh_token"):
+            raise SpotifyFailure(LOGIN)
+        if not self._cfg.client_id:
+            raise SpotifyFailure(
+                "the Spotify token expired and refreshing it needs [spotify] "
+                "client_id: set it, then run 'heymusic spotify login'"
+            )
         try:
             self.auth.refresh_access_token(token["refresh_token"])
         except SpotifyOauthError as err:

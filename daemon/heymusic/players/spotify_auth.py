@@ -25,6 +25,10 @@ from heymusic.players.state import write_atomic
 
 _LOGGER = logging.getLogger(__name__)
 SCOPES = "user-read-playback-state user-modify-playback-state"
+#: What a cached token must allow at least (when it says what it allows).
+CONTROL_SCOPE = "user-modify-playback-state"
+#: spotipy insists on a client id; without one configured, a cached token still works.
+NO_CLIENT_ID = "unset"
 # spotipy debug-logs request headers and token bodies: keep its loggers quiet.
 logging.getLogger("spotipy").setLevel(logging.CRITICAL)
 
@@ -67,18 +71,38 @@ class HeadlessPKCE(SpotifyPKCE):
             return str(super().get_authorization_code(response))
         raise SpotifyOauthError("no usable token", error="not_logged_in")
 
+    def validate_token(self, token_info: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Like spotipy's, but a cache written by another tool may lack `scope` or
+        `expires_at`: such a token is used until Spotify answers 401 (then refreshed)."""
+        if not token_info or not token_info.get("access_token"):
+            return None
+        if "scope" in token_info and not self._is_scope_subset(CONTROL_SCOPE, token_info["scope"]):
+            return None  # a token for something else: log in again
+        if self.is_token_expired(token_info):
+            if not token_info.get("refresh_token"):
+                return None
+            return dict(self.refresh_access_token(token_info["refresh_token"]))
+        return token_info
 
-def make_auth(settings: Settings) -> SpotifyPKCE:
-    """The PKCE auth manager, with its OAuth URLs on `[spotify] accounts_base`."""
+    @staticmethod
+    def is_token_expired(token_info: dict[str, Any]) -> bool:
+        return "expires_at" in token_info and bool(SpotifyPKCE.is_token_expired(token_info))
+
+
+def make_auth(settings: Settings, for_login: bool = False) -> SpotifyPKCE:
+    """The PKCE auth manager, with its OAuth URLs on `[spotify] accounts_base`.
+
+    The client id is needed to log in and to refresh a token, not to use a cached one.
+    """
     cfg = settings.spotify
-    if not cfg.client_id:
+    if for_login and not cfg.client_id:
         raise UserError(
             "Spotify needs a client id: create an app at "
             "https://developer.spotify.com/dashboard with redirect URI "
             f"{cfg.redirect_uri}, then set [spotify] client_id in the config"
         )
     auth = HeadlessPKCE(
-        client_id=cfg.client_id,
+        client_id=cfg.client_id or NO_CLIENT_ID,
         redirect_uri=cfg.redirect_uri,
         scope=SCOPES,
         cache_handler=TokenCache(),
@@ -92,9 +116,9 @@ def make_auth(settings: Settings) -> SpotifyPKCE:
 
 
 def logged_in(settings: Settings) -> bool:
-    """A client id and a cached refresh token: the Spotify player can work."""
+    """A cached access token: the Spotify player can work (refreshing it needs a client id)."""
     token = TokenCache().get_cached_token()
-    return bool(settings.spotify.client_id and token and token.get("refresh_token"))
+    return bool(token and token.get("access_token"))
 
 
 def login(settings: Settings, redirect_url: str | None = None) -> Path:
@@ -103,7 +127,7 @@ def login(settings: Settings, redirect_url: str | None = None) -> Path:
     Raises:
         UserError: no client id, a refused or mismatched authorization, accounts host down.
     """
-    auth = make_auth(settings)
+    auth = make_auth(settings, for_login=True)
     state = secrets.token_urlsafe(16)
     print(
         "1. Open this URL in a browser on any device and allow access:\n\n"
