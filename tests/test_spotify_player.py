@@ -81,7 +81,6 @@ def test_each_voice_command_sends_its_calls(
     assert p.wait_idle()
     assert messages == []
     assert stub.calls() == [
-        "GET /me/player/devices",
         "PUT /me/player/play",
         "POST /me/player/next",
         "POST /me/player/previous",
@@ -92,10 +91,10 @@ def test_each_voice_command_sends_its_calls(
         "PUT /me/player/pause",
     ]
     reqs = stub.requests
-    assert reqs[1].body == {"uris": [f"spotify:track:{t.track_id}" for t in tracks]}
-    assert all(r.query.get("device_id") == "dev-kitchen" for r in reqs[1:])  # the active one
-    assert reqs[5].body is None  # resume: no new context
-    assert [r.query["volume_percent"] for r in reqs[6:8]] == ["30", "40"]
+    assert reqs[0].body == {"uris": [f"spotify:track:{t.track_id}" for t in tracks]}
+    assert all("device_id" not in r.query for r in reqs)  # no device set: the active one
+    assert reqs[4].body is None  # resume: no new context
+    assert [r.query["volume_percent"] for r in reqs[5:7]] == ["30", "40"]
     assert all(r.authorization == "Bearer access-0" for r in reqs)
     assert p.now_playing() is None
 
@@ -136,9 +135,8 @@ def test_expired_token_is_refreshed_and_never_logged(
     assert p.wait_idle()
     assert messages == []
     assert stub.calls(api_only=False) == [
-        "GET /me/player/devices",
+        "PUT /me/player/play",
         "POST /api/token",
-        "GET /me/player/devices",
         "PUT /me/player/play",
     ]
     assert stub.requests[1].body["grant_type"] == "refresh_token"
@@ -169,7 +167,9 @@ def test_failures_are_one_line_and_the_player_goes_on(
 ) -> None:
     p, messages = player
     p.set_volume(20)
-    assert p.wait_idle()  # device known now
+    assert p.wait_idle()
+    if status == 404:
+        stub.devices = []  # no device on at all (else the player falls back to one)
     stub.fail(status, times=100 if status >= 500 else 1, path="/me/player/play", **headers)
     start = time.monotonic()
     p.play(_tracks())
@@ -195,10 +195,7 @@ def test_short_retry_after_and_transient_5xx_are_retried(
     p.next()
     assert p.wait_idle()
     assert messages == []
-    assert (
-        stub.calls()
-        == ["GET /me/player/devices"] + ["PUT /me/player/play"] * 2 + ["POST /me/player/next"] * 3
-    )
+    assert stub.calls() == ["PUT /me/player/play"] * 2 + ["POST /me/player/next"] * 3
 
 
 def test_unreachable_spotify_and_missing_login(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -342,7 +339,7 @@ def test_auto_player_picks_the_source_per_request(stub: SpotifyStub, tmp_path: P
     assert auto.name == "auto"
     assert auto._spotify.wait_idle()  # type: ignore[attr-defined]
     auto.close()
-    assert stub.calls() == ["GET /me/player/devices", "PUT /me/player/play", "POST /me/player/next"]
+    assert stub.calls() == ["PUT /me/player/play", "POST /me/player/next"]
 
 
 def test_a_bare_token_from_another_tool_works_without_client_id(stub: SpotifyStub) -> None:
@@ -357,5 +354,30 @@ def test_a_bare_token_from_another_tool_works_without_client_id(stub: SpotifyStu
     p.resume()
     assert p.wait_idle()
     p.close()
-    assert stub.calls() == ["GET /me/player/devices", "PUT /me/player/pause", "PUT /me/player/play"]
+    assert stub.calls() == ["PUT /me/player/pause", "PUT /me/player/play"]
     assert len(messages) == 1 and "client_id" in messages[0]
+
+
+def test_nothing_active_plays_on_the_first_device_that_is_on(
+    stub: SpotifyStub, player: tuple[SpotifyPlayer, list[str]]
+) -> None:
+    p, messages = player
+    for dev in stub.devices:
+        dev["is_active"] = False
+    stub.fail(404, path="/me/player/play")  # Spotify: NO_ACTIVE_DEVICE
+    p.play(_tracks())
+    p.next()
+    assert p.wait_idle()
+    assert messages == []
+    assert stub.calls() == [
+        "PUT /me/player/play",
+        "GET /me/player/devices",
+        "PUT /me/player/play",
+        "POST /me/player/next",
+    ]
+    assert [r.query.get("device_id") for r in stub.requests] == [
+        None,
+        None,
+        "dev-phone",
+        "dev-phone",
+    ]

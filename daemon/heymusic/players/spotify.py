@@ -166,25 +166,37 @@ class SpotifyApi:
         return list(result.get("devices") or [])
 
     def device_id(self) -> str | None:
-        """The configured device by name, else the active one, else the first one."""
-        if self._device_id:
+        """The configured device by name; else None (Spotify's active device) or, once
+        nothing was active, the device picked then."""
+        wanted = self._cfg.device
+        if self._device_id or not wanted:
             return self._device_id
         devices = self.devices()
-        wanted = self._cfg.device
-        if wanted:
-            found = [d for d in devices if wanted.lower() in str(d.get("name", "")).lower()]
-            if not found:
-                names = ", ".join(str(d.get("name")) for d in devices) or "none"
-                raise SpotifyFailure(
-                    f"Spotify device '{wanted}' is not on (on now: {names}); "
-                    "start it or change [spotify] device"
-                )
-        else:
-            found = [d for d in devices if d.get("is_active")] or devices
+        found = [d for d in devices if wanted.lower() in str(d.get("name", "")).lower()]
         if not found:
-            raise SpotifyFailure(NO_DEVICE)
+            names = ", ".join(str(d.get("name")) for d in devices) or "none"
+            raise SpotifyFailure(
+                f"Spotify device '{wanted}' is not on (on now: {names}); "
+                "start it or change [spotify] device"
+            )
         self._device_id = found[0].get("id")
         return self._device_id
+
+    def control(self, fn: Callable[[spotipy.Spotify, str | None], T]) -> T:
+        """A playback call on our device. When no device is configured and none is active
+        (404), play on the first one that is on (Spotify moves playback there)."""
+        device = self.device_id()
+        try:
+            return self.call(lambda sp: fn(sp, device))
+        except SpotifyFailure as err:
+            if err.status != 404 or self._cfg.device:
+                raise
+        devices = self.devices()
+        found = [d for d in devices if d.get("is_active")] or devices
+        if not found:
+            raise SpotifyFailure(NO_DEVICE, 404)
+        self._device_id = found[0].get("id")
+        return self.call(lambda sp: fn(sp, self._device_id))
 
 
 class SpotifyPlayer:
@@ -331,40 +343,35 @@ class SpotifyPlayer:
             uris = [t.uri for t in arg if t.uri]
             if not uris:
                 raise SpotifyFailure(NOT_ON_SPOTIFY)
-            device = api.device_id()
             if self._cfg.mode == "play":
-                api.call(lambda sp: sp.start_playback(device_id=device, uris=uris))
+                api.control(lambda sp, dev: sp.start_playback(device_id=dev, uris=uris))
             else:
                 for uri in uris:
-                    self._queue_uri(uri, device)
+                    self._queue_uri(uri)
             self._queue, self._pos, self._state = [t for t in arg if t.uri], 0, PlayerState.PLAYING
             self._save()
         elif name == "enqueue":
             self._add_to_queue(arg)
         elif name in ("next", "previous"):
-            device = api.device_id()
             if name == "next":
-                api.call(lambda sp: sp.next_track(device_id=device))
+                api.control(lambda sp, dev: sp.next_track(device_id=dev))
                 self._pos = min(self._pos + 1, len(self._queue))
             else:
-                api.call(lambda sp: sp.previous_track(device_id=device))
+                api.control(lambda sp, dev: sp.previous_track(device_id=dev))
                 self._pos = max(self._pos - 1, 0)
             self._state = PlayerState.PLAYING
             self._save()
             self._maybe_radio()
         elif name == "pause":
-            device = api.device_id()
-            api.call(lambda sp: sp.pause_playback(device_id=device))
+            api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
             self._state = PlayerState.PAUSED
         elif name == "resume":
-            device = api.device_id()
-            api.call(lambda sp: sp.start_playback(device_id=device))
+            api.control(lambda sp, dev: sp.start_playback(device_id=dev))
             self._state = PlayerState.PLAYING
         elif name == "stop":
             self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
             self._save()
-            device = api.device_id()
-            api.call(lambda sp: sp.pause_playback(device_id=device))
+            api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
         elif name in ("volume", "volume_delta"):
             target = arg if name == "volume" else self._volume + arg
             self._volume = max(0, min(int(target), self._player_cfg.max_volume))
@@ -381,17 +388,15 @@ class SpotifyPlayer:
             self._maybe_radio(poll=True)
 
     def _send_volume(self, percent: int) -> None:
-        device = self._api.device_id()
-        self._api.call(lambda sp: sp.volume(percent, device_id=device))
+        self._api.control(lambda sp, dev: sp.volume(percent, device_id=dev))
 
-    def _queue_uri(self, uri: str, device: str | None) -> None:
-        self._api.call(lambda sp: sp.add_to_queue(uri, device_id=device))
+    def _queue_uri(self, uri: str) -> None:
+        self._api.control(lambda sp, dev: sp.add_to_queue(uri, device_id=dev))
 
     def _add_to_queue(self, tracks: list[Track]) -> None:
-        device = self._api.device_id()
         for track in tracks:
             if track.uri:
-                self._queue_uri(track.uri, device)
+                self._queue_uri(track.uri)
                 self._queue = self._queue + [track]
 
     def _maybe_radio(self, poll: bool = False) -> None:
