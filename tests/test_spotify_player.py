@@ -150,9 +150,9 @@ def test_expired_token_is_refreshed_and_never_logged(
 @pytest.mark.parametrize(
     ("status", "headers", "line", "max_seconds"),
     [
-        (403, {}, PREMIUM, 0.5),
-        (404, {}, NO_DEVICE, 0.5),
-        (429, {"Retry_After": "30"}, BUSY, 0.5),  # longer than the 3 s budget: say so at once
+        (403, {}, PREMIUM, 1.0),
+        (404, {}, NO_DEVICE, 1.0),
+        (429, {"Retry_After": "30"}, BUSY, 1.0),  # longer than the 3 s budget: say so at once
         (500, {}, "try again in a moment", 3.3),
         (503, {}, "try again in a moment", 3.3),
     ],
