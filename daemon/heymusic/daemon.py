@@ -78,10 +78,9 @@ class Pipeline:
         self.recommender = recommender
         self.wake = WakeDetector(settings)
         self.recorder = CommandRecorder(settings.vad)
-        self.asr = Transcriber(settings)
-        self.intents = IntentParser(
-            wake_phrases_from_models(self.wake.model_names), settings.player.volume_step
-        )
+        wake_phrases = wake_phrases_from_models(self.wake.model_names)
+        self.asr = Transcriber(settings, wake_phrases[0])
+        self.intents = IntentParser(wake_phrases, settings.player.volume_step)
         self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
         self._clock = clock
         self.samples = 0
@@ -307,6 +306,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         # Fail fast, before loading models. As a service, wait for the mic instead (a USB
         # mic may be plugged in later; exiting would run into systemd's restart limit).
         check_microphone(settings.audio.input_device)
+    if args.input and args.input != "-":
+        open_input(args.input).close()  # an unreadable file: one line now, not after model loads
     notifier = sdnotify.SystemdNotifier()
     reload_requested = threading.Event()
 

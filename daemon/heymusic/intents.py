@@ -168,6 +168,15 @@ class IntentParser:
         return lo, hi
 
     def _play_query(self, heard: list[str], words: list[str]) -> str | None:
+        """The request after a play prefix at the start, or after one junk word (the wake
+        phrase misheard into an extra word, FINDINGS)."""
+        for skip in (0, 1):
+            query = self._query_after_prefix(heard[skip:], words[skip:])
+            if query is not None:
+                return query
+        return None
+
+    def _query_after_prefix(self, heard: list[str], words: list[str]) -> str | None:
         for prefix in self._play_prefixes:
             n = len(prefix)
             if words[:n] == prefix and len(words) > n:

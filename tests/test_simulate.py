@@ -1,0 +1,167 @@
+"""End to end: spoken commands in noise through `heymusic simulate --json`, events checked in order.
+
+Commands come from the phrase table and from songs drawn at random from the shared catalog;
+the stock "hey jarvis" model is pinned so this keeps testing the pipeline whatever the default.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import subprocess
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from heymusic.config import data_dir
+from tests.conftest import PROJECT_DIR, mix_noise, read_pcm
+
+HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
+WAKE = "hey jarvis"
+ACTIONS = {
+    "skip": "next",
+    "previous": "previous",
+    "stop": "stop",
+    "pause": "pause",
+    "resume": "resume",
+    "volume": "volume",
+    "now_playing": "say",
+    "play": "play",
+}
+CONTRACT_TYPES = {"wake", "speech_end", "transcript", "intent", "results", "player", "error"}
+_SPEAKABLE = re.compile(r"^[A-Za-z][A-Za-z' ]{2,30}$")
+
+
+def _speakable(row: dict[str, str]) -> bool:
+    name, artist = row["track_name"], row["track_artist"]
+    # Two to four words of title: enough sound for ASR + fuzzy matching to work with.
+    return bool(_SPEAKABLE.match(name) and _SPEAKABLE.match(artist)) and 2 <= len(name.split()) <= 4
+
+
+@pytest.fixture(scope="module")
+def small_catalog(
+    shared_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[dict[str, str]]]:
+    """A few hundred random songs (indexing all 25k takes minutes) and two to ask for."""
+    rng = random.Random()
+    with shared_csv.open(encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    sample = rng.sample(rows, 300)
+    asked = rng.sample([r for r in sample if _speakable(r)], 2)
+    path = tmp_path_factory.mktemp("catalog") / "songs.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(sample)
+    return path, asked
+
+
+def _config(tmp_path: Path, whisper_dir: Path, catalog: Path) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[wake]\nmodels = ["hey_jarvis_v0.1.onnx"]\nverifier = false\n'
+        f'[asr]\nmodel_dir = "{whisper_dir}"\n[catalog]\nsource = "{catalog}"\n'
+    )
+    return config
+
+
+def _table_commands(rng: random.Random, n: int) -> list[tuple[str, str]]:
+    table = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))["intents"]
+    keys = rng.sample(sorted(k for k in table if k != "more_like_this"), n)
+    return [(rng.choice(table[k]["phrases"]), table[k].get("name", k)) for k in keys]
+
+
+def _simulate(config: Path, wav: Path) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [str(HEYMUSIC), "--config", str(config), "simulate", str(wav), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def _groups(events: list[dict[str, object]]) -> list[list[dict[str, object]]]:
+    """Split the contract events at each wake: one group per spoken command."""
+    groups: list[list[dict[str, object]]] = []
+    for event in events:
+        assert "audio_s" in event and isinstance(event["type"], str)
+        if event["type"] == "wake":
+            groups.append([])
+        if event["type"] in CONTRACT_TYPES and groups:
+            groups[-1].append(event)
+    return groups
+
+
+def test_spoken_commands_in_noise(
+    tmp_path: Path,
+    whisper_dir: Path,
+    synth: Callable[..., Path],
+    small_catalog: tuple[Path, list[dict[str, str]]],
+) -> None:
+    rng = random.Random()
+    catalog, asked = small_catalog
+    commands = [(f"play {r['track_name']} by {r['track_artist']}", "play") for r in asked]
+    commands += _table_commands(rng, 4)
+    rng.shuffle(commands)
+    clips = [
+        read_pcm(synth(f"{WAKE}, {text}", pad_before=1.0, pad_after=3.0)) for text, _ in commands
+    ]
+    snr = rng.uniform(15, 20)  # 10 dB white noise: see test_wake_and_stop_at_10_db
+    wav = tmp_path / "commands.wav"
+    sf.write(str(wav), mix_noise(np.concatenate(clips), snr, seed=rng.randrange(1000)), 16000)
+    events = _simulate(_config(tmp_path, whisper_dir, catalog), wav)
+    note = f"commands={commands} snr={snr:.1f} events={events}"
+
+    ends_s = np.cumsum([len(c) for c in clips]) / 16000
+    groups = _groups(events)
+    owners = [int(np.searchsorted(ends_s, float(g[0]["audio_s"]))) for g in groups]  # type: ignore[arg-type]
+    assert len(set(owners)) == len(owners) == len(groups), f"one wake per command: {note}"
+    right, found = 0, 0
+    for owner, group in zip(owners, groups, strict=True):
+        text, intent = commands[owner]
+        where = f"{text!r} at {snr:.1f} dB: {group}"
+        types = [e["type"] for e in group]
+        assert types[:4] == ["wake", "speech_end", "transcript", "intent"], where
+        heard = str(group[3]["name"])
+        tail = {"play": ["results", "player"], "cancel": [], "unknown": []}.get(heard, ["player"])
+        assert types[4:] == tail, where  # what follows matches the intent understood
+        times = [float(e["audio_s"]) for e in group]  # type: ignore[arg-type]
+        assert times == sorted(times) and times[1] == times[-1], where
+        if heard in ACTIONS:
+            player = group[-1]
+            assert player["action"] == ACTIONS[heard], where
+            assert float(player["latency_ms"]) > 0, where  # type: ignore[arg-type]
+        if heard == "play":
+            tracks = group[4]["tracks"]
+            assert isinstance(tracks, list) and tracks, where
+            assert group[-1]["detail"] == tracks[0]["track_id"], where
+        right += heard == intent
+        if intent == "play" and heard == "play":
+            wanted = next(r["track_id"] for r in asked if r["track_name"] in text)
+            found += any(t["track_id"] == wanted for t in group[4]["tracks"])  # type: ignore[union-attr]
+    # In white noise the stock wake model misses some wakes and Whisper base mishears some
+    # short commands (FINDINGS): one of the six may go wrong, not more.
+    assert right >= len(commands) - 1, f"{right}/{len(commands)} intents right: {note}"
+    assert found >= 1, f"neither requested song was found: {note}"
+
+
+def test_unreadable_audio_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(os.urandom(4000))
+    out = subprocess.run(
+        [str(HEYMUSIC), "simulate", str(bad), "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "bad.wav" in out.stderr
