@@ -71,10 +71,15 @@ class FileSource:
 
         self.path = Path(path)
         try:
-            self._file = sf.SoundFile(str(self.path))
+            with quiet_stderr():  # libsndfile's mpg123 prints "Note: ..." lines on garbage
+                self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
+            # libsndfile says "does not exist" for any file it cannot sniff a format from.
+            reason = _reason(err)
+            if self.path.is_file() and "not exist" in reason:
+                reason = "unknown or damaged audio format"
             raise UserError(
-                f"cannot read audio file {self.path}: {_reason(err)}; "
+                f"cannot read audio file {self.path}: {reason}; "
                 "give a WAV, FLAC or OGG file (or - for 16 kHz mono s16le on stdin)"
             ) from err
         if self._file.frames == 0:
