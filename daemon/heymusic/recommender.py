@@ -232,11 +232,13 @@ def track_result(track: Track, score: float) -> events.TrackResult:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     """`heymusic ask "text" [-k 5] [--json]`."""
+    # Bytes that are not UTF-8 reach argv as lone surrogates, which the tokenizer rejects.
+    text = args.text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     recommender = load_recommender(settings)
-    results = recommender.recommend(args.text, k=args.k)
+    results = recommender.recommend(text, k=args.k)
     if args.json:
         tracks = [track_result(t, s).to_dict() for t, s in results]
-        print(json.dumps({"query": args.text, "tracks": tracks}, ensure_ascii=False))
+        print(json.dumps({"query": text, "tracks": tracks}, ensure_ascii=False))
         return 0
     if not results:
         print("no songs found")
