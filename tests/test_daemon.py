@@ -1,0 +1,154 @@
+"""The daemon: no torch at import, errors inside a command, and `run` under systemd's signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heymusic.config import Settings
+from heymusic.daemon import EventLog, Pipeline, _NoRecommender
+from heymusic.events import Event, IntentEvent, PlayerCommand, StageError, Transcript
+from heymusic.players.log import LogPlayer
+from tests.conftest import PROJECT_DIR, read_pcm
+
+HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
+
+
+def test_daemon_import_pulls_in_no_torch_or_transformers() -> None:
+    code = (
+        "import sys, heymusic.daemon, heymusic.cli; "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+class _BrokenSkipPlayer(LogPlayer):
+    """A player whose device fails on "next", like a sound card pulled mid-command."""
+
+    def next(self) -> None:
+        raise OSError("output device vanished")
+
+
+def _settings(whisper_dir: Path) -> Settings:
+    return Settings.model_validate(
+        {
+            "wake": {"models": ["hey_jarvis_v0.1.onnx"], "verifier": False},
+            "asr": {"model_dir": str(whisper_dir)},
+        }
+    )
+
+
+def test_a_failing_command_reports_and_the_daemon_goes_on(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    texts = ["hey jarvis, skip this song", "hey jarvis, play some jazz", "hey jarvis, pause"]
+    audio = np.concatenate([read_pcm(synth(t, pad_before=1.0, pad_after=2.5)) for t in texts])
+    player = _BrokenSkipPlayer()
+    pipeline = Pipeline(
+        _settings(whisper_dir), player, _NoRecommender("no catalog yet; import one")
+    )
+    events: list[Event] = []
+    for start in range(0, len(audio) - 1279, 1280):
+        events.extend(pipeline.feed(audio[start : start + 1280]))
+    events.extend(pipeline.finish())
+
+    intents = [e.name for e in events if isinstance(e, IntentEvent)]
+    errors = [e.message for e in events if isinstance(e, StageError)]
+    assert intents == ["skip", "play", "pause"]
+    assert len(errors) == 2 and "output device vanished" in errors[0] and "no catalog" in errors[1]
+    assert [e.action for e in events if isinstance(e, PlayerCommand)] == ["pause"]
+    earcons = [arg for action, arg in player.commands if action == "earcon"]
+    assert earcons.count("listening") == 3 and earcons.count("sorry") == 2
+    assert [a for a, _ in player.commands].count("unduck") == 3  # every command ends unducked
+
+
+def test_the_daemon_log_keeps_what_was_said_private(capsys: pytest.CaptureFixture[str]) -> None:
+    EventLog(as_json=True, private=True)(Transcript(1.0, "play my secret song", 600.0))
+    EventLog(as_json=True, private=True)(IntentEvent(1.0, "play", "my secret song"))
+    EventLog(as_json=True, private=False)(Transcript(1.0, "play my secret song", 600.0))
+    lines = capsys.readouterr().out.splitlines()
+    assert "secret" not in lines[0] and "secret" not in lines[1] and "secret" in lines[2]
+
+
+def _notifications(sock: socket.socket, until: str, timeout_s: float) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            got.extend(sock.recv(4096).decode().split("\n"))
+        except TimeoutError:
+            continue
+        if until in got:
+            break
+    return got
+
+
+def test_run_notifies_reloads_and_stops(
+    tmp_path: Path, whisper_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    good = (
+        '[wake]\nmodels = ["hey_jarvis_v0.1.onnx"]\nverifier = false\n'
+        f'[asr]\nmodel_dir = "{whisper_dir}"\n[catalog]\nsource = ""\n'
+    )
+    config.write_text(good)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(0.5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    proc = subprocess.Popen(
+        [
+            str(HEYMUSIC),
+            "--config",
+            str(config),
+            "run",
+            "--input",
+            "-",
+            "--json",
+            "--player",
+            "log",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    assert proc.stdin is not None
+    silence = np.zeros(16000, np.int16).tobytes()  # 1 s
+
+    def feed(seconds: int) -> None:
+        for _ in range(seconds):
+            proc.stdin.write(silence)  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+            time.sleep(0.2)
+
+    try:
+        assert "READY=1" in _notifications(sock, "READY=1", 120)
+        feed(3)
+        assert "WATCHDOG=1" in _notifications(sock, "WATCHDOG=1", 10)
+        config.write_text(good + "[vad]\nsilence_seconds = -1\n")
+        proc.send_signal(signal.SIGHUP)
+        feed(2)
+        config.write_text(good.replace("verifier = false", "verifier = false\nthreshold = 0.6"))
+        proc.send_signal(signal.SIGHUP)
+        feed(12)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "STOPPING=1" in _notifications(sock, "STOPPING=1", 5)
+    text = out.decode()
+    assert "config not reloaded" in text and "vad.silence_seconds" in text
+    assert '"config reloaded"' in text
