@@ -1,0 +1,45 @@
+"""The command line: fast help, and one clear line (exit 2) for inputs that cannot work."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.conftest import PROJECT_DIR
+
+HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HEYMUSIC), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_commands() -> None:
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("run", "simulate", "transcribe", "doctor", "config"):
+        assert command in out.stdout
+
+
+def test_missing_wake_model_is_one_line_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[wake]\nmodels = ["no_such_model.onnx"]\n[catalog]\nsource = ""\n')
+    wav = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(wav), "trim", "0", "1"], check=True)
+    out = _run("--config", str(config), "simulate", str(wav), "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines()[-1].startswith("heymusic: wake model")
+    assert "no_such_model.onnx" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_input_file_is_one_line(tmp_path: Path) -> None:
+    out = _run("transcribe", str(tmp_path / "nothing.wav"))
+    assert out.returncode == 2 and "nothing.wav" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_says_something_about_every_part() -> None:
+    out = _run("doctor")
+    names = [line.split()[1] for line in out.stdout.splitlines() if line.split()]
+    assert names == ["wake", "asr", "recommender", "microphone", "speaker", "catalog", "spotify"]
+    assert out.returncode in (0, 1)

@@ -1,0 +1,66 @@
+"""Config: defaults, the sample file, and one clear line naming a bad key or value."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from heymusic.config import ConfigError, Settings, data_dir, dump_settings, load_settings
+from tests.conftest import PROJECT_DIR
+
+HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
+
+
+def test_absent_file_means_defaults(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "none.toml")
+    assert settings.wake.threshold == 0.5 and settings.vad.silence_seconds == 0.7
+    assert settings.asr.beam_size == 1 and settings.player.kind == "auto"
+    assert settings.log_transcripts is False
+
+
+def test_sample_config_is_valid_and_holds_the_defaults() -> None:
+    sample = load_settings(data_dir() / "config.sample.toml")
+    defaults = Settings()
+    assert sample.model_dump(exclude={"catalog"}) == defaults.model_dump(exclude={"catalog"})
+
+
+def test_printed_config_reads_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[wake]\nthreshold = 0.7\n[vad]\nsilence_seconds = 1.0\n")
+    settings = load_settings(path)
+    again = tmp_path / "again.toml"
+    again.write_text(dump_settings(settings))
+    assert load_settings(again) == settings
+    assert tomllib.loads(dump_settings(settings))["wake"]["threshold"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("[wake]\nthreshhold = 0.5\n", "'wake.threshhold': unknown key"),
+        ("[wake]\nthreshold = 2\n", "'wake.threshold'"),
+        ("[player]\nkind = 'radio'\n", "'player.kind'"),
+        ("[vad\nsilence_seconds = 1\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, toml: str, says: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=says):
+        load_settings(path)
+    out = subprocess.run(
+        [str(HEYMUSIC), "--config", str(path), "config"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and str(path) in out.stderr
+
+
+def test_relative_model_names_resolve_from_the_package_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = Settings().model_path("x.onnx")
+    assert path.is_absolute() and tmp_path not in path.parents
