@@ -9,7 +9,7 @@ APT_RUN   := python3-venv python3-dev portaudio19-dev espeak-ng sox libsox-fmt-a
 APT_NODE  := $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 # ... and for tests, training data and the Spotify stand-in.
 APT_TEST  := $(APT_RUN) systemd $(APT_NODE) fluidsynth fluid-soundfont-gm fortunes wamerican \
-             hyperrogue-music
+             hyperrogue-music drascula-music asc-music fb-music-high
 PRISM     := .tools/node_modules/.bin/prism
 
 .PHONY: run test lint check-contract deps-run deps-test clean

@@ -101,9 +101,11 @@ class WakeDetector:
         self._threshold = cfg.threshold
         self._refractory_s = cfg.refractory_seconds
         self._last_fire_s = float("-inf")
-        self._recent: deque[np.ndarray] = deque(maxlen=int(VERIFY_SECONDS / 0.08))
         self._verifier = _load_verifier(settings) if cfg.verifier else None
+        keep_s = max(VERIFY_SECONDS, getattr(self._verifier, "window_seconds", 0.0))
+        self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
         self._verifier_threshold = cfg.verifier_threshold
+        self._rejected = False
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
 
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
@@ -114,18 +116,24 @@ class WakeDetector:
             return None
         model, score = max(scores.items(), key=lambda item: item[1])
         if score < self._threshold or audio_s - self._last_fire_s < self._refractory_s:
+            self._rejected = False
             return None
-        self._last_fire_s = audio_s
-        if self._verifier is not None:
-            verified = float(self._verifier.score(np.concatenate(self._recent)))
+        if self._verifier is not None and self._verifier.covers(model):
+            # A rejected frame starts no refractory period: the next frames of the same
+            # burst (the phrase completing) are checked again; one event per burst.
+            verified = float(self._verifier.score(np.concatenate(self._recent), model))
             if verified < self._verifier_threshold:
-                return WakeCandidate(audio_s, float(score), model, verified)
+                first, self._rejected = not self._rejected, True
+                return WakeCandidate(audio_s, float(score), model, verified) if first else None
+        self._rejected = False
+        self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
 
     def reset(self) -> None:
         """Forget recent scores (after a command), so stale frames cannot fire again."""
         self._model.reset()
         self._recent.clear()
+        self._rejected = False
 
 
 def _load_verifier(settings: Settings) -> Any:

@@ -1,0 +1,318 @@
+"""`heymusic wake-eval`: misses and false wakes of both wake stages on held-out audio.
+
+Everything here is held out from training: speakers (whole espeak voices/variants,
+the slowest piper settings), fortune files and music tracks. Misses are counted on
+streams of "hey music" (often followed by a command) clean, over noise and over
+music; false wakes on ~1.5 h of speech, confusables, music and speech over music.
+
+The threshold sweep scores every 80 ms frame offline with the same feature code
+the verifier uses (bit-identical to openWakeWord's streaming features); the chosen
+operating point is then run end to end through the daemon's `WakeDetector`, which
+also gives the CPU cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from heymusic import wake_data, wake_train
+from heymusic.config import Settings
+from heymusic.errors import UserError
+from heymusic.events import Wake, WakeCandidate
+from heymusic.wake_verify import CHUNK, CHUNK_S, SAMPLE_RATE, Features
+
+_LOGGER = logging.getLogger(__name__)
+
+CONDITIONS = ("clean", "noise_10db", "music_10db", "music_0db")
+PHRASES_PER_CONDITION = 150
+HIT_AFTER_S = 1.0
+"""A wake this long after the phrase end still answers it."""
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass
+class EvalStream:
+    name: str
+    kind: str
+    audio: np.ndarray
+    phrases: np.ndarray
+
+
+def positive_stream(condition: str, n_phrases: int, seed: int) -> EvalStream:
+    """Held-out speakers saying the wake phrase, 2-3 s apart, under `condition`."""
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    phrases = []
+    pos = 0
+    levels = []
+    for _ in range(n_phrases):
+        gap = np.zeros(int(rng.uniform(1.5, 2.5) * SAMPLE_RATE), np.float32)
+        spk = wake_data.speakers("eval", rng)
+        text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
+        level = 10 ** (rng.uniform(-30, -18) / 20)
+        clip = wake_data.say(text, spk, rng)
+        clip = clip * (level / (wake_data.rms(clip) + 1e-9))
+        levels.append(level)
+        parts += [gap, clip]
+        pos += len(gap)
+        phrases.append((pos / SAMPLE_RATE, (pos + len(clip)) / SAMPLE_RATE))
+        pos += len(clip)
+        if rng.random() < 0.5:
+            cmd = wake_data.say(wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))], spk, rng)
+            pause = np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)
+            parts += [pause, cmd * (level / (wake_data.rms(cmd) + 1e-9))]
+            pos += len(pause) + len(cmd)
+    parts.append(np.zeros(2 * SAMPLE_RATE, np.float32))
+    audio = np.concatenate(parts)
+    if condition != "clean":
+        snr = float(condition.split("_")[1].removesuffix("db"))
+        kind = "music" if condition.startswith("music") else str(rng.choice(["noise", "babble"]))
+        bg = wake_data.background(kind, "eval", len(audio), rng)
+        audio = audio + float(np.sqrt(np.mean(np.square(levels)))) / 10 ** (snr / 20) * bg
+    return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
+
+
+def eval_streams(work_dir: Path, seed: int) -> list[EvalStream]:
+    """Build (once, cached as .npz) the positive streams and the held-out negative streams."""
+    folder = work_dir / "eval_audio"
+    folder.mkdir(parents=True, exist_ok=True)
+    specs: list[tuple[str, str, int]] = [
+        (f"pos_{c}", c, 90_000 + seed * 7 + i) for i, c in enumerate(CONDITIONS)
+    ]
+    for kind, count in sorted(wake_train.EVAL_PLAN.items()):
+        if kind != "pos":
+            specs += [
+                (f"{kind}_{i:04d}", kind, wake_train.stream_seed("eval", kind, i, seed))
+                for i in range(count)
+            ]
+    out = []
+    for name, kind, stream_seed in tqdm(specs, desc="eval audio", unit="stream"):
+        path = folder / f"{name}.npz"
+        if not path.exists():
+            if name.startswith("pos_"):
+                stream = positive_stream(kind, PHRASES_PER_CONDITION, stream_seed)
+                audio, phrases = stream.audio, stream.phrases
+            else:
+                made = wake_data.build_stream(kind, "eval", wake_train.STREAM_SECONDS, stream_seed)
+                audio, phrases = made.audio, np.zeros((0, 2))
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, audio=audio, phrases=phrases)
+            tmp.replace(path)
+        with np.load(path) as data:
+            stream_kind = "pos" if name.startswith("pos_") else kind
+            out.append(EvalStream(name, stream_kind, data["audio"], data["phrases"]))
+    return out
+
+
+def _frame_scores(session: Any, emb: np.ndarray, frames: int) -> np.ndarray:
+    """Score of every frame with a full window (0 before: openWakeWord's warm-up)."""
+    scores = np.zeros(len(emb), np.float32)
+    if len(emb) < frames:
+        return scores
+    wins = np.lib.stride_tricks.sliding_window_view(emb, frames, axis=0).transpose(0, 2, 1)
+    name = session.get_inputs()[0].name
+    out = []
+    for w in wins:  # the stock model's shape is fixed at batch 1
+        out.append(session.run(None, {name: np.ascontiguousarray(w[None], np.float32)})[0])
+    scores[frames - 1 :] = np.asarray(out).reshape(-1)
+    return scores
+
+
+def cascade(
+    s1: np.ndarray, s2: np.ndarray | None, t1: float, t2: float, refractory_frames: int
+) -> np.ndarray:
+    """Frames where the detector wakes: mirrors WakeDetector.process exactly."""
+    out: list[int] = []
+    last = -(10**9)
+    for i in np.nonzero(s1 >= t1)[0]:
+        if i - last < refractory_frames:
+            continue
+        if s2 is not None and s2[i] < t2:
+            continue  # rejected: no refractory, the next frame is checked again
+        out.append(int(i))
+        last = int(i)
+    return np.asarray(out, np.int64)
+
+
+def _count(stream: EvalStream, wakes_s: np.ndarray) -> tuple[int, int]:
+    """(phrases answered, false wakes) for wake times in seconds."""
+    hit = np.zeros(len(stream.phrases), bool)
+    false = 0
+    for t in wakes_s:
+        inside = (t >= stream.phrases[:, 0] + 0.2) & (t <= stream.phrases[:, 1] + HIT_AFTER_S)
+        if inside.any():
+            hit[np.argmax(inside)] = True
+        else:
+            false += 1
+    return int(hit.sum()), false
+
+
+def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, Any]:
+    """False-reject rate per condition and false accepts per hour per kind."""
+    frr: dict[str, float] = {}
+    fa: dict[str, int] = {}
+    hours: dict[str, float] = {}
+    for stream, w in zip(streams, wakes, strict=True):
+        hits, false = _count(stream, w)
+        if stream.kind == "pos":
+            frr[stream.name.removeprefix("pos_")] = round(1 - hits / len(stream.phrases), 4)
+        else:
+            fa[stream.kind] = fa.get(stream.kind, 0) + false
+            hours[stream.kind] = (
+                hours.get(stream.kind, 0.0) + len(stream.audio) / SAMPLE_RATE / 3600
+            )
+    total_h = sum(hours.values())
+    return {
+        "frr": frr,
+        "frr_clean_noise_music10": round(
+            float(np.mean([frr[c] for c in ("clean", "noise_10db", "music_10db")])), 4
+        ),
+        "fa_per_hour": round(sum(fa.values()) / max(total_h, 1e-9), 3),
+        "false_accepts": sum(fa.values()),
+        "fa_per_hour_by_kind": {k: round(fa[k] / hours[k], 2) for k in sorted(fa)},
+        "negative_hours": round(total_h, 2),
+    }
+
+
+def _embeddings(feats: Features, stream: EvalStream, work_dir: Path) -> np.ndarray:
+    """Features of a stream, cached beside its audio (they do not depend on the model)."""
+    path = work_dir / "eval_audio" / f"{stream.name}.emb.npy"
+    if path.exists():
+        return np.load(path)
+    emb = feats.embed(stream.audio)
+    np.save(path, emb)
+    return emb
+
+
+def sweep(
+    streams: list[EvalStream], settings: Settings, work_dir: Path
+) -> tuple[list[dict[str, Any]], Any]:
+    """DET points for stage 1 alone and the cascade, from per-frame scores."""
+    from heymusic.wake import resolve_wake_model
+    from heymusic.wake_verify import _session, verifier_path
+
+    name = settings.wake.models[0]
+    s1_path = resolve_wake_model(settings, name)
+    v_path = verifier_path(s1_path)
+    stage1 = _session(s1_path)
+    verifier = _session(v_path) if v_path.exists() else None
+    frames1 = int(stage1.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
+    feats = Features()
+    scores = []
+    for stream in tqdm(streams, desc="scoring frames", unit="stream"):
+        emb = _embeddings(feats, stream, work_dir)
+        s1 = _frame_scores(stage1, emb, frames1)
+        s2 = None
+        if verifier is not None:
+            frames2 = int(verifier.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
+            s2 = np.zeros_like(s1)
+            cand = np.nonzero(s1 >= min(THRESHOLDS))[0]
+            cand = cand[cand >= frames2 - 1]
+            vname = verifier.get_inputs()[0].name  # type: ignore[attr-defined]
+            for i in cand:
+                window = np.ascontiguousarray(emb[i - frames2 + 1 : i + 1][None], np.float32)
+                s2[i] = verifier.run(None, {vname: window})[0].reshape(-1)[0]  # type: ignore[attr-defined]
+        scores.append((s1, s2))
+    refractory = round(settings.wake.refractory_seconds / CHUNK_S)
+    points = []
+    for t1 in THRESHOLDS:
+        for t2 in V_THRESHOLDS if verifier is not None else (0.0,):
+            wakes = [
+                wake_data.frame_end_s(len(s1))[
+                    cascade(s1, s2 if t2 > 0 else None, t1, t2, refractory)
+                ]
+                for s1, s2 in scores
+            ]
+            points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
+    return points, scores
+
+
+def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None:
+    """Fewest misses (clean, noise, music 10 dB) among points with at most `max_fa` per hour."""
+    ok = [p for p in points if p["fa_per_hour"] <= max_fa]
+    return min(ok, key=lambda p: (p["frr_clean_noise_music10"], p["fa_per_hour"])) if ok else None
+
+
+def run_detector(streams: list[EvalStream], settings: Settings) -> dict[str, Any]:
+    """The daemon's own WakeDetector, chunk by chunk: wakes, candidates, CPU."""
+    from heymusic.wake import WakeDetector
+
+    wakes = []
+    candidates = 0
+    busy = 0.0
+    audio_s = 0.0
+    for stream in tqdm(streams, desc="streaming detector", unit="stream"):
+        det = WakeDetector(settings)
+        times = []
+        n = len(stream.audio) // CHUNK
+        for k in range(n):
+            chunk = stream.audio[k * CHUNK : (k + 1) * CHUNK]
+            t0 = time.process_time()
+            event = det.process(chunk, (k + 1) * CHUNK_S)
+            busy += time.process_time() - t0
+            if isinstance(event, Wake):
+                times.append(event.audio_s)
+            elif isinstance(event, WakeCandidate):
+                candidates += 1
+        audio_s += n * CHUNK_S
+        wakes.append(np.asarray(times))
+    out = summarize(streams, wakes)
+    out["rejected_candidates"] = candidates
+    out["cpu_percent_of_one_core"] = round(100 * busy / audio_s, 2)
+    return out
+
+
+def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any]:
+    streams = eval_streams(work_dir, seed)
+    points, _ = sweep(streams, settings, work_dir)
+    stage1_only = [p for p in points if p["verifier_threshold"] == 0.0]
+    current = next(
+        (
+            p
+            for p in points
+            if p["threshold"] == settings.wake.threshold
+            and p["verifier_threshold"]
+            == (settings.wake.verifier_threshold if settings.wake.verifier else 0.0)
+        ),
+        None,
+    )
+    report = {
+        "model": settings.wake.models,
+        "refractory_seconds": settings.wake.refractory_seconds,
+        "phrases_per_condition": PHRASES_PER_CONDITION,
+        "best_at_0.5_fa_per_hour": choose(points, 0.5),
+        "best_at_0.2_fa_per_hour": choose(points, 0.2),
+        "best_stage1_only_at_0.5_fa_per_hour": choose(stage1_only, 0.5),
+        "stage1_only_at_config_threshold": next(
+            (p for p in stage1_only if p["threshold"] == settings.wake.threshold), None
+        ),
+        "config_point_offline": current,
+        "streaming_detector_at_config": run_detector(streams, settings),
+        "det_points": points,
+    }
+    (work_dir / "wake_eval.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def cmd_wake_eval(args: argparse.Namespace, settings: Settings) -> int:
+    work_dir = args.work_dir or wake_train.default_work_dir()
+    if not settings.wake.models:
+        raise UserError("[wake] models is empty; name the wake model to evaluate")
+    report = evaluate(settings, work_dir)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    short = {k: v for k, v in report.items() if k != "det_points"}
+    print(json.dumps(short, indent=1))
+    print(f"DET points: {work_dir / 'wake_eval.json'}")
+    return 0

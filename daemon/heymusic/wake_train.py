@@ -1,0 +1,463 @@
+"""`heymusic train-wake`: synthesize streams, cache features, train both wake stages.
+
+Stage 1 (models/hey_music.onnx) is an openWakeWord-compatible classifier over the
+last 16 speech embeddings. It is trained in hard-negative mining rounds: after each
+round every negative frame of hours of synthetic speech, music and noise is scored
+and the frames that fire are sampled far more often in the next round.
+
+Stage 2 (models/hey_music_verifier.onnx) sees a longer context (32 embeddings,
+~3.4 s of audio) and is trained only on what stage 1 lets through, so it spends its
+capacity on exactly the near-misses that wake the first stage.
+
+Torch is used here only; the daemon runs both models with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from heymusic import wake_data
+from heymusic.config import Settings, cache_dir, models_dir
+
+_LOGGER = logging.getLogger(__name__)
+
+STREAM_SECONDS = 60.0
+TRAIN_PLAN = {
+    "pos": 45,
+    "speech": 30,
+    "confusable": 15,
+    "music": 8,
+    "noise": 3,
+    "music_speech": 12,
+}
+"""Number of 60 s streams per kind: ~1.9 h of audio, ~700 wake phrases."""
+EVAL_PLAN = {"pos": 10, "speech": 20, "confusable": 15, "music": 15, "music_speech": 15, "noise": 5}
+"""Held-out speakers, texts and tracks: ~1.2 h of negatives for false accepts per hour."""
+KINDS = ("pos", "speech", "confusable", "music", "noise", "music_speech")
+STAGE1_FRAMES = 16
+VERIFIER_FRAMES = 32
+STAGE1_FILE = "hey_music.onnx"
+VERIFIER_FILE = "hey_music_verifier.onnx"
+HARD_SCORE = 0.05
+"""Stage-1 score above which a negative frame counts as a near-miss (mined)."""
+
+
+def default_work_dir() -> Path:
+    return cache_dir() / "wake"
+
+
+def stream_seed(split: str, kind: str, index: int, seed: int) -> int:
+    """The generator seed of one stream: `wake-eval` rebuilds the same audio from it."""
+    return (
+        seed * 1_000_003 + (0 if split == "train" else 500_000) + 10_000 * KINDS.index(kind) + index
+    )
+
+
+# ---- features cache --------------------------------------------------------------------------
+
+
+def build_features(
+    work_dir: Path, split: str, plan: dict[str, int], seed: int, workers: int = 2
+) -> Path:
+    """Generate every stream of `plan` not yet cached; returns the split's folder."""
+    out_dir = work_dir / "features" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for kind, count in sorted(plan.items()):
+        for i in range(count):
+            path = out_dir / f"{kind}_{i:04d}.npz"
+            if not path.exists():
+                jobs.append(
+                    (path, (kind, split, STREAM_SECONDS, stream_seed(split, kind, i, seed)))
+                )
+    if not jobs:
+        return out_dir
+    os.environ["OMP_NUM_THREADS"] = "1"  # the workers inherit it: one thread each
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(wake_data.stream_features, job): path for path, job in jobs}
+        for fut in tqdm(futures, desc=f"{split} streams", unit="stream"):
+            data = fut.result()
+            path = futures[fut]
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **data)
+            os.replace(tmp, path)
+    return out_dir
+
+
+@dataclass
+class Corpus:
+    """All streams of a split, concatenated: embeddings, labels and per-frame stream kind."""
+
+    emb: np.ndarray
+    labels: np.ndarray
+    kind: np.ndarray
+    pos_in_stream: np.ndarray
+    seconds: dict[str, float]
+    phrases: int
+
+    def valid(self, frames: int) -> np.ndarray:
+        """Frames whose window of `frames` embeddings lies inside one stream."""
+        return self.pos_in_stream >= frames - 1
+
+    def windows(self, idx: np.ndarray, frames: int) -> np.ndarray:
+        offsets = np.arange(-frames + 1, 1)
+        return self.emb[idx[:, None] + offsets[None, :]].astype(np.float32)
+
+
+def load_corpus(folder: Path) -> Corpus:
+    embs, labels, kinds, pos = [], [], [], []
+    seconds: dict[str, float] = {}
+    phrases = 0
+    for path in sorted(folder.glob("*.npz")):
+        if path.name.endswith(".tmp.npz"):
+            continue
+        with np.load(path) as data:
+            kind = str(data["kind"])
+            embs.append(data["emb"])
+            labels.append(data["labels"])
+            kinds.append(np.full(len(data["emb"]), KINDS.index(kind), np.int8))
+            pos.append(np.arange(len(data["emb"])))
+            seconds[kind] = seconds.get(kind, 0.0) + float(data["seconds"])
+            phrases += len(data["phrases"])
+    return Corpus(
+        np.concatenate(embs),
+        np.concatenate(labels),
+        np.concatenate(kinds),
+        np.concatenate(pos),
+        seconds,
+        phrases,
+    )
+
+
+# ---- models ----------------------------------------------------------------------------------
+
+
+def _stage1_net(frames: int) -> Any:
+    import torch
+    from torch import nn
+
+    class Stage1(nn.Module):
+        """openWakeWord's own recipe: flatten, two LayerNorm'd hidden layers, sigmoid."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(frames * 96, 128),
+                nn.LayerNorm(128),
+                nn.ReLU(),
+                nn.Dropout(0.2),
+                nn.Linear(128, 128),
+                nn.LayerNorm(128),
+                nn.ReLU(),
+                nn.Linear(128, 1),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.net(x))
+
+    return Stage1()
+
+
+def _verifier_net(frames: int) -> Any:
+    import torch
+    from torch import nn
+
+    class Verifier(nn.Module):
+        """Temporal convolutions over a longer context, max-pooled: a different view."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(
+                nn.Conv1d(96, 48, 3, padding=1),
+                nn.ReLU(),
+                nn.Dropout(0.2),
+                nn.Conv1d(48, 48, 5, padding=4, dilation=2),
+                nn.ReLU(),
+            )
+            self.head = nn.Sequential(nn.Linear(48 * 2, 48), nn.ReLU(), nn.Linear(48, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.conv(x.transpose(1, 2))
+            pooled = torch.cat([h.amax(dim=2), h[:, :, -8:].mean(dim=2)], dim=1)
+            return torch.sigmoid(self.head(pooled))
+
+    del frames
+    return Verifier()
+
+
+def train_net(
+    net: Any,
+    corpus: Corpus,
+    frames: int,
+    pos_idx: np.ndarray,
+    neg_idx: np.ndarray,
+    neg_prob: np.ndarray,
+    steps: int,
+    seed: int,
+    desc: str,
+) -> Any:
+    """Balanced batches: half positives, half negatives drawn with `neg_prob`."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    batch = 512
+    net.train()
+    cdf = np.cumsum(neg_prob)
+    noise = 0.05 * float(corpus.emb[:: max(1, len(corpus.emb) // 10_000)].astype(np.float32).std())
+    y = torch.cat([torch.ones(batch // 2), torch.zeros(batch // 2)])
+    bar = tqdm(range(steps), desc=desc, unit="step", mininterval=2)
+    for _step in bar:
+        p = pos_idx[rng.integers(len(pos_idx), size=batch // 2)]
+        draw = np.searchsorted(cdf, rng.random(batch // 2) * cdf[-1])
+        n = neg_idx[np.minimum(draw, len(neg_idx) - 1)]
+        x = torch.from_numpy(corpus.windows(np.concatenate([p, n]), frames))
+        x += torch.randn_like(x) * noise  # embedding jitter: a cheap regularizer
+        pred = net(x).squeeze(1)
+        loss = torch.nn.functional.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if _step % 100 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    net.eval()
+    return net
+
+
+def score(net: Any, corpus: Corpus, idx: np.ndarray, frames: int) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(idx), 8192):
+            x = torch.from_numpy(corpus.windows(idx[i : i + 8192], frames))
+            out.append(net(x).squeeze(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def export_onnx(net: Any, frames: int, path: Path) -> None:
+    """The exact I/O of openWakeWord's stock models: float [1, frames, 96] -> [1, 1]."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        net,
+        (torch.zeros(1, frames, 96),),
+        str(tmp),
+        input_names=["x.1"],
+        output_names=["score"],
+        opset_version=13,
+        dynamo=False,
+    )
+    os.replace(tmp, path)
+
+
+def update_manifest(out_dir: Path, names: list[str], seed: int, hours: float, phrases: int) -> None:
+    """Read-modify-write models/manifest.json: only this command's own entries change."""
+    import hashlib
+
+    path = out_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for name in names:
+        manifest[name] = {
+            "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
+            "data": (
+                f"synthetic only, made by heymusic.wake_data: {hours:.1f} h of 60 s streams "
+                f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe; Debian "
+                "fortunes and wamerican text; Debian game music and fluidsynth MIDI; noise)"
+            ),
+            "command": f"heymusic train-wake --seed {seed}",
+            "input": f"openWakeWord 0.4.0 speech embeddings [1, {_frames_of(name)}, 96]",
+        }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _frames_of(name: str) -> int:
+    return VERIFIER_FRAMES if name == VERIFIER_FILE else STAGE1_FRAMES
+
+
+# ---- offline evaluation (same frames the streaming detector sees) -----------------------------
+
+
+def fires(scores: np.ndarray, threshold: float, refractory_frames: int) -> np.ndarray:
+    """Frame indices where the detector (threshold + refractory) fires."""
+    out = []
+    last = -(10**9)
+    for i in np.nonzero(scores >= threshold)[0]:
+        if i - last >= refractory_frames:
+            out.append(i)
+            last = int(i)
+    return np.asarray(out, np.int64)
+
+
+def stream_report(
+    corpus: Corpus, s1: np.ndarray, s2: np.ndarray | None, threshold: float, v_threshold: float
+) -> dict[str, Any]:
+    """Recall on phrases and false accepts per hour by kind, from per-frame scores."""
+    refractory = int(2.0 / wake_data.CHUNK_S)
+    # scores for frames without a full window are 0 (as openWakeWord's warm-up)
+    fired = fires(s1, threshold, refractory)
+    accepted = fired if s2 is None else fired[s2[fired] >= v_threshold]
+    lab = corpus.labels
+    report: dict[str, Any] = {}
+    for name, sel in (("stage1", fired), ("both", accepted)):
+        fa = {}
+        for k, kind in enumerate(KINDS):
+            if kind == "pos":
+                continue
+            n = int(np.sum((corpus.kind[sel] == k) & (lab[sel] == 0)))
+            fa[kind] = round(n / max(1e-9, corpus.seconds.get(kind, 0) / 3600), 2)
+        neg_hours = sum(v for k, v in corpus.seconds.items() if k != "pos") / 3600
+        n_fa = int(np.sum((lab[sel] == 0) & (corpus.kind[sel] != KINDS.index("pos"))))
+        hits = int(np.sum(lab[sel] == 1))
+        report[name] = {
+            "fa_per_hour": round(n_fa / max(neg_hours, 1e-9), 2),
+            "fa_by_kind": fa,
+            "recall": round(hits / max(1, corpus.phrases), 3),
+            "fa_in_pos_streams": int(np.sum((lab[sel] == 0) & (corpus.kind[sel] == 0))),
+        }
+    return report
+
+
+# ---- command ---------------------------------------------------------------------------------
+
+
+def train(
+    work_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    workers: int = 2,
+    rounds: int = 3,
+    steps: int = 1500,
+) -> dict[str, Any]:
+    """The whole recipe; returns the offline report written beside the features."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("HEYMUSIC_TRAIN_THREADS", "2")))
+    t0 = time.monotonic()
+    train_dir = build_features(work_dir, "train", TRAIN_PLAN, seed, workers)
+    eval_dir = build_features(work_dir, "eval", EVAL_PLAN, seed, workers)
+    tr, ev = load_corpus(train_dir), load_corpus(eval_dir)
+    _LOGGER.info(
+        "train: %.1f h audio, %d phrases; eval: %.1f h, %d phrases",
+        sum(tr.seconds.values()) / 3600,
+        tr.phrases,
+        sum(ev.seconds.values()) / 3600,
+        ev.phrases,
+    )
+
+    # stage 1 with hard-negative mining rounds
+    f1 = STAGE1_FRAMES
+    valid = tr.valid(f1)
+    pos_idx = np.nonzero(valid & (tr.labels == 1))[0]
+    neg_idx = np.nonzero(valid & (tr.labels == 0))[0]
+    neg_prob = np.full(len(neg_idx), 1.0 / len(neg_idx))
+    net = None
+    ev_idx = np.nonzero(ev.valid(f1))[0]
+    for rnd in range(rounds):
+        net = train_net(
+            _stage1_net(f1),
+            tr,
+            f1,
+            pos_idx,
+            neg_idx,
+            neg_prob,
+            steps,
+            seed + rnd,
+            f"stage 1 round {rnd + 1}/{rounds}",
+        )
+        neg_scores = score(net, tr, neg_idx, f1)
+        hard = neg_scores >= HARD_SCORE
+        _LOGGER.info(
+            "round %d: %d of %d train negative frames score >= %.2f",
+            rnd + 1,
+            int(hard.sum()),
+            len(neg_idx),
+            HARD_SCORE,
+        )
+        # mined frames get half of all negative draws, the rest stay uniform
+        weight = np.full(len(neg_idx), 0.5 / len(neg_idx))
+        if hard.any():
+            weight[hard] += 0.5 / hard.sum() * (0.3 + neg_scores[hard])
+        neg_prob = weight / weight.sum()
+        s1 = np.zeros(len(ev.labels), np.float32)
+        s1[ev_idx] = score(net, ev, ev_idx, f1)
+        _LOGGER.info(
+            "round %d eval: %s",
+            rnd + 1,
+            json.dumps(stream_report(ev, s1, None, 0.5, 0.5)["stage1"]),
+        )
+    assert net is not None
+    export_onnx(net, f1, out_dir / STAGE1_FILE)
+
+    # stage 2: longer context, trained on what stage 1 lets through
+    f2 = VERIFIER_FRAMES
+    valid2 = tr.valid(f2)
+    idx2 = np.nonzero(valid2)[0]
+    s1_tr = np.zeros(len(tr.labels), np.float32)
+    s1_tr[idx2] = score(net, tr, idx2, f1)
+    pos2 = np.nonzero(valid2 & (tr.labels == 1))[0]
+    neg2 = np.nonzero(valid2 & (tr.labels == 0))[0]
+    hard2 = s1_tr[neg2] >= HARD_SCORE
+    prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
+    verifier = train_net(
+        _verifier_net(f2), tr, f2, pos2, neg2, prob2 / prob2.sum(), steps, seed + 100, "verifier"
+    )
+    export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
+
+    ev_idx2 = np.nonzero(ev.valid(f2))[0]
+    s1 = np.zeros(len(ev.labels), np.float32)
+    s1[ev_idx] = score(net, ev, ev_idx, f1)
+    s2 = np.zeros(len(ev.labels), np.float32)
+    s2[ev_idx2] = score(verifier, ev, ev_idx2, f2)
+    report = {
+        "minutes": round((time.monotonic() - t0) / 60, 1),
+        "train_hours": round(sum(tr.seconds.values()) / 3600, 2),
+        "train_phrases": tr.phrases,
+        "eval_hours": round(sum(ev.seconds.values()) / 3600, 2),
+        "eval_phrases": ev.phrases,
+        "offline_eval": {
+            f"{t}/{v}": stream_report(ev, s1, s2, t, v)
+            for t in (0.3, 0.5, 0.7)
+            for v in (0.3, 0.5, 0.7)
+        },
+    }
+    (work_dir / "train_report.json").write_text(json.dumps(report, indent=1))
+    hours = sum(tr.seconds.values()) / 3600
+    update_manifest(out_dir, [STAGE1_FILE, VERIFIER_FILE], seed, hours, tr.phrases)
+    return report
+
+
+def cmd_train_wake(args: argparse.Namespace, settings: Settings) -> int:
+    """Train both stages into the shipped models dir (or --out)."""
+    del settings
+    from heymusic.errors import UserError
+
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise UserError("training needs torch: pip install -e '.[train]'") from err
+    work_dir = args.work_dir or default_work_dir()
+    out_dir = getattr(args, "out", None) or models_dir()
+    report = train(work_dir, out_dir, seed=args.seed)
+    print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
+    print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
+    return 0
