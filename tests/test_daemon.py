@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,17 +81,35 @@ def test_the_daemon_log_keeps_what_was_said_private(capsys: pytest.CaptureFixtur
     assert "secret" not in lines[0] and "secret" not in lines[1] and "secret" in lines[2]
 
 
-def _notifications(sock: socket.socket, until: str, timeout_s: float) -> list[str]:
-    got: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            got.extend(sock.recv(4096).decode().split("\n"))
-        except TimeoutError:
-            continue
-        if until in got:
-            break
-    return got
+class _Notifications:
+    """Reads the NOTIFY_SOCKET like systemd does, all the time (the daemon never blocks on it)."""
+
+    def __init__(self, path: Path) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
+        self.got: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.got.extend(self._sock.recv(4096).decode().split("\n"))
+            except TimeoutError:
+                continue
+
+    def wait_for(self, message: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while message not in self.got and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return message in self.got
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
 
 
 def test_run_notifies_reloads_and_stops(
@@ -102,9 +121,7 @@ def test_run_notifies_reloads_and_stops(
         f'[asr]\nmodel_dir = "{whisper_dir}"\n[catalog]\nsource = ""\n'
     )
     config.write_text(good)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify"))
-    sock.settimeout(0.5)
+    notes = _Notifications(tmp_path / "notify")
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     proc = subprocess.Popen(
         [
@@ -133,9 +150,9 @@ def test_run_notifies_reloads_and_stops(
             time.sleep(0.2)
 
     try:
-        assert "READY=1" in _notifications(sock, "READY=1", 120)
+        assert notes.wait_for("READY=1", 120)
         feed(3)
-        assert "WATCHDOG=1" in _notifications(sock, "WATCHDOG=1", 10)
+        assert notes.wait_for("WATCHDOG=1", 10)
         config.write_text(good + "[vad]\nsilence_seconds = -1\n")
         proc.send_signal(signal.SIGHUP)
         feed(2)
@@ -148,7 +165,8 @@ def test_run_notifies_reloads_and_stops(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err.decode()[-2000:]
-    assert "STOPPING=1" in _notifications(sock, "STOPPING=1", 5)
+    assert notes.wait_for("STOPPING=1", 5)
+    notes.close()
     text = out.decode()
     assert "config not reloaded" in text and "vad.silence_seconds" in text
     assert '"config reloaded"' in text

@@ -309,6 +309,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.input and args.input != "-":
         open_input(args.input).close()  # an unreadable file: one line now, not after model loads
     notifier = sdnotify.SystemdNotifier()
+    if notifier.socket is not None:  # a slow reader must never stall the audio loop
+        notifier.socket.setblocking(False)
     reload_requested = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -1,0 +1,234 @@
+"""Latency, idle CPU and memory of the daemon; prints one JSON object.
+
+    .venv/bin/python bench/latency.py [--commands 24] [--idle-seconds 60] [--seed 0]
+
+Speaks >= 20 commands with espeak-ng (phrase table + songs from the catalog source, several
+voices, light noise), runs them through `heymusic simulate --json` and reports p50/p95 of
+wake -> speech_end (audio seconds), ASR ms and end-of-speech -> player command (ms), plus the
+simulate process's peak RSS. Then feeds `heymusic run --input -` silence in real time and
+measures its CPU use once READY, against a baseline in the same run: openWakeWord alone over
+the same amount of silence in this process. Targets (2-core machine) are in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+HEYMUSIC = ROOT / ".venv" / "bin" / "heymusic"
+VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m5", "en-029"]
+FREE_TEXT = [
+    "play something mellow for a rainy evening",
+    "play some upbeat rock",
+    "play sad songs from the nineties",
+    "play some jazz",
+]
+TARGETS = {
+    "speech_end_to_player_p50_ms": 800,
+    "speech_end_to_player_p95_ms": 1200,
+    "idle_cpu_percent": 5.0,
+    "peak_rss_mb": 350,
+}
+
+
+def _speak(text: str, voice: str, out: Path) -> np.ndarray:
+    raw = out.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
+    subprocess.run(
+        ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "1", "3"],
+        check=True,
+    )
+    data, _ = sf.read(str(out), dtype="int16")
+    return np.asarray(data, dtype=np.int16)
+
+
+def _commands(rng: random.Random, n: int, catalog_csv: str) -> list[str]:
+    table = tomllib.loads((ROOT / "data" / "intents.toml").read_text())["intents"]
+    control = [rng.choice(spec["phrases"]) for spec in table.values()]
+    songs: list[str] = []
+    if catalog_csv and Path(catalog_csv).is_file():
+        with open(catalog_csv, encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("track_name", "").isascii()]
+        songs = [f"play {r['track_name']} by {r['track_artist']}" for r in rng.sample(rows, 6)]
+    pool = control + songs + FREE_TEXT
+    return [pool[i % len(pool)] for i in rng.sample(range(max(n, len(pool))), n)]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def bench_commands(args: argparse.Namespace, work: Path, wake_phrase: str) -> dict[str, object]:
+    from heymusic.config import load_settings
+
+    rng = random.Random(args.seed)
+    settings = load_settings()
+    commands = _commands(rng, args.commands, settings.catalog.source)
+    clips = [
+        _speak(f"{wake_phrase}, {text}", VOICES[i % len(VOICES)], work / f"c{i}.wav")
+        for i, text in enumerate(commands)
+    ]
+    audio = np.concatenate(clips).astype(np.float64)
+    audio += np.random.default_rng(args.seed).normal(0, 60, audio.shape)  # a quiet room
+    wav = work / "commands.wav"
+    sf.write(str(wav), np.clip(audio, -32768, 32767).astype(np.int16), 16000)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run(
+        [str(HEYMUSIC), "simulate", str(wav), "--json", "--player", "log"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    wake_s, to_end, asr, player = None, [], [], []
+    for e in events:
+        if e["type"] == "wake":
+            wake_s = e["audio_s"]
+        elif e["type"] == "speech_end" and wake_s is not None:
+            to_end.append((e["audio_s"] - wake_s) * 1000.0)
+        elif e["type"] == "transcript":
+            asr.append(e["asr_ms"])
+        elif e["type"] == "player":
+            player.append(e["latency_ms"])
+    return {
+        "commands": len(commands),
+        "wakes": sum(e["type"] == "wake" for e in events),
+        "player_commands": len(player),
+        "errors": [e["message"] for e in events if e["type"] == "error"],
+        "wake_to_speech_end_ms": {"p50": _pct(to_end, 50), "p95": _pct(to_end, 95)},
+        "asr_ms": {"p50": _pct(asr, 50), "p95": _pct(asr, 95)},
+        "speech_end_to_player_ms": {"p50": _pct(player, 50), "p95": _pct(player, 95)},
+        "simulate_peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_idle(seconds: float, work: Path) -> dict[str, object]:
+    notify = work / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(300)
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify))
+    proc = subprocess.Popen(
+        [str(HEYMUSIC), "run", "--input", "-", "--player", "log"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None
+
+    def drain() -> None:  # like systemd: keep reading, or the queue fills and pings drop
+        with contextlib.suppress(OSError):
+            while sock.recv(4096):
+                pass
+
+    try:
+        while b"READY=1" not in sock.recv(4096):
+            pass
+        threading.Thread(target=drain, daemon=True).start()
+        chunk = np.zeros(1280, np.int16).tobytes()
+        cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+        for n in range(int(seconds / 0.08)):
+            proc.stdin.write(chunk)
+            proc.stdin.flush()
+            time.sleep(max(0.0, t0 + (n + 1) * 0.08 - time.monotonic()))
+        cpu = _cpu_seconds(proc.pid) - cpu0
+        wall = time.monotonic() - t0
+        rss = _rss_peak_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        sock.close()
+    return {
+        "idle_cpu_percent": round(100 * cpu / wall, 2),
+        "run_peak_rss_mb": round(rss, 1),
+        "idle_seconds": round(wall, 1),
+    }
+
+
+def bench_wake_only(seconds: float) -> dict[str, object]:
+    """Baseline: the wake model alone on the same silence, in this process."""
+    from heymusic.config import load_settings
+    from heymusic.wake import WakeDetector
+
+    detector = WakeDetector(load_settings())
+    chunk = np.zeros(1280, np.int16)
+    start = time.process_time()
+    n = int(seconds / 0.08)
+    for i in range(n):
+        detector.process(chunk, (i + 1) * 0.08)
+    cpu = time.process_time() - start
+    return {"wake_only_cpu_percent_of_realtime": round(100 * cpu / seconds, 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=24)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wake", help="wake phrase to speak (default: from the wake model name)")
+    args = parser.parse_args()
+    from heymusic.config import load_settings
+    from heymusic.intents import wake_phrases_from_models
+
+    models = [Path(m).stem for m in load_settings().wake.models]
+    wake_phrase = args.wake or wake_phrases_from_models(models)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        result: dict[str, object] = {
+            "wake_phrase": wake_phrase,
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+        result.update(bench_commands(args, work, wake_phrase))
+        result.update(bench_idle(args.idle_seconds, work))
+        result["baseline"] = bench_wake_only(args.idle_seconds)
+    latency = result["speech_end_to_player_ms"]
+    assert isinstance(latency, dict)
+    result["targets"] = TARGETS
+    result["meets_targets"] = {
+        "speech_end_to_player_p50": (latency["p50"] or 1e9)
+        <= TARGETS["speech_end_to_player_p50_ms"],
+        "speech_end_to_player_p95": (latency["p95"] or 1e9)
+        <= TARGETS["speech_end_to_player_p95_ms"],
+        "idle_cpu": float(result["idle_cpu_percent"]) <= TARGETS["idle_cpu_percent"],  # type: ignore[arg-type]
+        "peak_rss": max(float(result["simulate_peak_rss_mb"]), float(result["run_peak_rss_mb"]))  # type: ignore[arg-type]
+        <= TARGETS["peak_rss_mb"],
+    }
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
