@@ -122,7 +122,7 @@ def test_failed_write_leaves_old_catalog(tmp_path: Path, monkeypatch: pytest.Mon
     def explode(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cat.json, "dump", explode)
+    monkeypatch.setattr(cat.json, "dumps", explode)
     with pytest.raises(OSError):
         cat.save_catalog(cat.Catalog([cat.Track("t2", "Beta", "B")]))
     assert cat.catalog_path().read_bytes() == before
@@ -176,8 +176,8 @@ def test_first_use_imports_configured_source_then_reuses_it(tmp_path: Path) -> N
     src.unlink()  # a restart loads the stored catalog; it does not import again
     again = cat.load_catalog(settings)
     assert again.fingerprint == first.fingerprint
-    data = json.loads(cat.catalog_path().read_text())
-    assert data["source"] == str(src)
+    header = json.loads(cat.catalog_path().read_text().splitlines()[0])
+    assert header["source"] == str(src)
     empty = load_settings(overrides={"catalog": {"source": ""}})
     cat.catalog_path().unlink()
     with pytest.raises(UserError, match="catalog import"):

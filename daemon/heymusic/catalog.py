@@ -12,8 +12,11 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import re
+import struct
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +32,22 @@ from heymusic.errors import UserError
 _LOGGER = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Stored column order: one JSON array per track and line (no per-track key names).
+COLUMNS = (
+    "track_id",
+    "name",
+    "artist",
+    "album",
+    "genre",
+    "subgenre",
+    "tags",
+    "year",
+    "popularity",
+    "preview_url",
+    "path",
+    "features",
+)
 #: Audio features the song tower understands (absent ones are masked, not zero).
 AUDIO_FEATURES = (
     "danceability",
@@ -54,7 +72,40 @@ STOPWORDS = frozenset(
 )
 
 
-@dataclass(frozen=True, eq=False)
+class PackedFeatures(Mapping[str, float]):
+    """Audio features packed as float64 bytes (NaN = absent): a dict per song costs ~1 KB,
+    and a 25k-song catalog has to fit the recommender's memory budget."""
+
+    __slots__ = ("_data",)
+    _SLOT = {name: i for i, name in enumerate(AUDIO_FEATURES)}
+
+    def __init__(self, values: Mapping[str, float]) -> None:
+        packed = [math.nan] * len(AUDIO_FEATURES)
+        for name, value in values.items():
+            packed[self._SLOT[name]] = float(value)
+        self._data = struct.pack(f"<{len(packed)}d", *packed)
+
+    def __getitem__(self, name: str) -> float:
+        i = self._SLOT.get(name)
+        if i is None:
+            raise KeyError(name)
+        value: float = struct.unpack_from("<d", self._data, 8 * i)[0]
+        if math.isnan(value):
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        values = struct.unpack(f"<{len(AUDIO_FEATURES)}d", self._data)
+        return iter([n for n, v in zip(AUDIO_FEATURES, values, strict=True) if not math.isnan(v)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Track:
     """One playable song. Audio features are absent (not zero) for local files."""
 
@@ -83,16 +134,6 @@ class Track:
         data["tags"] = list(self.tags)
         data["features"] = dict(self.features)
         return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Track:
-        return cls(
-            **{
-                **data,
-                "tags": tuple(data.get("tags", ())),
-                "features": dict(data.get("features", {})),
-            }
-        )
 
 
 class Catalog:
@@ -444,19 +485,29 @@ def catalog_path() -> Path:
 
 
 def save_catalog(catalog: Catalog, path: Path | None = None) -> Path:
-    """Write the catalog atomically: a temp file in the same dir, then os.replace."""
+    """Write the catalog atomically: a temp file in the same dir, then os.replace.
+
+    Format: a header line (version, source, fingerprint, columns), then one JSON
+    array per track, so loading never holds the whole parsed file at once.
+    """
     path = path or catalog_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    header = {
         "version": FORMAT_VERSION,
         "source": catalog.source,
         "fingerprint": catalog.fingerprint,
-        "tracks": [t.to_dict() for t in catalog.tracks],
+        "columns": COLUMNS,
+        "features": AUDIO_FEATURES,
     }
     fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, ensure_ascii=False, separators=(",", ":"))
+            f.write(json.dumps(header) + "\n")
+            for t in catalog.tracks:
+                row = [getattr(t, c) for c in COLUMNS[:-1]]
+                row[COLUMNS.index("tags")] = list(t.tags)
+                row.append([t.features.get(name) for name in AUDIO_FEATURES])
+                f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -484,16 +535,34 @@ def read_catalog(path: Path | None = None) -> Catalog | None:
     path = path or catalog_path()
     if not path.exists():
         return None
+    tracks = []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {data.get('version')}")
-        tracks = [Track.from_dict(t) for t in data["tracks"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        with path.open(encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            if header.get("version") != FORMAT_VERSION or tuple(header["columns"]) != COLUMNS:
+                raise ValueError(f"format version {header.get('version')}")
+            names = header["features"]
+            for line in f:
+                row = json.loads(line)
+                features = {n: v for n, v in zip(names, row[-1], strict=True) if v is not None}
+                fields = dict(zip(COLUMNS[:-1], row, strict=False))
+                tracks.append(
+                    Track(
+                        **{
+                            **fields,
+                            "artist": sys.intern(fields["artist"]),
+                            "genre": sys.intern(fields["genre"]),
+                            "subgenre": sys.intern(fields["subgenre"]),
+                            "tags": tuple(sys.intern(t) for t in fields["tags"]),
+                            "features": PackedFeatures(features),
+                        }
+                    )
+                )
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise UserError(
             f"{path}: catalog unreadable ({err}); run `heymusic catalog import PATH`"
         ) from err
-    return Catalog(tracks, source=data.get("source", ""), fingerprint=data.get("fingerprint", ""))
+    return Catalog(tracks, source=header.get("source", ""), fingerprint=header["fingerprint"])
 
 
 def load_catalog(settings: Settings) -> Catalog:

@@ -92,15 +92,25 @@ def build_queries(tracks: list[Track], playlists: Sequence[Any], seed: int) -> l
     return queries
 
 
-def score_query(query: Query, ranked: np.ndarray, tracks: list[Track]) -> dict[str, float]:
-    """Per-query metrics (NaN where a metric does not apply)."""
+def score_query(
+    query: Query, ranked: np.ndarray, tracks: list[Track], labels: dict[str, set[str]]
+) -> dict[str, float]:
+    """Per-query metrics (NaN where a metric does not apply).
+
+    Genre and subgenre hits use the tracks' exact playlist labels, not tag words.
+    """
     top = [tracks[int(r)] for r in ranked[:DEPTH]]
+    top_labels = [labels.get(t.track_id, set()) for t in top]
     if query.relevant is not None:
         hits = [int(r) in query.relevant for r in ranked[:DEPTH]]
         n_rel = len(query.relevant)
     else:
         assert query.wants is not None
-        hits = [satisfies(t, query.wants) for t in top]
+        wanted = {v for k, v in query.wants.items() if k in ("genre", "subgenre")}
+        rest = {k: v for k, v in query.wants.items() if k not in ("genre", "subgenre")}
+        hits = [
+            wanted <= lab and satisfies(t, rest) for t, lab in zip(top, top_labels, strict=True)
+        ]
         n_rel = DEPTH
     gains = sum(h / np.log2(i + 2) for i, h in enumerate(hits))
     ideal = sum(1 / np.log2(i + 2) for i in range(min(n_rel, DEPTH)))
@@ -232,7 +242,9 @@ def evaluate(
     results: dict[str, Any] = {}
     for name, rank in rankers.items():
         ranked = rank(texts)
-        per_query = [score_query(q, r, tracks) for q, r in zip(queries, ranked, strict=True)]
+        per_query = [
+            score_query(q, r, tracks, data.genres) for q, r in zip(queries, ranked, strict=True)
+        ]
         results[name] = {
             "all": summarize(per_query, seed),
             "playlists": summarize(
@@ -274,6 +286,27 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def record_metrics(models: Path, report: dict[str, Any]) -> None:
+    """Put the headline numbers into the shipped models' manifest entries."""
+    path = models / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    metrics = {
+        "eval": "heymusic eval (held-out playlists + templates, bootstrap 95 % CI)",
+        "queries": report["queries"],
+        **{
+            method: {k: v["mean"] for k, v in sets["all"].items()}
+            for method, sets in report["methods"].items()
+        },
+        "beats_baselines_on_subgenre_p5": report["two_tower_beats_on_subgenre_p5"],
+    }
+    for name in ("query_encoder", "song_encoder"):
+        if name in manifest:
+            manifest[name]["metrics"] = metrics
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """`heymusic eval [--data CSV] [--json]`."""
     csv_path = Path(args.data or settings.catalog.source)
@@ -285,6 +318,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from heymusic.train_retrieval import default_base_model
 
     report = evaluate(csv_path, models, settings.recommender.base_model or default_base_model())
+    record_metrics(models, report)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

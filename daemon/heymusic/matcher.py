@@ -10,6 +10,7 @@ the whole catalog (see FINDINGS).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,22 +78,27 @@ class TitleMatcher:
     def __init__(self, tracks: Sequence[Track]) -> None:
         self.tracks = list(tracks)
         self.titles = [default_process(t.name) for t in self.tracks]
-        self.short_titles = [
-            default_process(_VERSION.sub("", t.name)) or n
-            for t, n in zip(self.tracks, self.titles, strict=True)
-        ]
-        self.artist_names = [default_process(t.artist) for t in self.tracks]
+        # The title without "(feat. X)" / "- Remix"; the same string object when nothing changes.
+        self.short_titles: list[str] = []
+        for track, title in zip(self.tracks, self.titles, strict=True):
+            short = default_process(_VERSION.sub("", track.name))
+            self.short_titles.append(short if short and short != title else title)
+        self.artist_names = [sys.intern(default_process(t.artist)) for t in self.tracks]
         artists = sorted(set(self.artist_names))
         slot = {a: i for i, a in enumerate(artists)}
         self.artists = artists
-        self.artist_of = np.array([slot[a] for a in self.artist_names], dtype=np.int64)
-        self.popularity = np.array([t.popularity or 0.0 for t in self.tracks])
-        postings: dict[str, list[int]] = {}
+        self.artist_of = np.array([slot[a] for a in self.artist_names], dtype=np.int32)
+        self.popularity = np.array([t.popularity or 0.0 for t in self.tracks], dtype=np.float32)
+        # Word -> rows as one CSR pair (a small array per word would cost ~100 bytes each).
+        pairs: dict[str, list[int]] = {}
         for row, (title, artist) in enumerate(zip(self.titles, self.artist_names, strict=True)):
             for word in set(title.split()) | set(artist.split()):
-                postings.setdefault(word, []).append(row)
-        self.vocab = sorted(postings)
-        self.postings = [np.array(postings[w], dtype=np.int64) for w in self.vocab]
+                pairs.setdefault(word, []).append(row)
+        self.vocab = sorted(pairs)
+        self.offsets = np.cumsum([0] + [len(pairs[w]) for w in self.vocab]).astype(np.int64)
+        self.rows = np.fromiter(
+            (r for w in self.vocab for r in pairs[w]), dtype=np.int32, count=int(self.offsets[-1])
+        )
 
     def _candidates(self, words: list[str]) -> np.ndarray:
         """Rows sharing a (fuzzily) similar word with the request; rare words first."""
@@ -104,7 +110,13 @@ class TitleMatcher:
         for row in similar:
             hits = np.flatnonzero(row)
             if hits.size:
-                found.append(np.unique(np.concatenate([self.postings[i] for i in hits])))
+                found.append(
+                    np.unique(
+                        np.concatenate(
+                            [self.rows[self.offsets[i] : self.offsets[i + 1]] for i in hits]
+                        )
+                    )
+                )
         found.sort(key=len)
         keep = [rows for rows in found if len(rows) <= COMMON_WORD_ROWS] or found[:2]
         return np.unique(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)

@@ -152,15 +152,15 @@ class Recommender:
         request = request_words(target)
         if not request:
             return None
+        # "play some latin": description words must not turn into the artist "SLATIN",
+        # and are not worth the title search.
+        descriptive = all(w in self.descriptive for w in request)
+        title = None if descriptive else self.matcher.best_title(target)
         artist = self.matcher.best_artist(target)
-        title = self.matcher.best_title(target)
-        if (
-            artist
-            and artist.score >= MIN_ARTIST_MATCH
-            and (title is None or artist.score >= title.score)
-        ):
+        needed = 100.0 if descriptive else MIN_ARTIST_MATCH
+        if artist and artist.score >= needed and (title is None or artist.score >= title.score):
             return artist, bool(found)
-        if all(w in self.descriptive for w in request):
+        if descriptive:
             return None  # "play happy", "some rock": a description, not a title
         if title and title.score >= self.settings.recommender.min_title_match:
             return title, bool(found)
@@ -178,9 +178,13 @@ class Recommender:
     def _artist_songs(
         self, track: Track, k: int, exclude: Collection[str]
     ) -> list[tuple[Track, float]]:
+        """The artist's most popular songs, topped up with songs like theirs."""
         skip = set(exclude) | set(self.served)
-        songs = [t for t in self.matcher.artist_tracks(track) if t.track_id not in skip]
-        return [(t, 1.0) for t in songs[:k]]
+        songs = [(t, 1.0) for t in self.matcher.artist_tracks(track) if t.track_id not in skip]
+        if len(songs) < k:
+            own = [t.track_id for t, _ in songs]
+            songs += self._like(Match(track, 100.0, "artist"), k - len(songs), [*exclude, *own])
+        return songs[:k]
 
     def _search(
         self, query: np.ndarray, k: int, exclude: Collection[str]

@@ -130,6 +130,8 @@ class RetrievalData:
     train_playlists: list[Playlist]
     eval_playlists: list[Playlist]
     data_sha256: str
+    genres: dict[str, set[str]]
+    """Every playlist genre and subgenre label of each track (exact labels, for evaluation)."""
 
 
 def is_held_out(playlist_key: str, seed: int, fraction: float = EVAL_FRACTION) -> bool:
@@ -145,7 +147,9 @@ def load_data(csv_path: Path, seed: int) -> RetrievalData:
     if not rows:
         raise UserError(f"{csv_path}: no usable rows ({report.summary()})")
     groups: dict[str, Playlist] = {}
+    genres: dict[str, set[str]] = {}
     for row in rows:
+        genres.setdefault(row.track_id, set()).update(g for g in (row.genre, row.subgenre) if g)
         key = " ".join(words(row.playlist_name)) or row.playlist_id
         pl = groups.setdefault(key, Playlist(key, row.playlist_name, row.genre, row.subgenre, []))
         if row.track_id not in pl.track_ids:
@@ -162,6 +166,7 @@ def load_data(csv_path: Path, seed: int) -> RetrievalData:
         train_playlists=[p for k, p in groups.items() if k not in held],
         eval_playlists=[p for k, p in groups.items() if k in held],
         data_sha256=_sha256(csv_path),
+        genres=genres,
     )
 
 
@@ -365,6 +370,7 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
         "steps": step,
         "batch_size": cfg.batch_size,
         "minutes": round(minutes, 2),
+        "max_minutes": cfg.max_minutes,
         "data_sha256": data.data_sha256,
         "eval_fraction": EVAL_FRACTION,
         "loss_first": float(np.mean(losses[:10])) if losses else None,

@@ -1,0 +1,156 @@
+"""The recommender on the shared catalog with the shipped models: what `ask` answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heymusic.catalog import Track
+from heymusic.cli import main
+from heymusic.config import load_settings
+from heymusic.recommender import Recommender, load_recommender
+from heymusic.song_features import (
+    ERA_WORDS,
+    MOODS,
+    SPOKEN,
+    decade_of,
+    mood_of,
+    satisfies,
+)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def rec(shared_csv: Path, state: Path) -> Iterator[Recommender]:
+    """Imported on first use from [catalog] source, like a fresh install."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    try:
+        settings = load_settings(overrides={"catalog": {"source": str(shared_csv)}})
+        yield load_recommender(settings)
+    finally:
+        if old is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = old
+
+
+def _precision(results: list[tuple[Track, float]], wants: dict[str, str | int]) -> float:
+    return sum(satisfies(t, wants) for t, _ in results) / len(results)
+
+
+def test_asked_genre_mood_era(rec: Recommender) -> None:
+    """Requests built from random genres, subgenres, moods and eras get songs that have them."""
+    rng = random.Random(5)
+    genres = sorted({t.genre for t in rec.catalog.tracks if t.genre})
+    subgenres = sorted({t.subgenre for t in rec.catalog.tracks if t.subgenre})
+    decades = sorted({d for t in rec.catalog.tracks if (d := decade_of(t)) and d >= 1970})
+    cases: list[tuple[str, str, dict[str, str | int]]] = []
+    for _ in range(8):
+        g = rng.choice(genres)
+        cases.append(("genre", f"play some {rng.choice(SPOKEN.get(g, (g,)))}", {"genre": g}))
+        s = rng.choice(subgenres)
+        cases.append(("subgenre", f"put on {rng.choice(SPOKEN.get(s, (s,)))}", {"subgenre": s}))
+        m = rng.choice(sorted(MOODS))
+        cases.append(("mood", f"something {rng.choice(MOODS[m])}", {"mood": m}))
+        d = rng.choice(decades)
+        cases.append(("era", f"songs from {rng.choice(ERA_WORDS[d])}", {"decade": d}))
+    by_kind: dict[str, list[float]] = {}
+    for kind, text, wants in cases:
+        rec.served.clear()
+        results = rec.recommend(text, k=5)
+        assert len(results) == 5, text
+        by_kind.setdefault(kind, []).append(_precision(results, wants))
+    means = {kind: sum(v) / len(v) for kind, v in by_kind.items()}
+    assert all(m >= 0.8 for m in means.values()), means
+    assert sum(means.values()) / len(means) >= 0.9, means
+
+
+def test_title_request_plays_that_song_first(rec: Recommender) -> None:
+    rng = random.Random(2)
+    for _ in range(8):
+        track = rng.choice([t for t in rec.catalog.tracks if (t.popularity or 0) > 50])
+        results = rec.recommend(f"play {track.name} by {track.artist}", k=5)
+        assert results[0][0].name == track.name and results[0][0].artist == track.artist
+        assert all(0.0 <= s <= 1.0 for _, s in results)
+        assert track.track_id not in [t.track_id for t, _ in results[1:]]
+
+
+def test_artist_request_and_more_like_artist(rec: Recommender) -> None:
+    artists = Counter(t.artist for t in rec.catalog.tracks)
+    artist = random.Random(4).choice([a for a, n in artists.items() if n >= 8])
+    results = rec.recommend(f"play something by {artist}", k=5)
+    assert [t.artist for t, _ in results] == [artist] * 5
+    like = rec.recommend(f"play more like {artist}", k=5)
+    assert len(like) == 5
+    assert (
+        max(Counter(t.artist for t, _ in like).values()) <= rec.settings.recommender.max_per_artist
+    )
+
+
+def test_unknown_title_falls_back_to_semantic(rec: Recommender) -> None:
+    rng = random.Random(8)
+    vocab = [
+        w
+        for w in Path("/usr/share/dict/words").read_text().split()
+        if w.isalpha() and w.islower() and 6 <= len(w) <= 9
+    ]
+    for _ in range(5):
+        text = f"play {' '.join(rng.sample(vocab, 3))} by {' '.join(rng.sample(vocab, 2))}"
+        assert rec._named(text) is None, text
+        assert len(rec.recommend(text, k=5)) == 5
+
+
+def test_diversity_session_and_more_like(rec: Recommender) -> None:
+    rec.served.clear()
+    first = rec.recommend("chill house music", k=5)
+    cap = rec.settings.recommender.max_per_artist
+    assert max(Counter(t.artist for t, _ in first).values()) <= cap
+    again = rec.recommend("chill house music", k=5)
+    assert not {t.track_id for t, _ in first} & {t.track_id for t, _ in again}
+    seed = first[0][0]
+    similar = rec.more_like(seed, k=5, exclude=[again[0][0].track_id])
+    ids = [t.track_id for t, _ in similar]
+    assert seed.track_id not in ids and again[0][0].track_id not in ids and len(ids) == 5
+    # Similar songs share most of the seed's genre.
+    assert sum(t.genre == seed.genre for t, _ in similar) >= 3
+
+
+def test_ask_json_contract_and_no_torch(
+    state: Path,
+    rec: Recommender,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    assert main(["ask", "sad songs from the nineties", "-k", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["query"] == "sad songs from the nineties" and len(out["tracks"]) == 5
+    for track in out["tracks"]:
+        assert set(track) == {"track_id", "name", "artist", "genre", "year", "score"}
+        assert 0.0 <= track["score"] <= 1.0
+    sad = sum(
+        mood_of(t) == "sad"
+        for t in map(rec.catalog.get, [x["track_id"] for x in out["tracks"]])
+        if t is not None
+    )
+    assert sad >= 3
+    probe = (
+        "import sys; from heymusic.config import load_settings; "
+        "from heymusic.recommender import load_recommender; "
+        "r = load_recommender(load_settings()); r.recommend('upbeat workout songs'); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, env={**os.environ}, timeout=120)
