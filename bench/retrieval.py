@@ -12,9 +12,14 @@ playlists and templates, bootstrap intervals, BM25 and zero-shot baselines).
 
 from __future__ import annotations
 
+import os
+
+# One query at a time: BLAS threads only add wake-up latency on a busy 2-core box.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -40,9 +45,13 @@ rec = load_recommender(load_settings())
 for text in sys.argv[1:]:
     rec.recommend(text)
 with open("/proc/self/status") as f:
-    rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k.startswith("Rss")
+          or k == "VmRSS"}
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rss_mb": round(rss / 1024, 1), "peak_rss_mb": round(peak / 1024, 1)}))
+print(json.dumps({"rss_mb": round(kb["VmRSS"] / 1024, 1),
+                  "private_anon_mb": round(kb["RssAnon"] / 1024, 1),
+                  "file_backed_mb": round(kb["RssFile"] / 1024, 1),
+                  "peak_rss_mb": round(peak / 1024, 1)}))
 """
 
 

@@ -9,6 +9,7 @@ over artists, and songs already served this session are not served again.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from heymusic import events
 from heymusic.catalog import Catalog, Track, load_catalog, words
 from heymusic.config import Settings, state_dir
 from heymusic.encoder import ZERO_SHOT, QueryEncoder, SongEncoder
+from heymusic.errors import UserError
 from heymusic.index import VectorIndex, load_index, save_index
 from heymusic.matcher import Match, TitleMatcher, request_words
 from heymusic.song_features import DESCRIPTIVE_WORDS, SongFeaturizer, song_text
@@ -42,21 +44,24 @@ MIN_ARTIST_MATCH = 90.0
 
 
 class SongModels:
-    """The query encoder and, for the two-tower model, the song encoder and featurizer."""
+    """The query encoder and, for the two-tower model, the song encoder and featurizer.
+
+    The song encoder is only needed while (re)building the index, so it is loaded then
+    and dropped after: it would hold ~12 MB for nothing while the daemon waits.
+    """
 
     def __init__(self, settings: Settings) -> None:
         rec = settings.recommender
         self.query_dir = settings.model_path(rec.query_encoder_dir)
         self.query = QueryEncoder(self.query_dir)
-        self.song: SongEncoder | None = None
-        self.featurizer: SongFeaturizer | None = None
-        if self.query.kind != ZERO_SHOT:
-            song_path = settings.model_path(rec.song_encoder)
-            self.song = SongEncoder(song_path)
-            self.featurizer = SongFeaturizer.load(song_path.parent / FEATURES_FILE)
-            self.song_files = [song_path, song_path.parent / FEATURES_FILE]
-        else:
+        if self.query.kind == ZERO_SHOT:
             self.song_files = [self.query_dir / self.query.meta.get("file", "model.onnx")]
+        else:
+            song_path = settings.model_path(rec.song_encoder)
+            self.song_files = [song_path, song_path.parent / FEATURES_FILE]
+            for path in self.song_files:
+                if not path.exists():
+                    raise UserError(f"model missing: {path}; reinstall or run export_onnx.py")
 
     def key(self) -> str:
         """Identifies what made the song vectors: the index is rebuilt when it changes."""
@@ -67,13 +72,17 @@ class SongModels:
 
     def song_vectors(self, tracks: Sequence[Track], batch: int = 2048) -> np.ndarray:
         """Unit vectors for every track, with a progress bar (a 25k catalog takes seconds)."""
+        song, featurizer = None, None
+        if self.query.kind != ZERO_SHOT:
+            song = SongEncoder(self.song_files[0])
+            featurizer = SongFeaturizer.load(self.song_files[1])
         parts = []
         for start in tqdm(
             range(0, len(tracks), batch), desc="index songs", unit=" batch", leave=False
         ):
             chunk = tracks[start : start + batch]
-            if self.song is not None and self.featurizer is not None:
-                parts.append(self.song.encode(self.featurizer.transform(chunk)))
+            if song is not None and featurizer is not None:
+                parts.append(song.encode(featurizer.transform(chunk)))
             else:
                 parts.append(self.query.encode([song_text(t) for t in chunk]))
         if not parts:
@@ -220,7 +229,17 @@ def load_recommender(settings: Settings) -> Recommender:
     if index is None:
         _LOGGER.info("building the song index for %d tracks", len(catalog))
         index = build_index(settings, catalog, models)
-    return Recommender(settings, catalog, models, index)
+    recommender = Recommender(settings, catalog, models, index)
+    _release_free_memory()
+    return recommender
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap back to the OS (catalog parsing and model loading leave ~8 MB)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
 
 
 def track_result(track: Track, score: float) -> events.TrackResult:
