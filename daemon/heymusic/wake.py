@@ -8,9 +8,13 @@ enabled, checks each candidate on the last ~2 s of audio before it becomes a Wak
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import importlib
 import importlib.util
 import logging
-import warnings
+import sys
+import types
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -53,19 +57,78 @@ def resolve_wake_model(settings: Settings, name: str) -> Path:
     )
 
 
+_VERIFIER_TRAINING = "openwakeword.custom_verifier_model"
+
+
+def _defer_verifier_training_import() -> None:
+    """openwakeword's package __init__ imports its verifier-training module, which loads
+    scikit-learn and scipy (~100 MB resident) that detection never uses: load it on first
+    use instead."""
+    if "openwakeword" in sys.modules or _VERIFIER_TRAINING in sys.modules:
+        return
+    lazy = types.ModuleType(_VERIFIER_TRAINING)
+
+    def real() -> Any:
+        del sys.modules[_VERIFIER_TRAINING]
+        return importlib.import_module(_VERIFIER_TRAINING)
+
+    def train_custom_verifier(*args: Any, **kwargs: Any) -> Any:
+        return real().train_custom_verifier(*args, **kwargs)
+
+    lazy.train_custom_verifier = train_custom_verifier  # type: ignore[attr-defined]
+
+    def attribute(name: str) -> Any:
+        if name.startswith("__"):  # the import system probing (__path__, ...): not a use
+            raise AttributeError(name)
+        return getattr(real(), name)
+
+    lazy.__getattr__ = attribute  # type: ignore[method-assign]
+    sys.modules[_VERIFIER_TRAINING] = lazy
+
+
+class _LeanOrt:
+    """onnxruntime as openwakeword sees it while loading: CPU only, no memory arena. Its
+    feature extractor runs a 10 s batch once at start; with the arena that batch's ~120 MB
+    stays resident for good."""
+
+    def __init__(self, ort: Any) -> None:
+        self._ort = ort
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ort, name)
+
+    def InferenceSession(self, path: str, sess_options: Any = None, **kwargs: Any) -> Any:
+        options = sess_options or self._ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        kwargs["providers"] = ["CPUExecutionProvider"]
+        return self._ort.InferenceSession(path, sess_options=options, **kwargs)
+
+
+def _release_freed_memory() -> None:
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
+        libc.malloc_trim(0)
+
+
 def _load_model(paths: list[Path]) -> Any:
-    from openwakeword.model import Model
+    _defer_verifier_training_import()
+    import onnxruntime
+    from openwakeword import model as oww_model
+    from openwakeword import utils as oww_utils
 
     try:
-        with warnings.catch_warnings():  # it asks for CUDA first, then falls back to CPU
-            warnings.simplefilter("ignore", UserWarning)
-            model = Model(wakeword_model_paths=[str(p) for p in paths])
+        oww_model.ort = oww_utils.ort = _LeanOrt(onnxruntime)
+        model = oww_model.Model(wakeword_model_paths=[str(p) for p in paths])
     except Exception as err:  # onnxruntime raises its own exception types
         bad = _first_unloadable(paths)
         raise UserError(
             f"wake model {bad} cannot be loaded ({type(err).__name__}); it is not a valid "
             "openWakeWord ONNX model: restore or retrain it"
         ) from err
+    finally:
+        oww_model.ort = oww_utils.ort = onnxruntime
+        _release_freed_memory()
     # openwakeword 0.4.0 silently swallows unknown kwargs and then loads every stock
     # model: make sure we got exactly what was asked.
     wanted = [p.name[: -len(".onnx")] if p.name.endswith(".onnx") else p.name for p in paths]
