@@ -48,7 +48,7 @@ from heymusic.events import (
 from heymusic.intents import Intent, IntentParser, wake_phrases_from_models
 from heymusic.players.base import Player
 from heymusic.vad import CommandRecorder
-from heymusic.wake import WakeDetector
+from heymusic.wake import WakeDetector, release_freed_memory
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Pipeline:
         self._mute_until_s = 0.0
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
+        release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
 
     @property
     def audio_s(self) -> float:
@@ -133,6 +134,7 @@ class Pipeline:
         self._listening = False
         self.player.unduck()
         self.wake.reset()
+        release_freed_memory()  # Whisper's decoding buffers, after the command is answered
 
     def _command(self, audio_s: float) -> list[Event]:
         """ASR -> intent -> action for the command that just ended (speech end at `audio_s`)."""

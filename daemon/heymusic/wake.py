@@ -104,7 +104,8 @@ class _LeanOrt:
         return self._ort.InferenceSession(path, sess_options=options, **kwargs)
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
+    """Hand heap freed after a big one-off allocation back to the OS (glibc keeps it)."""
     libc_name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(libc_name) if libc_name else None
     if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
@@ -128,7 +129,7 @@ def _load_model(paths: list[Path]) -> Any:
         ) from err
     finally:
         oww_model.ort = oww_utils.ort = onnxruntime
-        _release_freed_memory()
+        release_freed_memory()
     # openwakeword 0.4.0 silently swallows unknown kwargs and then loads every stock
     # model: make sure we got exactly what was asked.
     wanted = [p.name[: -len(".onnx")] if p.name.endswith(".onnx") else p.name for p in paths]
