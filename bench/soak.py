@@ -220,6 +220,7 @@ def main() -> int:
         feed_ms.append((time.perf_counter() - t0) * 1000.0)
         if pipeline.audio_s >= next_sample_s:
             samples.append({"audio_s": round(pipeline.audio_s, 1), **process_sample()})
+            print(json.dumps(samples[-1]), file=sys.stderr, flush=True)  # progress
             next_sample_s += args.sample_minutes * 60
     events.extend(e.to_dict() for e in pipeline.finish())
     wall_s = time.perf_counter() - started
