@@ -15,19 +15,22 @@ import logging
 import math
 import os
 import re
-import struct
 import sys
 import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+import numpy as np
 
 from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,34 +75,34 @@ STOPWORDS = frozenset(
 )
 
 
-class PackedFeatures(Mapping[str, float]):
-    """Audio features packed as float64 bytes (NaN = absent): a dict per song costs ~1 KB,
-    and a 25k-song catalog has to fit the recommender's memory budget."""
+class FeatureRow(Mapping[str, float]):
+    """One song's audio features as a row of the catalog's feature matrix (NaN = absent).
 
-    __slots__ = ("_data",)
+    A dict per song costs ~1 KB; a 25k-song catalog has to fit the recommender's memory budget.
+    """
+
+    __slots__ = ("_matrix", "_row")
     _SLOT = {name: i for i, name in enumerate(AUDIO_FEATURES)}
 
-    def __init__(self, values: Mapping[str, float]) -> None:
-        packed = [math.nan] * len(AUDIO_FEATURES)
-        for name, value in values.items():
-            packed[self._SLOT[name]] = float(value)
-        self._data = struct.pack(f"<{len(packed)}d", *packed)
+    def __init__(self, matrix: np.ndarray, row: int) -> None:
+        self._matrix = matrix
+        self._row = row
 
     def __getitem__(self, name: str) -> float:
         i = self._SLOT.get(name)
         if i is None:
             raise KeyError(name)
-        value: float = struct.unpack_from("<d", self._data, 8 * i)[0]
+        value = float(self._matrix[self._row, i])
         if math.isnan(value):
             raise KeyError(name)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        values = struct.unpack(f"<{len(AUDIO_FEATURES)}d", self._data)
+        values = self._matrix[self._row]
         return iter([n for n, v in zip(AUDIO_FEATURES, values, strict=True) if not math.isnan(v)])
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return int(np.count_nonzero(~np.isnan(self._matrix[self._row])))
 
     def __repr__(self) -> str:
         return repr(dict(self))
@@ -130,7 +133,7 @@ class Track:
         return f"spotify:track:{self.track_id}" if len(self.track_id) == 22 else ""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["tags"] = list(self.tags)
         data["features"] = dict(self.features)
         return data
@@ -396,6 +399,8 @@ class _open_csv:
         self.path = path
 
     def __enter__(self) -> tuple[csv.DictReader[str], tqdm[Any]]:
+        from tqdm import tqdm  # only imports need it; the daemon loading a catalog does not
+
         try:
             self.file = self.path.open(newline="", encoding="utf-8-sig", errors="replace")
         except OSError as err:
@@ -414,6 +419,7 @@ class _open_csv:
 def read_folder(folder: Path, report: ImportReport) -> None:
     """Audio files under `folder` with their tags (mutagen); the file is the playable source."""
     import mutagen
+    from tqdm import tqdm
 
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     for n, path in enumerate(tqdm(files, desc=f"import {folder.name}", unit=" files"), 1):
@@ -536,28 +542,38 @@ def read_catalog(path: Path | None = None) -> Catalog | None:
     if not path.exists():
         return None
     tracks = []
+    shared: dict[Any, Any] = {}  # one object per distinct year / popularity
+    matrix = np.zeros((0, len(AUDIO_FEATURES)))  # filled once every row is read
     try:
         with path.open(encoding="utf-8") as f:
             header = json.loads(f.readline())
             if header.get("version") != FORMAT_VERSION or tuple(header["columns"]) != COLUMNS:
                 raise ValueError(f"format version {header.get('version')}")
-            names = header["features"]
-            for line in f:
+            if tuple(header["features"]) != AUDIO_FEATURES:
+                raise ValueError("unknown audio feature columns")
+            flat = array("d")  # features of all songs, row after row; NaN = absent
+            for i, line in enumerate(f):
                 row = json.loads(line)
-                features = {n: v for n, v in zip(names, row[-1], strict=True) if v is not None}
-                fields = dict(zip(COLUMNS[:-1], row, strict=False))
+                flat.extend(math.nan if v is None else v for v in row[-1])
+                values = dict(zip(COLUMNS[:-1], row, strict=False))
                 tracks.append(
                     Track(
                         **{
-                            **fields,
-                            "artist": sys.intern(fields["artist"]),
-                            "genre": sys.intern(fields["genre"]),
-                            "subgenre": sys.intern(fields["subgenre"]),
-                            "tags": tuple(sys.intern(t) for t in fields["tags"]),
-                            "features": PackedFeatures(features),
+                            **values,
+                            "artist": sys.intern(values["artist"]),
+                            "genre": sys.intern(values["genre"]),
+                            "subgenre": sys.intern(values["subgenre"]),
+                            "tags": tuple(sys.intern(t) for t in values["tags"]),
+                            "year": shared.setdefault(values["year"], values["year"]),
+                            "popularity": shared.setdefault(
+                                values["popularity"], values["popularity"]
+                            ),
+                            "features": FeatureRow(matrix, i),
                         }
                     )
                 )
+        matrix.resize((len(tracks), len(AUDIO_FEATURES)), refcheck=False)
+        matrix[:] = np.frombuffer(flat, dtype=np.float64).reshape(matrix.shape)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise UserError(
             f"{path}: catalog unreadable ({err}); run `heymusic catalog import PATH`"

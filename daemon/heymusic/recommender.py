@@ -19,7 +19,6 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from heymusic import events
 from heymusic.catalog import Catalog, Track, load_catalog, words
@@ -72,6 +71,8 @@ class SongModels:
 
     def song_vectors(self, tracks: Sequence[Track], batch: int = 2048) -> np.ndarray:
         """Unit vectors for every track, with a progress bar (a 25k catalog takes seconds)."""
+        from tqdm import tqdm  # only index builds need it (~4 MB the daemon need not hold)
+
         song, featurizer = None, None
         if self.query.kind != ZERO_SHOT:
             song = SongEncoder(self.song_files[0])

@@ -341,6 +341,7 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
     total = cfg.max_steps or 10**9
     bar = tqdm(total=cfg.max_steps, desc="train", unit=" step")
     step = 0
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     while step < total and time.monotonic() - start < budget:
         n_playlist = round(cfg.batch_size * cfg.playlist_share)
         items = rng.sample(playlist_items, min(n_playlist, len(playlist_items)))
@@ -351,6 +352,12 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
         q = query.forward_top(hidden, mask)
         s = song(features[rows])
         loss = info_nce(q, s, log_scale.exp().clamp(max=100.0), torch.from_numpy(also))
+        # Cosine decay over whichever budget ends first (steps or wall time).
+        progress = max(step / total, (time.monotonic() - start) / budget)
+        for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base_lr * (
+                0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
