@@ -77,12 +77,13 @@ class TitleMatcher:
 
     def __init__(self, tracks: Sequence[Track]) -> None:
         self.tracks = list(tracks)
-        self.titles = [default_process(t.name) for t in self.tracks]
-        # The title without "(feat. X)" / "- Remix"; the same string object when nothing changes.
+        titles = [default_process(t.name) for t in self.tracks]
+        # Kept: the title without "(feat. X)" / "- Remix". Full titles are processed again for
+        # the few candidate rows of a request, which costs less than holding 25k more strings.
         self.short_titles: list[str] = []
-        for track, title in zip(self.tracks, self.titles, strict=True):
+        for track, title in zip(self.tracks, titles, strict=True):
             short = default_process(_VERSION.sub("", track.name))
-            self.short_titles.append(short if short and short != title else title)
+            self.short_titles.append(short if short else title)
         self.artist_names = [sys.intern(default_process(t.artist)) for t in self.tracks]
         artists = sorted(set(self.artist_names))
         slot = {a: i for i, a in enumerate(artists)}
@@ -91,7 +92,7 @@ class TitleMatcher:
         self.popularity = np.array([t.popularity or 0.0 for t in self.tracks], dtype=np.float32)
         # Word -> rows as one CSR pair (a small array per word would cost ~100 bytes each).
         pairs: dict[str, list[int]] = {}
-        for row, (title, artist) in enumerate(zip(self.titles, self.artist_names, strict=True)):
+        for row, (title, artist) in enumerate(zip(titles, self.artist_names, strict=True)):
             for word in set(title.split()) | set(artist.split()):
                 pairs.setdefault(word, []).append(row)
         self.vocab = sorted(pairs)
@@ -129,7 +130,7 @@ class TitleMatcher:
         rows = self._candidates(variants[0])
         if not rows.size:
             return None
-        titles = [self.titles[r] for r in rows]
+        titles = [default_process(self.tracks[r].name) for r in rows]
         shorts = [self.short_titles[r] for r in rows]
         artists = [self.artist_names[r] for r in rows]
         best = np.zeros(len(rows), dtype=np.float32)

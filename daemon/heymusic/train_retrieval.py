@@ -71,6 +71,11 @@ class QueryTower(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self._head(hidden, attention_mask)
 
+    @property
+    def bert_style(self) -> bool:
+        """Blocks called as layer(hidden, attention_mask=additive 4-D mask): BERT, RoBERTa."""
+        return hasattr(getattr(self.encoder, "encoder", None), "layer")
+
     def forward_top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The trainable top layers only, from cached lower-layer states (BERT-style blocks)."""
         additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * -1e4
@@ -331,7 +336,8 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
     tokenizer = Tokenizer.from_file(str(Path(cfg.base_model) / "tokenizer.json"))
     tokenizer.enable_truncation(cfg.max_length)
     tokenizer.enable_padding(pad_id=int(query.encoder.config.pad_token_id or 0))
-    cache = PrefixCache(query, tokenizer, [p.text for p in pool])
+    # Other encoders (DistilBERT's blocks take a 2-D mask) run whole every step: slower.
+    cache = PrefixCache(query, tokenizer, [p.text for p in pool]) if query.bert_style else None
 
     query.train()
     song.train()
@@ -348,8 +354,12 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
         items += rng.sample(generated_items, cfg.batch_size - len(items))
         rows = [rng.choice(pool[i].rows) for i in items]
         also = in_batch_answers(pool, items, rows, data.tracks)
-        hidden, mask = cache.batch(items)
-        q = query.forward_top(hidden, mask)
+        if cache is not None:
+            q = query.forward_top(*cache.batch(items))
+        else:
+            enc = tokenizer.encode_batch([pool[i].text for i in items])
+            ids = torch.tensor([e.ids for e in enc])
+            q = query(ids, torch.tensor([e.attention_mask for e in enc]))
         s = song(features[rows])
         loss = info_nce(q, s, log_scale.exp().clamp(max=100.0), torch.from_numpy(also))
         # Cosine decay over whichever budget ends first (steps or wall time).
@@ -361,7 +371,7 @@ def train(csv_path: Path, out_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         bar.update(1)
         if step % 10 == 0:
