@@ -288,7 +288,9 @@ class SpotifyPlayer:
 
     def close(self) -> None:
         self._commands.put(("close", None))
-        self._thread.join(timeout=self._cfg.timeout_seconds + 2)
+        # A request in flight may use its whole budget; a stop (SIGTERM) must not wait for it:
+        # the state was saved when it changed, and the worker is a daemon thread.
+        self._thread.join(timeout=1.0)
         if self._speaker is not None:
             self._speaker.close()
 
