@@ -712,3 +712,27 @@ def test_corrupt_catalog_index_and_models_name_the_file_and_keep_user_files(
     one_line_naming(_heymusic(bad_config, "transcribe", str(wav)), str(whisper))
     assert user_files() == kept
     assert (token.stat().st_mode & 0o777) == 0o600
+
+
+def test_stopping_while_a_spotify_call_hangs_is_fast(stub: SpotifyStub) -> None:
+    """SIGTERM closes the player while Spotify sits on a request: the daemon must still stop
+    within 2 s (the volume and queue were saved when they changed)."""
+    from heymusic.config import load_settings
+    from heymusic.players.spotify import SpotifyPlayer
+    from heymusic.players.spotify_auth import TokenCache
+    from heymusic.players.state import load_state
+
+    token = stub.token()
+    token["expires_at"] = int(time.time()) + 3600
+    TokenCache().save_token_to_cache(token)
+    player = SpotifyPlayer(load_settings(overrides={"spotify": {"client_id": "c"}}))
+    player.set_volume(35)
+    assert player.wait_idle()
+    stub.delay_seconds = 10.0
+    player.pause()
+    time.sleep(0.3)  # the pause request is in flight
+    start = time.monotonic()
+    player.close()
+    assert time.monotonic() - start < 1.5
+    saved = load_state(Path(os.environ["XDG_STATE_HOME"]) / "heymusic" / "spotify_player.json")
+    assert saved.volume == 35
