@@ -19,7 +19,7 @@ from heymusic.config import Settings
 from heymusic.daemon import EventLog, Pipeline, _NoRecommender
 from heymusic.events import Event, IntentEvent, PlayerCommand, StageError, Transcript
 from heymusic.players.log import LogPlayer
-from tests.conftest import PROJECT_DIR, read_pcm
+from tests.conftest import PROJECT_DIR, mix_noise, read_pcm
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
 
@@ -170,3 +170,32 @@ def test_run_notifies_reloads_and_stops(
     text = out.decode()
     assert "config not reloaded" in text and "vad.silence_seconds" in text
     assert '"config reloaded"' in text
+
+
+class _SpeakerPlayer(LogPlayer):
+    """A player that makes sound: its "listening" cue must not reach the recognizer."""
+
+    name = "speaker"
+
+
+def test_mic_audio_during_the_earcon_is_not_recorded(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "wake": {"models": ["hey_jarvis_v0.1.onnx"], "verifier": False},
+            "asr": {"model_dir": str(whisper_dir)},
+            "audio": {"earcon_mute_seconds": 0.4},
+        }
+    )
+    audio = mix_noise(read_pcm(synth("hey jarvis, pause", pad_before=2.5, pad_after=2.0)), 20)
+    pipeline = Pipeline(settings, _SpeakerPlayer(), _NoRecommender("unused"))
+    events: list[Event] = []
+    for start in range(0, len(audio) - 1279, 1280):
+        events.extend(pipeline.feed(audio[start : start + 1280]))
+    wake_s = next(e.audio_s for e in events if e.type == "wake")
+    utterance = pipeline.recorder.utterance()
+    at = round(2.0 * 16000)  # the pre-roll (2 s) ends where the wake fired
+    assert np.array_equal(utterance[:at], audio[round(wake_s * 16000) - at : round(wake_s * 16000)])
+    assert not utterance[at : at + round(0.4 * 16000) - 1280].any(), "earcon time recorded"
+    assert utterance[at + round(0.5 * 16000) :].any()
