@@ -284,8 +284,8 @@ def summarize(
             e["type"] == "intent" and e["name"] in ("cancel", "unknown") for e in mine
         ):
             answered += 1
-        else:
-            unanswered.append(plan.text)
+        else:  # what the pipeline did instead, e.g. a timeout when the wake came late
+            unanswered.append(f"{plan.text}: {[e['type'] for e in mine]}")
     false_wakes = sum(
         1
         for e in events
