@@ -274,16 +274,23 @@ def summarize(
     """Which commands woke the pipeline and got an answer; resource growth after warm-up."""
     woke = answered = 0
     unanswered: list[str] = []
+    late_s: list[float] = []
+    """Seconds from the end of a command's speech to its answer, when over 2 s."""
     windows = [(p.start_s - 0.5, p.end_s + 1.0) for p in planned]
     for plan, (lo, hi) in zip(planned, windows, strict=True):
-        mine = [e for e in events if lo <= e["audio_s"] <= hi + 5.0]
+        # Up to 12 s after the wake: the recorder's 10 s cap ends even a command it misjudged.
+        mine = [e for e in events if lo <= e["audio_s"] <= hi + 12.0]
         if not any(e["type"] == "wake" for e in mine):
             continue
         woke += 1
-        if any(e["type"] in ("player", "error") for e in mine) or any(
-            e["type"] == "intent" and e["name"] in ("cancel", "unknown") for e in mine
-        ):
+        answers = [e for e in mine if e["type"] in ("player", "error")] + [
+            e for e in mine if e["type"] == "intent" and e["name"] in ("cancel", "unknown")
+        ]
+        if answers:
             answered += 1
+            spoken_end_s = plan.end_s - 3.0  # the clip is followed by 3 s of quiet room
+            if answers[0]["audio_s"] - spoken_end_s > 2.0:
+                late_s.append(round(answers[0]["audio_s"] - spoken_end_s, 1))
         else:  # what the pipeline did instead, e.g. a timeout when the wake came late
             unanswered.append(f"{plan.text}: {[e['type'] for e in mine]}")
     false_wakes = sum(
@@ -302,6 +309,7 @@ def summarize(
         "woke": woke,
         "answered": answered,
         "unanswered": unanswered,
+        "answered_late_s": late_s,
         "false_wakes": false_wakes,
         "errors": [e.get("message") for e in events if e["type"] == "error"][:10],
         "rss_mb": {
