@@ -88,6 +88,17 @@ def test_title_request_plays_that_song_first(rec: Recommender) -> None:
         assert track.track_id not in [t.track_id for t, _ in results[1:]]
 
 
+def test_title_with_like_in_it_is_a_title_request(rec: Recommender) -> None:
+    """ "Falling Like The Stars by ..." is that song, not "more like the stars by ..."."""
+    rng = random.Random(5)
+    titled = [
+        t for t in rec.catalog.tracks if " like " in f" {t.name.lower()} " and " - " not in t.name
+    ]
+    for track in rng.sample(titled, 5):
+        results = rec.recommend(f"play {track.name} by {track.artist}", k=5)
+        assert (results[0][0].name, results[0][0].artist) == (track.name, track.artist)
+
+
 def test_artist_request_and_more_like_artist(rec: Recommender) -> None:
     artists = Counter(t.artist for t in rec.catalog.tracks)
     artist = random.Random(4).choice([a for a, n in artists.items() if n >= 8])

@@ -33,7 +33,12 @@ _LOGGER = logging.getLogger(__name__)
 
 FEATURES_FILE = "song_features.json"
 #: "more like X", "similar to X", "something like X": X names a song or an artist.
-_LIKE = re.compile(r"\b(?:like|similar to|sounds like)\s+(.+)$")
+#: "something like X", "more like X", "songs that sound like X": anchored at the start, so a
+#: title with "like" in it ("Falling Like The Stars") stays a title request.
+_LIKE = re.compile(
+    r"^(?:(?:something|anything|songs?|music|stuff|more|some|tracks?|that|which)\s+)*"
+    r"(?:like|similar to|sounds? like)\s+(.+)$"
+)
 #: How many served songs the session remembers (so radio never runs dry on a small catalog).
 SESSION_MEMORY = 500
 #: Candidates fetched per requested song before the per-artist cap thins them.
