@@ -39,6 +39,8 @@ _LIKE = re.compile(
     r"^(?:(?:something|anything|songs?|music|stuff|more|some|tracks?|that|which)\s+)*"
     r"(?:like|similar to|sounds? like)\s+(.+)$"
 )
+#: A title match this close beats reading "like ..." as a similarity request.
+LITERAL_TITLE_MATCH = 95.0
 #: How many served songs the session remembers (so radio never runs dry on a small catalog).
 SESSION_MEMORY = 500
 #: Candidates fetched per requested song before the per-artist cap thins them.
@@ -163,6 +165,10 @@ class Recommender:
     def _named(self, text: str) -> tuple[Match, bool] | None:
         """A strong title or artist match (and whether the request asked for "like" it)."""
         found = _LIKE.search(" ".join(request_words(text)))
+        if found:  # "Like A Fool by Crazy P" is a title: a near-exact title match wins
+            literal = self.matcher.best_title(text)
+            if literal is not None and literal.score >= LITERAL_TITLE_MATCH:
+                return literal, False
         target = found.group(1) if found else text
         request = request_words(target)
         if not request:
