@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heymusic.audio_source import CHUNK_SAMPLES, FileSource, StdinSource, _Rechunker
-from heymusic.intents import INTENT_NAMES, IntentParser
+from heymusic.intents import INTENT_NAMES, IntentParser, wake_phrases_from_models
 from tests.conftest import Synth, read_pcm
 from tests.test_faults import WAKE, silence, write_config
 
@@ -224,7 +224,7 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
 # --- property tests --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def parser() -> IntentParser:
-    return IntentParser(["hey_jarvis_v0.1"], volume_step=10)
+    return IntentParser(wake_phrases_from_models(["hey_jarvis_v0.1"]), volume_step=10)
 
 
 def _valid(intent_name: str, query: str | None, value: object) -> None:
