@@ -286,19 +286,24 @@ def _to_16k(data: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(data, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else data
 
 
-def trim(audio: np.ndarray, rel: float = 0.03) -> np.ndarray:
-    """Cut leading/trailing silence so phrase start/end times are exact."""
-    if not audio.size:
-        return audio
+def active_span(audio: np.ndarray, rel: float = 0.03) -> tuple[int, int]:
+    """(start, end) samples of the part louder than `rel` of the loudest 10 ms frame."""
     frame = 160
     n = len(audio) // frame
     if n == 0:
-        return audio
-    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+        return 0, len(audio)
+    x = audio[: n * frame].astype(np.float32)
+    rms = np.sqrt(np.mean(x.reshape(n, frame) ** 2, axis=1))
     active = np.nonzero(rms > rel * rms.max())[0]
     if not active.size:
-        return audio[:0]
-    return audio[active[0] * frame : (active[-1] + 1) * frame]
+        return 0, 0
+    return int(active[0]) * frame, (int(active[-1]) + 1) * frame
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Cut leading/trailing silence so phrase start/end times are exact."""
+    start, end = active_span(audio)
+    return audio[start:end]
 
 
 def pitch_shift(audio: np.ndarray, semitones: float) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""The shipped "hey music" model through the daemon's streaming detector (both stages).
+
+Voices here are held out from training (whole espeak-ng base voices/variants), so
+these are misses and false wakes the model has never been fitted to.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heymusic.config import Settings, models_dir
+from heymusic.errors import UserError
+from heymusic.events import Wake, WakeCandidate
+from heymusic.wake import WakeDetector
+from heymusic.wake_data import (
+    HELDOUT_BASES,
+    HELDOUT_VARIANTS,
+    Speaker,
+    active_span,
+    midi_music,
+    to_int16,
+)
+from tests.conftest import Synth, read_pcm
+
+CHUNK = 1280
+SR = 16000
+HELDOUT_VOICES = [
+    "en-029+f3",
+    "en-gb-x-gbcwmd+m5",
+    "en-029+klatt2",
+    "en-gb-x-gbcwmd+Annie",
+    "en-029+max",
+    "en-gb-x-gbcwmd",
+]
+
+
+OPERATING_POINT = {"threshold": 0.95, "verifier_threshold": 0.9}
+"""Chosen by `heymusic wake-eval` (see README, "Wake word")."""
+
+
+def _settings(**wake: object) -> Settings:
+    return Settings.model_validate(
+        {"wake": {"models": ["hey_music.onnx"], **OPERATING_POINT, **wake}}
+    )
+
+
+def _events(det: WakeDetector, audio: np.ndarray) -> list[Wake | WakeCandidate]:
+    out = []
+    for k in range(len(audio) // CHUNK):
+        event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
+        if event is not None:
+            out.append(event)
+    return out
+
+
+def _wakes(audio: np.ndarray) -> list[float]:
+    det = WakeDetector(_settings())
+    return [e.audio_s for e in _events(det, audio) if isinstance(e, Wake)]
+
+
+def test_test_voices_are_held_out() -> None:
+    for voice in HELDOUT_VOICES:
+        base, _, variant = voice.partition("+")
+        assert Speaker("espeak", base, variant).heldout, voice
+        assert base in HELDOUT_BASES or variant in HELDOUT_VARIANTS
+
+
+def test_loaded_model_names() -> None:
+    from openwakeword.model import Model
+
+    model = Model(wakeword_model_paths=[str(models_dir() / "hey_music.onnx")])
+    assert list(model.models) == ["hey_music"]
+    assert WakeDetector(_settings()).model_names == ["hey_music"]
+
+
+def test_heldout_voices_detected(synth: Synth) -> None:
+    detected = 0
+    for i, voice in enumerate(HELDOUT_VOICES):
+        audio = read_pcm(synth("hey music", voice=voice, speed=140 + 10 * i, pad_before=1.5))
+        detected += bool(_wakes(audio))
+    # the evaluated false-reject rate on held-out voices is a few percent: allow one miss
+    assert detected >= len(HELDOUT_VOICES) - 1
+
+
+_KNOWN_FALSE_WAKE = pytest.mark.xfail(
+    strict=True,
+    reason="known defect: the shipped model wakes on phrases ending in 'music' (README, Wake "
+    "word: ~15 false wakes/h on held-out speech); strict, so a better model must drop this mark",
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hey jarvis",
+        pytest.param("music", marks=_KNOWN_FALSE_WAKE),
+        pytest.param("play some music", marks=_KNOWN_FALSE_WAKE),
+        "hey mister",
+    ],
+)
+def test_confusables_do_not_wake(synth: Synth, text: str) -> None:
+    for voice in ("en-us", "en-029+f3"):
+        audio = read_pcm(synth(text, voice=voice, pad_before=1.5))
+        assert _wakes(audio) == [], (text, voice)
+
+
+def test_music_alone_does_not_wake() -> None:
+    rng = np.random.default_rng(7)
+    music = midi_music(20.0, rng)
+    audio = to_int16(music / (np.abs(music).max() + 1e-9) * 0.5)
+    assert _wakes(audio) == []
+
+
+def test_three_wakes_at_known_times(synth: Synth) -> None:
+    parts: list[np.ndarray] = []
+    ends: list[float] = []
+    fillers = ["the weather is nice today", "I am going to the shop", "that was a good song"]
+    for i, voice in enumerate(["en-029+f3", "en-gb-x-gbcwmd+m5", "en-029+max"]):
+        parts.append(read_pcm(synth(fillers[i], voice="en-us+m3", pad_before=0.3, pad_after=0.8)))
+        wake = read_pcm(synth("hey music", voice=voice, pad_before=0.0, pad_after=0.0))
+        parts.append(wake)
+        # espeak-ng leaves silence after the phrase: its end is where the sound stops
+        ends.append((sum(len(p) for p in parts) - len(wake) + active_span(wake)[1]) / SR)
+        parts.append(
+            read_pcm(synth("play something mellow", voice=voice, pad_before=0.2, pad_after=2.0))
+        )
+    wakes = _wakes(np.concatenate(parts))
+    assert len(wakes) == 3, (wakes, ends)
+    for t, end in zip(wakes, ends, strict=True):
+        assert abs(t - end) <= 0.5, (wakes, ends)
+
+
+def test_missing_model_is_one_clear_error() -> None:
+    with pytest.raises(UserError, match="not found"):
+        WakeDetector(Settings.model_validate({"wake": {"models": ["no_such_model.onnx"]}}))
+
+
+def test_corrupt_model_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "hey_music.onnx"
+    bad.write_bytes(b"this is not an onnx file" * 10)
+    with pytest.raises(UserError, match="cannot be loaded"):
+        WakeDetector(Settings.model_validate({"wake": {"models": [str(bad)]}}))
+
+
+def test_corrupt_verifier_is_one_clear_error(tmp_path: Path) -> None:
+    model = tmp_path / "hey_music.onnx"
+    shutil.copy(models_dir() / "hey_music.onnx", model)
+    (tmp_path / "hey_music_verifier.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(UserError, match="verifier"):
+        WakeDetector(Settings.model_validate({"wake": {"models": [str(model)]}}))
+    # and with the second stage switched off, the first stage alone still loads
+    det = WakeDetector(
+        Settings.model_validate({"wake": {"models": [str(model)], "verifier": False}})
+    )
+    assert det.model_names == ["hey_music"]
