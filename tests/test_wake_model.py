@@ -89,7 +89,7 @@ def test_heldout_voices_detected(synth: Synth) -> None:
 _KNOWN_FALSE_WAKE = pytest.mark.xfail(
     strict=True,
     reason="known defect: the shipped model wakes on phrases ending in 'music' (README, Wake "
-    "word: ~15 false wakes/h on held-out speech); strict, so a better model must drop this mark",
+    "word: ~18 false wakes/h on held-out audio); strict, so a better model must drop this mark",
 )
 
 
