@@ -43,7 +43,7 @@ class Features:
     """openWakeWord's frozen melspectrogram + embedding models over a whole buffer.
 
     Computes exactly what the streaming `AudioFeatures` computes per 80 ms chunk
-    (each chunk's melspectrogram with 480 samples of left context), batched.
+    (each chunk's melspectrogram with 480 samples of left context); embeddings batched.
     Embedding e ends at chunk e + EMB_OFFSET.
     """
 
@@ -62,10 +62,13 @@ class Features:
         samples = audio[: n * CHUNK].astype(np.float32)
         x = np.concatenate([np.zeros(MEL_CONTEXT, np.float32), samples])
         rows = np.lib.stride_tricks.sliding_window_view(x, CHUNK + MEL_CONTEXT)[::CHUNK][:n]
-        mels = []
-        for i in range(0, n, 1024):
-            batch = np.ascontiguousarray(rows[i : i + 1024])
-            mels.append(self.mel.run(None, {"input": batch})[0].reshape(-1, 32))  # type: ignore[attr-defined]
+        # One chunk per call, never batched: the melspectrogram model floors its output at
+        # 80 dB below the loudest value of the whole input, so a batch would change the
+        # features of quiet chunks (digital silence most of all) against the daemon's.
+        mels = [
+            self.mel.run(None, {"input": np.ascontiguousarray(row[None])})[0].reshape(-1, 32)  # type: ignore[attr-defined]
+            for row in rows
+        ]
         mel = np.concatenate(mels) / 10 + 2
         wins = np.lib.stride_tricks.sliding_window_view(mel, 76, axis=0)[4::8]  # (m, 32, 76)
         embs = []
