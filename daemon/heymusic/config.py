@@ -85,9 +85,7 @@ class WakeSettings(_Section):
 
 
 class VadSettings(_Section):
-    aggressiveness: int = Field(3, ge=0, le=3)
-    """webrtcvad 0-3. At 2 it adapts to a loud voice and then calls a quiet room's hiss
-    (-60 dBFS) speech for seconds, so commands ended at the 10 s cap (bench/soak.py)."""
+    aggressiveness: int = Field(2, ge=0, le=3)
     silence_seconds: float = Field(0.7, gt=0, le=5)
     """End of the command after this much silence."""
     max_seconds: float = Field(10.0, gt=1, le=30)
