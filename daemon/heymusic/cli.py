@@ -124,14 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
-        "enroll",
-        "heymusic.wake_enroll:cmd_enroll",
-        "record yourself saying 'hey music' to train a personal verifier",
-    )
-    p.add_argument("--count", type=int, default=5)
-
-    p = _add(
-        sub,
         "spotify",
         "heymusic.players.spotify_auth:cmd_spotify",
         "log in to Spotify (headless PKCE) or check the login",
