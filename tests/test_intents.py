@@ -52,6 +52,8 @@ def test_every_table_phrase_after_any_wake_phrase(phrase: str, name: str, value:
         ("Hey music.", "cancel"),
         ("Hey music, what's the weather tomorrow in Paris?", "unknown"),
         ("Hey music, skip this sog", "skip"),
+        ("Hey, Musik. Music on.", "resume"),
+        ("Hey new sick, play some jazz", "play"),
     ],
 )
 def test_filler_misspellings_and_edge_cases(text: str, name: str) -> None:

@@ -148,10 +148,15 @@ class IntentParser:
             glued = "".join(words[:k])
             score = max(fuzz.ratio(glued, w) for w in self._wakes)
             last = words[k - 1]
-            if k <= _MAX_BONUS_WORDS and (last.endswith("music") or last in self._wake_last):
+            ends_wake = last.endswith("music") or any(
+                fuzz.ratio(last, w) >= 80 for w in self._wake_last
+            )
+            if k <= _MAX_BONUS_WORDS and ends_wake:
                 score = max(score, 99.0)
             if score > best_score:
                 best_k, best_score = k, score
+            if ends_wake and score >= 99.0:
+                break  # "hey musik, music on": the first wake-ending word ends the phrase
         return best_k
 
     def _strip_polite(self, words: list[str]) -> tuple[int, int]:
@@ -168,9 +173,9 @@ class IntentParser:
         return lo, hi
 
     def _play_query(self, heard: list[str], words: list[str]) -> str | None:
-        """The request after a play prefix at the start, or after one junk word (the wake
-        phrase misheard into an extra word, FINDINGS)."""
-        for skip in (0, 1):
+        """The request after a play prefix at the start, or after up to three junk words (the
+        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS)."""
+        for skip in range(min(4, len(words))):
             query = self._query_after_prefix(heard[skip:], words[skip:])
             if query is not None:
                 return query
