@@ -213,7 +213,8 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
         assert min(last) - min(second) < 10.0, rss
         assert max(last) - min(second) < 120.0, rss
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 130
+        # Python sees the signal once Whisper's C++ call returns: seconds on a loaded CPU.
+        assert proc.wait(timeout=30) == 130
     finally:
         stop.set()
         if proc.poll() is None:
