@@ -59,6 +59,8 @@ _SIMPLE_ACTIONS = {
     "pause": ("pause", lambda p: p.pause()),
     "resume": ("resume", lambda p: p.resume()),
 }
+OVERRUN_REPORT_S = 5.0
+"""Shortest time between two overrun notices (the count in them is always complete)."""
 _PRIVATE_FIELDS = ("text", "query")
 """What a person said: left out of the daemon's own log unless log_transcripts is on."""
 
@@ -403,11 +405,13 @@ def _microphone(
         mic = _reopen(settings, emit, now, wait, alive)
     try:
         while True:
-            seen = 0
+            seen, reported_at = 0, float("-inf")
             try:
                 for chunk in mic.chunks():
-                    if mic.overruns != seen:
-                        seen = mic.overruns
+                    # Every loss is counted; a loop that stays behind reports every few seconds,
+                    # not once per dropped chunk.
+                    if mic.overruns != seen and time.monotonic() - reported_at >= OVERRUN_REPORT_S:
+                        seen, reported_at = mic.overruns, time.monotonic()
                         emit(Notice(now(), f"audio overrun: {seen} chunks dropped so far"))
                     yield chunk
                     wait = settings.audio.reconnect_seconds
