@@ -13,10 +13,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import sys
-import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from heymusic.atomic import atomic_open
 from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
 
@@ -505,21 +504,13 @@ def save_catalog(catalog: Catalog, path: Path | None = None) -> Path:
         "columns": COLUMNS,
         "features": AUDIO_FEATURES,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(header) + "\n")
-            for t in catalog.tracks:
-                row = [getattr(t, c) for c in COLUMNS[:-1]]
-                row[COLUMNS.index("tags")] = list(t.tags)
-                row.append([t.features.get(name) for name in AUDIO_FEATURES])
-                f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        f.write(json.dumps(header) + "\n")
+        for t in catalog.tracks:
+            row = [getattr(t, c) for c in COLUMNS[:-1]]
+            row[COLUMNS.index("tags")] = list(t.tags)
+            row.append([t.features.get(name) for name in AUDIO_FEATURES])
+            f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
     return path
 
 

@@ -8,13 +8,13 @@ which song encoder made it, so a stale index is noticed and rebuilt.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from heymusic.atomic import atomic_open
 
 INDEX_FILE = "index.npy"
 META_FILE = "index.json"
@@ -50,19 +50,10 @@ class VectorIndex:
 
 def save_index(directory: Path, vectors: np.ndarray, meta: dict[str, Any]) -> None:
     """Write matrix then meta, each through a temp file and os.replace."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".npy", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
-        os.replace(tmp, directory / INDEX_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_open(directory / INDEX_FILE, binary=True) as f:
+        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+    with atomic_open(directory / META_FILE) as f:
         json.dump({**meta, "rows": int(vectors.shape[0])}, f)
-    os.replace(tmp, directory / META_FILE)
 
 
 def load_index(directory: Path, expect: dict[str, Any]) -> VectorIndex | None:

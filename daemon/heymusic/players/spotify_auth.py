@@ -19,9 +19,9 @@ import requests
 from spotipy.cache_handler import CacheHandler
 from spotipy.oauth2 import SpotifyOAuth, SpotifyOauthError, SpotifyPKCE
 
+from heymusic.atomic import write_atomic
 from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
-from heymusic.players.state import write_atomic
 
 _LOGGER = logging.getLogger(__name__)
 SCOPES = "user-read-playback-state user-modify-playback-state"
