@@ -182,3 +182,25 @@ def test_first_use_imports_configured_source_then_reuses_it(tmp_path: Path) -> N
     cat.catalog_path().unlink()
     with pytest.raises(UserError, match="catalog import"):
         cat.load_catalog(empty)
+
+
+def test_catalog_of_another_version_is_imported_again_from_its_source(tmp_path: Path) -> None:
+    """An upgrade must not strand the user: re-import from the recorded file when it exists,
+    and leave the stored catalog byte-identical when it does not."""
+    src = tmp_path / "seed.csv"
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["track_id", "name", "artist", "genre", "year"])
+        w.writerow(["s1", "Song One", "Artist", "pop", "2010"])
+    settings = load_settings(overrides={"catalog": {"source": ""}})
+    old = {"version": 1, "source": str(src), "fingerprint": "x", "columns": ["track_id"]}
+    cat.catalog_path().parent.mkdir(parents=True, exist_ok=True)
+    cat.catalog_path().write_text(json.dumps(old) + "\n", encoding="utf-8")
+    assert [t.name for t in cat.load_catalog(settings).tracks] == ["Song One"]
+
+    gone = {**old, "source": str(tmp_path / "moved.csv")}
+    stale = json.dumps(gone) + "\n"
+    cat.catalog_path().write_text(stale, encoding="utf-8")
+    with pytest.raises(UserError, match="catalog import"):
+        cat.load_catalog(settings)
+    assert cat.catalog_path().read_text(encoding="utf-8") == stale

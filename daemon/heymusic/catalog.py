@@ -527,6 +527,14 @@ def import_catalog(source: str | Path) -> tuple[Catalog, ImportReport]:
     return catalog, report
 
 
+class OlderCatalog(UserError):
+    """A stored catalog in another format; `source` is what it was imported from."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
 def read_catalog(path: Path | None = None) -> Catalog | None:
     """The stored catalog, or None when there is none yet."""
     path = path or catalog_path()
@@ -539,7 +547,11 @@ def read_catalog(path: Path | None = None) -> Catalog | None:
         with path.open(encoding="utf-8") as f:
             header = json.loads(f.readline())
             if header.get("version") != FORMAT_VERSION or tuple(header["columns"]) != COLUMNS:
-                raise ValueError(f"format version {header.get('version')}")
+                raise OlderCatalog(
+                    f"{path}: catalog written by another heymusic version (format "
+                    f"{header.get('version')}); run `heymusic catalog import PATH`",
+                    str(header.get("source", "")),
+                )
             if tuple(header["features"]) != AUDIO_FEATURES:
                 raise ValueError("unknown audio feature columns")
             flat = array("d")  # features of all songs, row after row; NaN = absent
@@ -573,8 +585,18 @@ def read_catalog(path: Path | None = None) -> Catalog | None:
 
 
 def load_catalog(settings: Settings) -> Catalog:
-    """The stored catalog; on first use, import settings.catalog.source."""
-    catalog = read_catalog()
+    """The stored catalog; on first use, import settings.catalog.source.
+
+    A catalog stored by another version is imported again from the file it came from
+    (nothing is lost: it was made from that file); if that file is gone it stays untouched.
+    """
+    try:
+        catalog = read_catalog()
+    except OlderCatalog as err:
+        if not err.source or not Path(err.source).exists():
+            raise
+        _LOGGER.info("catalog format changed: importing %s again", err.source)
+        return import_catalog(err.source)[0]
     if catalog is not None:
         return catalog
     source = settings.catalog.source
