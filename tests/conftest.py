@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ import soundfile as sf
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SHARED_CSV = PROJECT_DIR.parent / "shared" / "data" / "spotify_songs.csv"
 SAMPLE_RATE = 16000
+#: Seed of the tests' random draws (titles, templates, noise): CI runs are reproducible, and
+#: HEYMUSIC_TEST_SEED=<n> draws another sample.
+TEST_SEED = int(os.environ.get("HEYMUSIC_TEST_SEED", "0"))
 
 
 @pytest.fixture(autouse=True)

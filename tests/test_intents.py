@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from heymusic.config import data_dir
 from heymusic.intents import INTENT_NAMES, IntentParser, wake_phrases_from_models
+from tests.conftest import TEST_SEED
 
 TABLE = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))
 PARSER = IntentParser(["hey jarvis"], volume_step=10)
 WAKES = ["Hey music,", "Hey, Musik.", "Hamusic,", "hey music", "Hey Jarvis,", "Okay, hey music,"]
-RNG = random.Random()
+RNG = random.Random(TEST_SEED)
 
 
 def _table_cases() -> list[tuple[str, str, object]]:

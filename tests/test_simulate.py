@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from heymusic.config import data_dir
-from tests.conftest import PROJECT_DIR, mix_noise, read_pcm
+from tests.conftest import PROJECT_DIR, TEST_SEED, mix_noise, read_pcm
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
 WAKE = "hey jarvis"
@@ -50,7 +50,7 @@ def small_catalog(
     shared_csv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, list[dict[str, str]]]:
     """A few hundred random songs (indexing all 25k takes minutes) and two to ask for."""
-    rng = random.Random()
+    rng = random.Random(TEST_SEED)
     with shared_csv.open(encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
@@ -110,7 +110,7 @@ def test_spoken_commands_in_noise(
     synth: Callable[..., Path],
     small_catalog: tuple[Path, list[dict[str, str]]],
 ) -> None:
-    rng = random.Random()
+    rng = random.Random(TEST_SEED)
     catalog, asked = small_catalog
     commands = [(f"play {r['track_name']} by {r['track_artist']}", "play") for r in asked]
     commands += _table_commands(rng, 4)
