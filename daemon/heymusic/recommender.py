@@ -216,12 +216,15 @@ class Recommender:
         rows, scores = self.index.search(query, k * OVERFETCH, skip)
         cap = self.settings.recommender.max_per_artist
         per_artist: dict[str, int] = {}
+        songs: set[tuple[str, str]] = set()  # one release of a song (albums, compilations)
         out: list[tuple[Track, float]] = []
         for row, score in zip(rows, scores, strict=True):
             track = self.catalog.tracks[int(row)]
             artist = track.artist.lower()
-            if per_artist.get(artist, 0) >= cap:
+            song = (artist, track.name.lower())
+            if per_artist.get(artist, 0) >= cap or song in songs:
                 continue
+            songs.add(song)
             per_artist[artist] = per_artist.get(artist, 0) + 1
             out.append((track, float(np.clip(score, 0.0, 1.0))))
             if len(out) == k:
