@@ -249,13 +249,7 @@ def read_spotify_rows(path: Path, report: ImportReport) -> list[SongRow]:
     """Valid rows of the Spotify songs table; bad ones are counted in `report`."""
     rows: list[SongRow] = []
     with _open_csv(path) as (reader, bar):
-        for raw in reader:
-            bar.update(1)
-            report.rows += 1
-            line = reader.line_num
-            if None in raw or any(v is None for v in raw.values()):
-                report.bad(line, "wrong number of fields")
-                continue
+        for line, raw in _complete_rows(reader, bar, report):
             track_id = (raw.get("track_id") or "").strip()
             name = (raw.get("track_name") or "").strip()
             if not track_id or not name:
@@ -344,13 +338,7 @@ def read_seed_csv(path: Path, report: ImportReport) -> None:
     """The seed schema: track_id,name,artist,spotify_preview_url,tags,genre,year,features..."""
     seen: set[str] = set()
     with _open_csv(path) as (reader, bar):
-        for raw in reader:
-            bar.update(1)
-            report.rows += 1
-            line = reader.line_num
-            if None in raw or any(v is None for v in raw.values()):
-                report.bad(line, "wrong number of fields")
-                continue
+        for line, raw in _complete_rows(reader, bar, report):
             name = (raw.get("name") or "").strip()
             artist = (raw.get("artist") or "").strip()
             if not name:
@@ -389,6 +377,20 @@ def read_seed_csv(path: Path, report: ImportReport) -> None:
                     features=features,
                 )
             )
+
+
+def _complete_rows(
+    reader: csv.DictReader[str], bar: Any, report: ImportReport
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of every row with the header's number of fields; the others are
+    counted in `report` as bad."""
+    for raw in reader:
+        bar.update(1)
+        report.rows += 1
+        if None in raw or any(v is None for v in raw.values()):
+            report.bad(reader.line_num, "wrong number of fields")
+            continue
+        yield reader.line_num, raw
 
 
 class _open_csv:
