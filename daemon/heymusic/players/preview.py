@@ -25,7 +25,7 @@ import requests
 from heymusic.catalog import Track
 from heymusic.config import Settings
 from heymusic.players.audio_out import AudioSink
-from heymusic.players.base import MessageCallback, PlayerState
+from heymusic.players.base import MessageCallback, PlayerState, Wiring
 from heymusic.players.earcons import EARCON_NAMES, make_earcon
 from heymusic.players.state import SavedState, load_state, save_state
 from heymusic.players.voice import Voice
@@ -64,7 +64,7 @@ def volume_gain(percent: int) -> float:
     return (max(0, min(percent, 100)) / 100.0) ** 2
 
 
-class PreviewPlayer:
+class PreviewPlayer(Wiring):
     """Plays tracks from their local file, else their preview URL, through an `AudioSink`."""
 
     name = "preview"
@@ -191,22 +191,6 @@ class PreviewPlayer:
 
             mono = soxr.resample(mono, rate, self._sink.rate)
         return np.repeat(mono.astype(np.float32)[:, None], self._sink.channels, axis=1)
-
-    def _report(self, line: str) -> None:
-        """A problem the person should hear about: spoken here, and passed to `on_message`
-        (the daemon turns it into an event; it does not speak it again)."""
-        _LOGGER.warning("%s", line)
-        if self._on_message is not None:
-            self._on_message(line)
-        self.say(line)
-
-    def set_message_callback(self, callback: MessageCallback | None) -> None:
-        """For a daemon that creates the player before it can take messages."""
-        self._on_message = callback
-
-    def set_more_like(self, more_like: MoreLike | None) -> None:
-        """For a daemon that loads the recommender after the player (radio)."""
-        self._more_like = more_like
 
     # --- the worker -----------------------------------------------------------------------
     def _run(self) -> None:

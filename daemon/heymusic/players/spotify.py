@@ -23,7 +23,7 @@ from spotipy.oauth2 import SpotifyOauthError
 
 from heymusic.catalog import Track
 from heymusic.config import Settings, state_dir
-from heymusic.players.base import MessageCallback, PlayerState
+from heymusic.players.base import MessageCallback, PlayerState, Wiring
 from heymusic.players.preview import MoreLike, PreviewPlayer
 from heymusic.players.spotify_auth import TokenCache, make_auth
 from heymusic.players.state import SavedState, load_state, save_state
@@ -199,7 +199,7 @@ class SpotifyApi:
         return self.call(lambda sp: fn(sp, self._device_id))
 
 
-class SpotifyPlayer:
+class SpotifyPlayer(Wiring):
     """Drives a Spotify Connect device; earcons and spoken replies go to a local `speaker`."""
 
     name = "spotify"
@@ -326,18 +326,6 @@ class SpotifyPlayer:
                     self._report(str(err))
             except Exception:  # a bug in one command must not end the player
                 _LOGGER.exception("Spotify command %s failed", name)
-
-    def _report(self, line: str) -> None:
-        _LOGGER.warning("%s", line)
-        if self._on_message is not None:
-            self._on_message(line)
-        self.say(line)
-
-    def set_message_callback(self, callback: MessageCallback | None) -> None:
-        self._on_message = callback
-
-    def set_more_like(self, more_like: MoreLike | None) -> None:
-        self._more_like = more_like
 
     def _handle(self, name: str, arg: Any) -> None:
         api = self._api
