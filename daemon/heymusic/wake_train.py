@@ -34,14 +34,15 @@ _LOGGER = logging.getLogger(__name__)
 
 STREAM_SECONDS = 60.0
 TRAIN_PLAN = {
-    "pos": 45,
-    "speech": 80,
-    "confusable": 30,
-    "music": 8,
-    "noise": 3,
-    "music_speech": 12,
+    "pos": 200,
+    "speech": 240,
+    "confusable": 90,
+    "music": 16,
+    "noise": 6,
+    "music_speech": 40,
 }
-"""Number of 60 s streams per kind: ~3 h of audio, ~700 wake phrases."""
+"""Number of 60 s streams per kind: ~10 h of audio, ~2,700 wake phrases. The negative side
+is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour on speech)."""
 EVAL_PLAN = {"pos": 10, "speech": 20, "confusable": 15, "music": 15, "music_speech": 15, "noise": 5}
 """Held-out speakers, texts and tracks: ~1.2 h of negatives for false accepts per hour."""
 KINDS = ("pos", "speech", "confusable", "music", "noise", "music_speech")
@@ -303,7 +304,8 @@ def stream_report(
             fa[kind] = round(n / max(1e-9, corpus.seconds.get(kind, 0) / 3600), 2)
         neg_hours = sum(v for k, v in corpus.seconds.items() if k != "pos") / 3600
         n_fa = int(np.sum((lab[sel] == 0) & (corpus.kind[sel] != KINDS.index("pos"))))
-        hits = int(np.sum(lab[sel] == 1))
+        # a fire from mid-phrase to 1 s after it answers the phrase (as in wake-eval)
+        hits = int(np.sum((lab[sel] != 0) & (corpus.kind[sel] == KINDS.index("pos"))))
         report[name] = {
             "fa_per_hour": round(n_fa / max(neg_hours, 1e-9), 2),
             "fa_by_kind": fa,
@@ -321,8 +323,9 @@ def train(
     out_dir: Path,
     seed: int = 0,
     workers: int = 2,
-    rounds: int = 2,
-    steps: int = 800,
+    rounds: int = 3,
+    steps: int = 8000,
+    hidden: int = 128,
 ) -> dict[str, Any]:
     """The whole recipe; returns the offline report written beside the features."""
     import torch
@@ -350,7 +353,7 @@ def train(
     ev_idx = np.nonzero(ev.valid(f1))[0]
     for rnd in range(rounds):
         net = train_net(
-            _mlp(f1, 64),
+            _mlp(f1, hidden),
             tr,
             f1,
             pos_idx,
@@ -396,7 +399,7 @@ def train(
     hard2 = s1_tr[neg2] >= HARD_SCORE
     prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
     verifier = train_net(
-        _mlp(f2, 64), tr, f2, pos2, neg2, prob2 / prob2.sum(), steps, seed + 100, "verifier"
+        _mlp(f2, hidden), tr, f2, pos2, neg2, prob2 / prob2.sum(), steps, seed + 100, "verifier"
     )
     export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
 
