@@ -91,3 +91,28 @@ def test_muted_audio_is_silence_and_times_out() -> None:
     results = [recorder.process(loud, (n + 1) * CHUNK_SECONDS, muted=True) for n in range(5)]
     assert isinstance(results[-1], Timeout)
     assert not recorder.utterance().any()
+
+
+def test_a_command_said_while_the_wake_was_confirmed_still_counts(
+    synth: Callable[..., Path],
+) -> None:
+    """Whisper confirms a wake ~0.5 s late; a short command said in that time must not be lost:
+    replayed through the endpointer, it ends the command instead of a no-speech timeout."""
+    path = synth("skip", pad_before=0.2, pad_after=2.0)
+    audio = read_pcm(path)
+    n = len(audio) // CHUNK_SAMPLES
+    chunks = [audio[i * CHUNK_SAMPLES : (i + 1) * CHUNK_SAMPLES] for i in range(n)]
+    speech_end = int(np.nonzero(np.abs(audio) > 500)[0][-1] / CHUNK_SAMPLES) + 1
+    results = {}
+    for replay in (False, True):
+        recorder = CommandRecorder(VadSettings(no_speech_timeout_seconds=1.0))
+        for chunk in chunks[:speech_end]:
+            recorder.idle(chunk)
+        replay_s = speech_end * CHUNK_SECONDS if replay else 0.0
+        recorder.start(0.0, replay_s=replay_s)
+        for k, chunk in enumerate(chunks[speech_end:], speech_end + 1):
+            results[replay] = recorder.process(chunk, k * CHUNK_SECONDS)
+            if results[replay] is not None:
+                break
+    assert isinstance(results[False], Timeout)  # what happened before replay existed
+    assert isinstance(results[True], SpeechEnd)

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,11 @@ class Transcriber:
         self._beam_size = cfg.beam_size
         self.prompt = PROMPT_TEMPLATE.format(w=_spelled(wake_phrase))
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per command
+
+    @property
+    def model(self) -> Any:
+        """The loaded faster-whisper model (the wake word's last check shares it)."""
+        return self._model
 
     def transcribe(self, audio: np.ndarray) -> str:
         """int16 16 kHz mono in, text out (one line, stripped)."""

@@ -82,6 +82,11 @@ class WakeSettings(_Section):
     verifier: bool = True
     """Run the second-stage check on each candidate before waking."""
     verifier_threshold: float = Field(0.5, ge=0, le=1)
+    asr_check: bool = True
+    """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
+    costs ~0.5 s of CPU per candidate and delays the wake by 0.5 s."""
+    asr_check_threshold: float = Field(0.001, ge=0, le=1)
+    """Weakest token probability of the phrase; the DET sweep in `heymusic wake-eval`."""
 
 
 class VadSettings(_Section):

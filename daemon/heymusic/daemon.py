@@ -78,10 +78,10 @@ class Pipeline:
     ) -> None:
         self.player = player
         self.recommender = recommender
-        self.wake = WakeDetector(settings)
+        wake_phrases = wake_phrases_from_models([Path(m).stem for m in settings.wake.models])
+        self.asr = Transcriber(settings, wake_phrases[0] if wake_phrases else "hey music")
+        self.wake = WakeDetector(settings, self.asr.model)
         self.recorder = CommandRecorder(settings.vad)
-        wake_phrases = wake_phrases_from_models(self.wake.model_names)
-        self.asr = Transcriber(settings, wake_phrases[0])
         self.intents = IntentParser(wake_phrases, settings.player.volume_step)
         self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
         self._clock = clock
@@ -106,7 +106,7 @@ class Pipeline:
             if wake is not None:
                 events.append(wake)
             if isinstance(wake, Wake):
-                self._start_listening()
+                self._start_listening(wake.audio_s)
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(chunk, self.audio_s, muted=muted)
@@ -125,9 +125,10 @@ class Pipeline:
             events.extend(self.feed(silence))
         return events
 
-    def _start_listening(self) -> None:
+    def _start_listening(self, wake_s: float) -> None:
+        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
-        self.recorder.start(self.audio_s)
+        self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
         self.player.earcon("listening")
         self._mute_until_s = self.audio_s + self._mute_s

@@ -23,7 +23,9 @@ class Event:
         data: dict[str, Any] = {"type": self.type}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            data[f.name] = round(value, 3) if isinstance(value, float) else value
+            if isinstance(value, float):  # 3 decimals, but a tiny score keeps 2 digits
+                value = round(value, 3) if abs(value) >= 0.01 else float(f"{value:.2g}")
+            data[f.name] = value
         return data
 
     def to_json(self) -> str:
@@ -32,12 +34,14 @@ class Event:
 
 @dataclass(frozen=True)
 class WakeCandidate(Event):
-    """The first stage fired but the verifier rejected it (no reaction)."""
+    """The first stage fired but a later one rejected it (no reaction)."""
 
     type: ClassVar[str] = "wake_candidate"
     score: float
     model: str
     verifier_score: float
+    asr_score: float | None = None
+    """Whisper's check (None: rejected before it ran)."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Model-agnostic: it loads whatever ONNX files `[wake] models` names (a bare name is
 looked up in the shipped models dir, then in openwakeword's own resources), and
-reports which one fired. A second stage (heymusic.wake_verify), when installed and
-enabled, checks each candidate on the last ~2 s of audio before it becomes a Wake.
+reports which one fired. Later stages check each candidate before it becomes a Wake:
+an embedding verifier (heymusic.wake_verify) and Whisper hearing the phrase
+(heymusic.wake_asr).
 """
 
 from __future__ import annotations
@@ -160,12 +161,18 @@ def _first_unloadable(paths: list[Path]) -> Path:
 
 
 class WakeDetector:
-    """Feed 80 ms int16 chunks; returns a Wake when a model's score crosses the threshold.
+    """Feed 80 ms int16 chunks; returns a Wake when a model's score crosses the threshold
+    and the later stages agree, a WakeCandidate when one of them does not.
 
-    After firing, it stays quiet for `refractory_seconds` so one utterance wakes once.
+    Stages: the openWakeWord model (every chunk), the embedding verifier (on each frame
+    over the threshold), then Whisper (`AsrCheck`, once per burst, `AFTER_S` later, when
+    a Whisper model is given). After a fire it stays quiet for `refractory_seconds` so one
+    utterance wakes once; a Whisper rejection also starts that period (one 0.5 s check
+    per burst, not one per frame).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, whisper: Any = None) -> None:
+        """`whisper`: the loaded faster-whisper model for the last stage (None = skip it)."""
         cfg = settings.wake
         if not cfg.models:
             raise UserError("[wake] models is empty; name at least one wake model")
@@ -176,22 +183,33 @@ class WakeDetector:
         self._refractory_s = cfg.refractory_seconds
         self._last_fire_s = float("-inf")
         self._verifier = _load_verifier(settings) if cfg.verifier else None
-        keep_s = max(VERIFY_SECONDS, getattr(self._verifier, "window_seconds", 0.0))
+        self._asr_checks = _asr_checks(self.model_names, whisper) if cfg.asr_check else {}
+        self._asr_threshold = cfg.asr_check_threshold
+        keep_s = max(
+            VERIFY_SECONDS,
+            getattr(self._verifier, "window_seconds", 0.0),
+            *(c.window_seconds for c in self._asr_checks.values()),
+        )
         self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
         self._verifier_threshold = cfg.verifier_threshold
         self._rejected = False
+        self._pending: tuple[float, float, str, float] | None = None
+        """A burst waiting for Whisper: (fire time, score, model, verifier score)."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
 
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Score one chunk ending at `audio_s` seconds into the input."""
         self._recent.append(chunk)
         scores: dict[str, float] = self._model.predict(chunk)
+        if self._pending is not None:
+            return self._settle(audio_s)
         if not scores:
             return None
         model, score = max(scores.items(), key=lambda item: item[1])
         if score < self._threshold or audio_s - self._last_fire_s < self._refractory_s:
             self._rejected = False
             return None
+        verified = 1.0
         if self._verifier is not None and self._verifier.covers(model):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
@@ -200,14 +218,45 @@ class WakeDetector:
                 first, self._rejected = not self._rejected, True
                 return WakeCandidate(audio_s, float(score), model, verified) if first else None
         self._rejected = False
+        if model in self._asr_checks:
+            self._pending = (audio_s, float(score), model, verified)
+            return None
         self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
+
+    def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
+        """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
+        assert self._pending is not None
+        fire_s, score, model, verified = self._pending
+        check = self._asr_checks[model]
+        if audio_s - fire_s < check.after_seconds - 1e-6:
+            return None
+        self._pending = None
+        self._last_fire_s = fire_s
+        heard = check.score(np.concatenate(self._recent))
+        if heard < self._asr_threshold:
+            return WakeCandidate(fire_s, score, model, verified, heard)
+        return Wake(fire_s, score, model)
 
     def reset(self) -> None:
         """Forget recent scores (after a command), so stale frames cannot fire again."""
         self._model.reset()
         self._recent.clear()
         self._rejected = False
+        self._pending = None
+
+
+def _asr_checks(model_names: list[str], whisper: Any) -> dict[str, Any]:
+    """One Whisper check per wake model, for the phrase its name spells ("hey_jarvis_v0.1")."""
+    if whisper is None:
+        return {}
+    from heymusic.intents import wake_phrases_from_models
+    from heymusic.wake_asr import AsrCheck
+
+    phrases = wake_phrases_from_models(model_names)
+    return {
+        name: AsrCheck(whisper, phrase) for name, phrase in zip(model_names, phrases, strict=True)
+    }
 
 
 def _load_verifier(settings: Settings) -> Any:

@@ -14,6 +14,7 @@ also gives the CPU cost.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import time
@@ -38,6 +39,9 @@ HIT_AFTER_S = 1.0
 """A wake this long after the phrase end still answers it."""
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+ASR_GRID = ((0.5, 0.8), (0.0, 0.5, 0.9))
+"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.5 s each, so not all."""
+ASR_THRESHOLDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01)
 
 
 @dataclass
@@ -224,17 +228,69 @@ def sweep(
                 s2[i] = verifier.run(None, {vname: window})[0].reshape(-1)[0]  # type: ignore[attr-defined]
         scores.append((s1, s2))
     refractory = round(settings.wake.refractory_seconds / CHUNK_S)
+    fired = {}
     points = []
     for t1 in THRESHOLDS:
         for t2 in V_THRESHOLDS if verifier is not None else (0.0,):
+            fired[t1, t2] = [
+                cascade(s1, s2 if t2 > 0 else None, t1, t2, refractory) for s1, s2 in scores
+            ]
             wakes = [
-                wake_data.frame_end_s(len(s1))[
-                    cascade(s1, s2 if t2 > 0 else None, t1, t2, refractory)
-                ]
-                for s1, s2 in scores
+                wake_data.frame_end_s(len(s1))[f]
+                for (s1, _), f in zip(scores, fired[t1, t2], strict=True)
             ]
             points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
+    if settings.wake.asr_check:
+        points += asr_points(streams, scores, fired, settings)
     return points, scores
+
+
+def asr_points(
+    streams: list[EvalStream],
+    scores: list[tuple[np.ndarray, np.ndarray | None]],
+    fired: dict[tuple[float, float], list[np.ndarray]],
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """DET points with Whisper's check on the fires of the first two stages.
+
+    A burst Whisper rejects still starts the refractory period (as in WakeDetector), so
+    the fires are the same with or without it and Whisper only removes some of them.
+    """
+    from heymusic.asr import Transcriber
+    from heymusic.intents import wake_phrases_from_models
+    from heymusic.wake_asr import AFTER_S, AsrCheck
+
+    phrase = wake_phrases_from_models([Path(settings.wake.models[0]).stem])[0]
+    check = AsrCheck(Transcriber(settings, phrase).model, phrase)
+    heard: dict[tuple[int, int], float] = {}
+    todo = {
+        (k, int(i))
+        for key in itertools.product(*ASR_GRID)
+        if key in fired
+        for k, f in enumerate(fired[key])
+        for i in f
+    }
+    for k, i in tqdm(sorted(todo), desc="Whisper check", unit="candidate"):
+        end = round((wake_data.frame_end_s(i + 1)[-1] + AFTER_S) * SAMPLE_RATE)
+        heard[k, i] = check.score(streams[k].audio[:end])
+    points = []
+    for key in itertools.product(*ASR_GRID):
+        if key not in fired:
+            continue
+        for t3 in ASR_THRESHOLDS:
+            wakes = [
+                wake_data.frame_end_s(len(s1))[[i for i in f if heard[k, int(i)] >= t3]]
+                for k, ((s1, _), f) in enumerate(zip(scores, fired[key], strict=True))
+            ]
+            points.append(
+                {
+                    "threshold": key[0],
+                    "verifier_threshold": key[1],
+                    "asr_threshold": t3,
+                    **summarize(streams, wakes),
+                }
+            )
+    return points
 
 
 def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None:
@@ -255,14 +311,16 @@ def operating_point(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_detector(streams: list[EvalStream], settings: Settings) -> dict[str, Any]:
     """The daemon's own WakeDetector, chunk by chunk: wakes, candidates, CPU."""
+    from heymusic.asr import Transcriber
     from heymusic.wake import WakeDetector
 
+    whisper = Transcriber(settings).model if settings.wake.asr_check else None
     wakes = []
     candidates = 0
     busy = 0.0
     audio_s = 0.0
     for stream in tqdm(streams, desc="streaming detector", unit="stream"):
-        det = WakeDetector(settings)
+        det = WakeDetector(settings, whisper)
         times = []
         n = len(stream.audio) // CHUNK
         for k in range(n):
@@ -282,43 +340,52 @@ def run_detector(streams: list[EvalStream], settings: Settings) -> dict[str, Any
     return out
 
 
-def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any]:
-    streams = eval_streams(work_dir, seed)
-    points, _ = sweep(streams, settings, work_dir)
-    stage1_only = [p for p in points if p["verifier_threshold"] == 0.0]
-    current = next(
+def _at(points: list[dict[str, Any]], t1: float, t2: float, t3: float | None) -> Any:
+    """The sweep point with these thresholds (0 = that stage off; t3 None = no Whisper)."""
+    return next(
         (
             p
             for p in points
-            if p["threshold"] == settings.wake.threshold
-            and p["verifier_threshold"]
-            == (settings.wake.verifier_threshold if settings.wake.verifier else 0.0)
+            if p["threshold"] == t1
+            and p["verifier_threshold"] == t2
+            and p.get("asr_threshold") == t3
         ),
         None,
     )
+
+
+def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any]:
+    streams = eval_streams(work_dir, seed)
+    points, _ = sweep(streams, settings, work_dir)
+    cfg = settings.wake
+    stage1_only = [p for p in points if p["verifier_threshold"] == 0.0 and "asr_threshold" not in p]
+    t2 = cfg.verifier_threshold if cfg.verifier else 0.0
     chosen = operating_point(points)
     at_chosen = settings.model_copy(
         update={
-            "wake": settings.wake.model_copy(
+            "wake": cfg.model_copy(
                 update={
                     "threshold": chosen["threshold"],
                     "verifier_threshold": chosen["verifier_threshold"],
                     "verifier": chosen["verifier_threshold"] > 0,
+                    "asr_check": "asr_threshold" in chosen,
+                    "asr_check_threshold": chosen.get("asr_threshold", cfg.asr_check_threshold),
                 }
             )
         }
     )
     report = {
-        "model": settings.wake.models,
-        "refractory_seconds": settings.wake.refractory_seconds,
+        "model": cfg.models,
+        "refractory_seconds": cfg.refractory_seconds,
         "phrases_per_condition": PHRASES_PER_CONDITION,
         "best_at_0.5_fa_per_hour": choose(points, 0.5),
         "best_at_0.2_fa_per_hour": choose(points, 0.2),
         "best_stage1_only_at_0.5_fa_per_hour": choose(stage1_only, 0.5),
-        "stage1_only_at_config_threshold": next(
-            (p for p in stage1_only if p["threshold"] == settings.wake.threshold), None
+        "config_stage1_only": _at(points, cfg.threshold, 0.0, None),
+        "config_stage1_verifier": _at(points, cfg.threshold, t2, None),
+        "config_point_offline": _at(
+            points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
         ),
-        "config_point_offline": current,
         "operating_point": chosen,
         "streaming_detector_at_operating_point": run_detector(streams, at_chosen),
         "det_points": points,
