@@ -1,8 +1,9 @@
 """Wake-word benchmark, JSON on stdout.
 
 Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" model
-(and its verifier) in real time, against openWakeWord's stock "hey jarvis" model
-on the same minute of synthetic speech, plus the cost of one verifier call.
+(its verifier and Whisper's check included) in real time, against openWakeWord's stock
+"hey jarvis" model on the same minute of synthetic speech, plus the cost of one verifier
+call and of one Whisper check (run only on candidates, ~0.5 s each).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
 accepts per hour, DET points; ~10-20 min the first time, audio is cached).
 
@@ -16,9 +17,11 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from heymusic.asr import Transcriber
 from heymusic.config import Settings
 from heymusic.wake import WakeDetector
 from heymusic.wake_data import build_stream
@@ -27,18 +30,32 @@ CHUNK = 1280
 SR = 16000
 
 
-def cpu_cost(settings: Settings, audio: np.ndarray) -> dict[str, float]:
-    """Process-time per 80 ms chunk over a stream fed chunk by chunk."""
-    det = WakeDetector(settings)
+def cpu_cost(settings: Settings, audio: np.ndarray, whisper: Any = None) -> dict[str, float]:
+    """Process-time per 80 ms chunk over a stream fed chunk by chunk (all threads)."""
+    det = WakeDetector(settings, whisper)
     n = len(audio) // CHUNK
+    events = 0
     t0 = time.process_time()
     for k in range(n):
-        det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
+        events += det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR) is not None
     busy = time.process_time() - t0
     return {
         "ms_per_chunk": round(1000 * busy / n, 3),
         "cpu_percent_of_one_core": round(100 * busy / (n * CHUNK / SR), 2),
+        "wakes_and_candidates": events,
     }
+
+
+def asr_check_ms(whisper: Any, audio: np.ndarray) -> float:
+    from heymusic.wake_asr import AsrCheck
+
+    check = AsrCheck(whisper, "hey music")
+    window = audio[: int(check.window_seconds * SR)]
+    check.score(window)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(5):
+        check.score(window)
+    return round(1000 * (time.perf_counter() - t0) / 5, 1)
 
 
 def verifier_ms(settings: Settings, audio: np.ndarray) -> float | None:
@@ -63,11 +80,13 @@ def main() -> None:
     audio = build_stream("speech", "eval", 60.0, seed=12345).audio
     ours = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
     stock = Settings.model_validate({"wake": {"models": ["hey_jarvis_v0.1.onnx"]}})
+    whisper = Transcriber(ours).model
     out: dict[str, object] = {
         "audio_seconds": round(len(audio) / SR, 1),
-        "hey_music": cpu_cost(ours, audio),
+        "hey_music": cpu_cost(ours, audio, whisper),
         "baseline_hey_jarvis": cpu_cost(stock, audio),
         "verifier_ms_per_candidate": verifier_ms(ours, audio),
+        "whisper_check_ms_per_candidate": asr_check_ms(whisper, audio),
     }
     if args.accuracy:
         from heymusic import wake_eval, wake_train

@@ -16,7 +16,7 @@ HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
 
 def test_absent_file_means_defaults(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "none.toml")
-    assert settings.wake.threshold == 0.5 and settings.vad.silence_seconds == 0.7
+    assert settings.wake.models == ["hey_music.onnx"] and settings.vad.silence_seconds == 0.7
     assert settings.asr.beam_size == 1 and settings.player.kind == "auto"
     assert settings.log_transcripts is False
 

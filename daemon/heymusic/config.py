@@ -74,14 +74,15 @@ class AudioSettings(_Section):
 
 
 class WakeSettings(_Section):
-    models: list[str] = Field(default_factory=lambda: ["hey_jarvis_v0.1.onnx"])
+    models: list[str] = Field(default_factory=lambda: ["hey_music.onnx"])
     """openWakeWord ONNX models; a bare file name is looked up in the shipped models dir,
-    then in openwakeword's own resources. Stock "hey jarvis" until hey_music.onnx ships."""
+    then in openwakeword's own resources (e.g. the stock "hey_jarvis_v0.1.onnx")."""
     threshold: float = Field(0.5, gt=0, lt=1)
+    """Defaults here and below: the operating point `heymusic wake-eval` chose (README)."""
     refractory_seconds: float = Field(2.0, ge=0, le=30)
     verifier: bool = True
     """Run the second-stage check on each candidate before waking."""
-    verifier_threshold: float = Field(0.5, ge=0, le=1)
+    verifier_threshold: float = Field(0.9, ge=0, le=1)
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
     costs ~0.5 s of CPU per candidate and delays the wake by 0.5 s."""

@@ -39,8 +39,9 @@ HIT_AFTER_S = 1.0
 """A wake this long after the phrase end still answers it."""
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-ASR_GRID = ((0.5, 0.8), (0.0, 0.5, 0.9))
-"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.5 s each, so not all."""
+ASR_GRID = ((0.5, 0.8), (0.5, 0.9))
+"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.7 s each, so not all.
+Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
 ASR_THRESHOLDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01)
 
 
@@ -241,7 +242,7 @@ def sweep(
             ]
             points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
     if settings.wake.asr_check:
-        points += asr_points(streams, scores, fired, settings)
+        points += asr_points(streams, scores, fired, settings, work_dir)
     return points, scores
 
 
@@ -250,6 +251,7 @@ def asr_points(
     scores: list[tuple[np.ndarray, np.ndarray | None]],
     fired: dict[tuple[float, float], list[np.ndarray]],
     settings: Settings,
+    work_dir: Path,
 ) -> list[dict[str, Any]]:
     """DET points with Whisper's check on the fires of the first two stages.
 
@@ -262,6 +264,8 @@ def asr_points(
 
     phrase = wake_phrases_from_models([Path(settings.wake.models[0]).stem])[0]
     check = AsrCheck(Transcriber(settings, phrase).model, phrase)
+    cache_path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json"
+    cached = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     heard: dict[tuple[int, int], float] = {}
     todo = {
         (k, int(i))
@@ -270,9 +274,14 @@ def asr_points(
         for k, f in enumerate(fired[key])
         for i in f
     }
-    for k, i in tqdm(sorted(todo), desc="Whisper check", unit="candidate"):
-        end = round((wake_data.frame_end_s(i + 1)[-1] + AFTER_S) * SAMPLE_RATE)
-        heard[k, i] = check.score(streams[k].audio[:end])
+    for n, (k, i) in enumerate(tqdm(sorted(todo), desc="Whisper check", unit="candidate")):
+        ref = f"{streams[k].name}:{i}"
+        if ref not in cached:
+            end = round((wake_data.frame_end_s(i + 1)[-1] + AFTER_S) * SAMPLE_RATE)
+            cached[ref] = check.score(streams[k].audio[:end])
+        heard[k, i] = cached[ref]
+        if n % 100 == 99 or n == len(todo) - 1:
+            cache_path.write_text(json.dumps(cached))
     points = []
     for key in itertools.product(*ASR_GRID):
         if key not in fired:
@@ -299,13 +308,19 @@ def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None
     return min(ok, key=lambda p: (p["frr_clean_noise_music10"], p["fa_per_hour"])) if ok else None
 
 
+MAX_CLEAN_MISSES = 0.10
+"""When the target is out of reach: a wake word that ignores one clean "hey music" in
+ten is about as much as people put up with; fewer false wakes beyond that are bought
+with misses of the person actually talking to it."""
+
+
 def operating_point(points: list[dict[str, Any]]) -> dict[str, Any]:
     """The target (<= 0.5 false accepts/h, fewest misses) if reachable; else the fewest
-    false accepts among points missing at most 10 % (clean, noise, music 10 dB)."""
+    false accepts among points missing at most MAX_CLEAN_MISSES of clean phrases."""
     best = choose(points, 0.5)
     if best is not None:
         return best
-    usable = [p for p in points if p["frr_clean_noise_music10"] <= 0.10] or points
+    usable = [p for p in points if p["frr"]["clean"] <= MAX_CLEAN_MISSES] or points
     return min(usable, key=lambda p: (p["fa_per_hour"], p["frr_clean_noise_music10"]))
 
 
@@ -387,10 +402,12 @@ def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any
             points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
         ),
         "operating_point": chosen,
-        "streaming_detector_at_operating_point": run_detector(streams, at_chosen),
         "det_points": points,
     }
-    (work_dir / "wake_eval.json").write_text(json.dumps(report, indent=1))
+    out = work_dir / "wake_eval.json"
+    out.write_text(json.dumps(report, indent=1))  # the offline sweep, before the slow part
+    report["streaming_detector_at_operating_point"] = run_detector(streams, at_chosen)
+    out.write_text(json.dumps(report, indent=1))
     return report
 
 
