@@ -211,7 +211,7 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
         second = [mb for done, mb in rss if done in (2, 3)]
         last = [mb for done, mb in rss if done >= 4]
         assert min(last) - min(second) < 10.0, rss
-        assert max(last) - min(second) < 120.0, rss
+        assert max(last) - min(second) < 160.0, rss  # Whisper's wake check + the command
         proc.send_signal(signal.SIGINT)
         # Python sees the signal once Whisper's C++ call returns: seconds on a loaded CPU.
         assert proc.wait(timeout=30) == 130

@@ -44,6 +44,7 @@ from heymusic.events import (
     StageError,
     Transcript,
     Wake,
+    WakeCandidate,
 )
 from heymusic.intents import Intent, IntentParser, wake_phrases_from_models
 from heymusic.players.base import Player
@@ -107,6 +108,8 @@ class Pipeline:
                 events.append(wake)
             if isinstance(wake, Wake):
                 self._start_listening(wake.audio_s)
+            elif isinstance(wake, WakeCandidate) and wake.asr_score is not None:
+                release_freed_memory()  # Whisper's buffers from a rejected check
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(chunk, self.audio_s, muted=muted)

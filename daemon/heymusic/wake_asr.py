@@ -66,13 +66,10 @@ class AsrCheck:
         mel = fe(clip, padding=fe.n_samples)[:, : fe.nb_max_frames]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32))
         model = self._whisper.model
-        encoded = np.asarray(model.encode(features, to_cpu=True))
-        batch = np.ascontiguousarray(np.repeat(encoded, len(self._texts), axis=0))
+        encoded = model.encode(features, to_cpu=False)
         frames = clip.size // fe.hop_length
-        results = model.align(
-            ctranslate2.StorageView.from_array(batch),
-            self._sot,
-            self._texts,
-            [frames] * len(self._texts),
-        )
-        return max(float(min(r.text_token_probs)) for r in results)
+        best = 0.0
+        for text in self._texts:  # one at a time: a batch multiplies the decoder's memory
+            probs = model.align(encoded, self._sot, [text], [frames])[0].text_token_probs
+            best = max(best, float(min(probs)))
+        return best
