@@ -49,11 +49,17 @@ def _settings(whisper_dir: Path) -> Settings:
     )
 
 
+def _wake_pause_command(synth: Callable[..., Path], text: str) -> np.ndarray:
+    """ "hey jarvis", a pause (waiting for the cue, as people do), then the command."""
+    wake = read_pcm(synth("hey jarvis", pad_before=1.0, pad_after=1.4))
+    return np.concatenate([wake, read_pcm(synth(text, pad_before=0.0, pad_after=2.5))])
+
+
 def test_a_failing_command_reports_and_the_daemon_goes_on(
     whisper_dir: Path, synth: Callable[..., Path]
 ) -> None:
-    texts = ["hey jarvis, skip this song", "hey jarvis, play some jazz", "hey jarvis, pause"]
-    audio = np.concatenate([read_pcm(synth(t, pad_before=1.0, pad_after=2.5)) for t in texts])
+    texts = ["skip this song", "play some jazz", "pause"]
+    audio = np.concatenate([_wake_pause_command(synth, t) for t in texts])
     player = _BrokenSkipPlayer()
     pipeline = Pipeline(
         _settings(whisper_dir), player, _NoRecommender("no catalog yet; import one")
@@ -71,6 +77,23 @@ def test_a_failing_command_reports_and_the_daemon_goes_on(
     earcons = [arg for action, arg in player.commands if action == "earcon"]
     assert earcons.count("listening") == 3 and earcons.count("sorry") == 2
     assert [a for a, _ in player.commands].count("unduck") == 3  # every command ends unducked
+
+
+def test_one_breath_command_gets_no_cue_over_it_and_still_counts(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """Whisper confirms the wake while "hey jarvis, pause" goes on: no earcon (it would land
+    on the command and hide words from the recognizer), the music still ducks."""
+    audio = read_pcm(synth("hey jarvis, pause", pad_before=1.0, pad_after=2.5))
+    player = _BrokenSkipPlayer()
+    pipeline = Pipeline(_settings(whisper_dir), player, _NoRecommender("unused"))
+    events: list[Event] = []
+    for start in range(0, len(audio) - 1279, 1280):
+        events.extend(pipeline.feed(audio[start : start + 1280]))
+    events.extend(pipeline.finish())
+    assert [e.name for e in events if isinstance(e, IntentEvent)] == ["pause"]
+    actions = [a for a, _ in player.commands]
+    assert "duck" in actions and ("earcon", "listening") not in player.commands
 
 
 def test_the_daemon_log_keeps_what_was_said_private(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,7 +211,8 @@ def test_mic_audio_during_the_earcon_is_not_recorded(
             "audio": {"earcon_mute_seconds": 0.4},
         }
     )
-    audio = mix_noise(read_pcm(synth("hey jarvis, pause", pad_before=2.5, pad_after=2.0)), 20)
+    wake = read_pcm(synth("hey jarvis", pad_before=2.5, pad_after=1.4))
+    audio = mix_noise(np.concatenate([wake, read_pcm(synth("pause", pad_after=2.0))]), 20)
     pipeline = Pipeline(settings, _SpeakerPlayer(), _NoRecommender("unused"))
     events: list[Event] = []
     heard_at = 0  # sample where the wake was confirmed (Whisper's check ends after the fire)

@@ -131,10 +131,11 @@ class Pipeline:
     def _start_listening(self, wake_s: float) -> None:
         """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
-        self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
+        talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
-        self.player.earcon("listening")
-        self._mute_until_s = self.audio_s + self._mute_s
+        if not talking:  # a cue over the command would hide words from the recognizer
+            self.player.earcon("listening")
+            self._mute_until_s = self.audio_s + self._mute_s
 
     def _stop_listening(self) -> None:
         self._listening = False

@@ -109,19 +109,23 @@ class CommandRecorder:
         """Remember recent audio: the wake phrase will be in it when the wake fires."""
         self._preroll.append(chunk)
 
-    def start(self, audio_s: float, replay_s: float = 0.0) -> None:
+    def start(self, audio_s: float, replay_s: float = 0.0) -> bool:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
 
         `replay_s`: audio already heard since the wake (while Whisper confirmed it) goes
         through the endpointer now, so a short command said in that time still counts.
+        Returns whether the person is talking right now (the last 160 ms were speech).
         """
         self._recording = list(self._preroll)
         self._preroll.clear()
         self._endpointer.reset()
         self._start_s = audio_s
         replay = round(replay_s * SAMPLE_RATE / CHUNK_SAMPLES)
+        voiced = []
         for chunk in self._recording[len(self._recording) - replay :] if replay > 0 else []:
-            self._endpointer.process(self._speech.is_speech(chunk), len(chunk) / SAMPLE_RATE)
+            voiced.append(self._speech.is_speech(chunk))
+            self._endpointer.process(voiced[-1], len(chunk) / SAMPLE_RATE)
+        return len(voiced) >= 2 and all(voiced[-2:])
 
     def process(
         self, chunk: np.ndarray, audio_s: float, muted: bool = False

@@ -42,9 +42,10 @@ NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or
 #: While playing, look this often whether our last track has started (to queue the radio).
 POLL_SECONDS = 20.0
 #: Budget for lowering/restoring the volume around a command: a slow or failing Spotify
-#: must be given up on before the command itself arrives (>= ~1.5 s after the wake),
-#: so that command still gets its whole answer budget.
-DUCK_SECONDS = 1.0
+#: must be given up on before the command itself arrives, so that command still gets its
+#: whole answer budget. The wake is confirmed by Whisper ~1.2 s after the phrase and a
+#: one-breath "pause" is issued ~0.7 s later.
+DUCK_SECONDS = 0.5
 
 
 class SpotifyFailure(Exception):
