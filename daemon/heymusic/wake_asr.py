@@ -31,14 +31,10 @@ def spellings(phrase: str) -> list[str]:
     words = phrase.split()
     if not words:
         return []
-    first = {words[0].capitalize()}  # the window starts with the phrase: a sentence start
+    head = " " + words[0].capitalize()  # the window starts with the phrase: a sentence start
     rest = [{w.lower(), w.capitalize()} for w in words[1:]]
-    out = set()
-    for head in first:
-        for tail in itertools.product(*rest):
-            for sep in (" ", ", "):
-                out.add(" " + head + (sep + " ".join(tail) if tail else ""))
-    return sorted(out)
+    out = {head + sep + " ".join(tail) for tail in itertools.product(*rest) for sep in (" ", ", ")}
+    return sorted(out) if rest else [head]
 
 
 class AsrCheck:

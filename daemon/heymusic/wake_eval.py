@@ -200,7 +200,7 @@ def _embeddings(feats: Features, stream: EvalStream, work_dir: Path) -> np.ndarr
 
 
 def sweep(
-    streams: list[EvalStream], settings: Settings, work_dir: Path
+    streams: list[EvalStream], settings: Settings, work_dir: Path, whisper: Any = None
 ) -> tuple[list[dict[str, Any]], Any]:
     """DET points for stage 1 alone and the cascade, from per-frame scores."""
     from heymusic.wake import resolve_wake_model
@@ -241,8 +241,8 @@ def sweep(
                 for (s1, _), f in zip(scores, fired[t1, t2], strict=True)
             ]
             points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
-    if settings.wake.asr_check:
-        points += asr_points(streams, scores, fired, settings, work_dir)
+    if whisper is not None:
+        points += asr_points(streams, scores, fired, settings, work_dir, whisper)
     return points, scores
 
 
@@ -252,18 +252,18 @@ def asr_points(
     fired: dict[tuple[float, float], list[np.ndarray]],
     settings: Settings,
     work_dir: Path,
+    whisper: Any,
 ) -> list[dict[str, Any]]:
     """DET points with Whisper's check on the fires of the first two stages.
 
     A burst Whisper rejects still starts the refractory period (as in WakeDetector), so
     the fires are the same with or without it and Whisper only removes some of them.
     """
-    from heymusic.asr import Transcriber
     from heymusic.intents import wake_phrases_from_models
     from heymusic.wake_asr import AFTER_S, AsrCheck
 
     phrase = wake_phrases_from_models([Path(settings.wake.models[0]).stem])[0]
-    check = AsrCheck(Transcriber(settings, phrase).model, phrase)
+    check = AsrCheck(whisper, phrase)
     cache_path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json"
     cached = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     heard: dict[tuple[int, int], float] = {}
@@ -324,12 +324,14 @@ def operating_point(points: list[dict[str, Any]]) -> dict[str, Any]:
     return min(usable, key=lambda p: (p["fa_per_hour"], p["frr_clean_noise_music10"]))
 
 
-def run_detector(streams: list[EvalStream], settings: Settings) -> dict[str, Any]:
+def run_detector(
+    streams: list[EvalStream], settings: Settings, whisper: Any = None
+) -> dict[str, Any]:
     """The daemon's own WakeDetector, chunk by chunk: wakes, candidates, CPU."""
-    from heymusic.asr import Transcriber
     from heymusic.wake import WakeDetector
 
-    whisper = Transcriber(settings).model if settings.wake.asr_check else None
+    if not settings.wake.asr_check:
+        whisper = None
     wakes = []
     candidates = 0
     busy = 0.0
@@ -371,7 +373,12 @@ def _at(points: list[dict[str, Any]], t1: float, t2: float, t3: float | None) ->
 
 def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any]:
     streams = eval_streams(work_dir, seed)
-    points, _ = sweep(streams, settings, work_dir)
+    whisper = None
+    if settings.wake.asr_check:  # loaded once for the sweep and the streaming run
+        from heymusic.asr import Transcriber
+
+        whisper = Transcriber(settings).model
+    points, _ = sweep(streams, settings, work_dir, whisper)
     cfg = settings.wake
     stage1_only = [p for p in points if p["verifier_threshold"] == 0.0 and "asr_threshold" not in p]
     t2 = cfg.verifier_threshold if cfg.verifier else 0.0
@@ -406,7 +413,7 @@ def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any
     }
     out = work_dir / "wake_eval.json"
     out.write_text(json.dumps(report, indent=1))  # the offline sweep, before the slow part
-    report["streaming_detector_at_operating_point"] = run_detector(streams, at_chosen)
+    report["streaming_detector_at_operating_point"] = run_detector(streams, at_chosen, whisper)
     out.write_text(json.dumps(report, indent=1))
     return report
 
