@@ -30,8 +30,6 @@ _LOGGER = logging.getLogger(__name__)
 
 RAW_AUDIO_KEPT = 16000
 """Samples openWakeWord's feature extractor keeps: ample for 80 ms chunks (it reads 1760)."""
-VERIFY_SECONDS = 2.0
-"""Audio kept for the second stage: the wake phrase and a little before it."""
 
 
 def openwakeword_resources() -> Path:
@@ -185,12 +183,9 @@ class WakeDetector:
         self._verifier = _load_verifier(settings) if cfg.verifier else None
         self._asr_checks = _asr_checks(self.model_names, whisper) if cfg.asr_check else {}
         self._asr_threshold = cfg.asr_check_threshold
-        keep_s = max(
-            VERIFY_SECONDS,
-            getattr(self._verifier, "window_seconds", 0.0),
-            *(c.window_seconds for c in self._asr_checks.values()),
-        )
+        keep_s = max((c.window_seconds for c in self._asr_checks.values()), default=0.0)
         self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
+        """Audio for Whisper's check; the verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
         self._rejected = False
         self._pending: tuple[float, float, str, float] | None = None
@@ -213,7 +208,8 @@ class WakeDetector:
         if self._verifier is not None and self._verifier.covers(model):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
-            verified = float(self._verifier.score(np.concatenate(self._recent), model))
+            embeddings = self._model.preprocessor.get_features(self._verifier.frames)
+            verified = self._verifier.score(embeddings, model)
             if verified < self._verifier_threshold:
                 first, self._rejected = not self._rejected, True
                 return WakeCandidate(audio_s, float(score), model, verified) if first else None
