@@ -381,3 +381,26 @@ def test_nothing_active_plays_on_the_first_device_that_is_on(
         "dev-phone",
         "dev-phone",
     ]
+
+
+def test_a_command_queued_behind_a_slow_duck_still_answers_within_its_budget(
+    stub: SpotifyStub,
+) -> None:
+    """The budget counts from when the person asked, not from when the worker got to it."""
+    _login(stub)
+    answered: list[float] = []
+    p = SpotifyPlayer(_settings(), on_message=lambda _line: answered.append(time.monotonic()))
+    try:
+        budget = p._cfg.timeout_seconds
+        p.play(_tracks())
+        assert p.wait_idle() and answered == []
+        stub.delay_seconds = 10.0  # from now on every call hangs until its timeout
+        p.duck()
+        asked = time.monotonic()
+        p.pause()
+        assert p.wait_idle(timeout=budget + 5)
+        assert len(answered) == 1, "the pause must be answered with one line, the duck not"
+        assert answered[0] - asked <= budget + 0.25
+    finally:
+        stub.delay_seconds = 0.0
+        p.close()

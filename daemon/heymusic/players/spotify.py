@@ -41,10 +41,10 @@ BUSY = "Spotify is busy; try again in a moment"
 NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or pick others"
 #: While playing, look this often whether our last track has started (to queue the radio).
 POLL_SECONDS = 20.0
-#: Budget for lowering/restoring the volume around a command: a slow or failing Spotify
-#: must be given up on before the command itself arrives, so that command still gets its
-#: whole answer budget. The wake is confirmed by Whisper ~1.2 s after the phrase and a
-#: one-breath "pause" is issued ~0.7 s later.
+#: Budget for lowering/restoring the volume around a command. Every command's budget counts
+#: from when it was asked, so a slow duck ahead of it eats into it: give up on the duck
+#: early. The wake is confirmed by Whisper ~1.2 s after the phrase and a one-breath
+#: "pause" is asked ~0.7 s later.
 DUCK_SECONDS = 0.5
 
 
@@ -85,10 +85,12 @@ class SpotifyApi:
         self._device_id: str | None = None
         self.begin()
 
-    def begin(self, seconds: float | None = None) -> None:
-        """Start a new command's budget (default `[spotify] timeout_seconds`)."""
+    def begin(self, seconds: float | None = None, since: float | None = None) -> None:
+        """Start a new command's budget (default `[spotify] timeout_seconds`), counted
+        from `since` (a `time.monotonic()` reading; default now)."""
         budget = self._cfg.timeout_seconds if seconds is None else seconds
-        self._deadline = time.monotonic() + min(budget, self._cfg.timeout_seconds)
+        start = time.monotonic() if since is None else since
+        self._deadline = start + min(budget, self._cfg.timeout_seconds)
 
     def call(self, fn: Callable[[spotipy.Spotify], T]) -> T:
         """Run one Web API call within the budget: refresh once on 401, wait out a short
@@ -227,43 +229,48 @@ class SpotifyPlayer(Wiring):
         self._state = PlayerState.STOPPED
         self._ducked = False
         """The device volume is lowered by us right now."""
-        self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._commands: queue.Queue[tuple[str, Any, float]] = queue.Queue()
+        """(command, argument, when it was asked): its budget counts from when it was asked,
+        so time spent queued behind a slow duck or poll is part of it."""
         self._thread = threading.Thread(target=self._run, name="heymusic-spotify", daemon=True)
         self._thread.start()
 
+    def _post(self, name: str, arg: Any) -> None:
+        self._commands.put((name, arg, time.monotonic()))
+
     # --- the Player interface -------------------------------------------------------------
     def play(self, tracks: Sequence[Track]) -> None:
-        self._commands.put(("play", list(tracks)))
+        self._post("play", list(tracks))
 
     def enqueue(self, tracks: Sequence[Track]) -> None:
-        self._commands.put(("enqueue", list(tracks)))
+        self._post("enqueue", list(tracks))
 
     def next(self) -> None:
-        self._commands.put(("next", None))
+        self._post("next", None)
 
     def previous(self) -> None:
-        self._commands.put(("previous", None))
+        self._post("previous", None)
 
     def pause(self) -> None:
-        self._commands.put(("pause", None))
+        self._post("pause", None)
 
     def resume(self) -> None:
-        self._commands.put(("resume", None))
+        self._post("resume", None)
 
     def stop(self) -> None:
-        self._commands.put(("stop", None))
+        self._post("stop", None)
 
     def set_volume(self, percent: int) -> None:
-        self._commands.put(("volume", percent))
+        self._post("volume", percent)
 
     def change_volume(self, delta: int) -> None:
-        self._commands.put(("volume_delta", delta))
+        self._post("volume_delta", delta)
 
     def duck(self) -> None:
-        self._commands.put(("duck", True))
+        self._post("duck", True)
 
     def unduck(self) -> None:
-        self._commands.put(("duck", False))
+        self._post("duck", False)
 
     def earcon(self, name: str) -> None:
         if self._speaker is not None:
@@ -288,7 +295,7 @@ class SpotifyPlayer(Wiring):
         return self._volume
 
     def close(self) -> None:
-        self._commands.put(("close", None))
+        self._post("close", None)
         # A request in flight may use its whole budget; a stop (SIGTERM) must not wait for it:
         # the state was saved when it changed, and the worker is a daemon thread.
         self._thread.join(timeout=1.0)
@@ -298,7 +305,7 @@ class SpotifyPlayer(Wiring):
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every posted command has run (tests and `simulate` use it)."""
         done = threading.Event()
-        self._commands.put(("mark", done))
+        self._post("mark", done)
         return done.wait(timeout)
 
     # --- the worker -----------------------------------------------------------------------
@@ -306,16 +313,16 @@ class SpotifyPlayer(Wiring):
         while True:
             polling = self._state is PlayerState.PLAYING and self._player_cfg.radio
             try:
-                name, arg = self._commands.get(timeout=POLL_SECONDS if polling else None)
+                name, arg, asked = self._commands.get(timeout=POLL_SECONDS if polling else None)
             except queue.Empty:
-                name, arg = "poll", None
+                name, arg, asked = "poll", None, time.monotonic()
             if name == "close":
                 self._save()
                 return
             if name == "mark":
                 arg.set()
                 continue
-            self._api.begin(DUCK_SECONDS if name == "duck" else None)
+            self._api.begin(DUCK_SECONDS if name == "duck" else None, since=asked)
             try:
                 self._handle(name, arg)
             except SpotifyFailure as err:
