@@ -103,8 +103,14 @@ class Transcriber:
                 "to rebuild it, or fix [asr] model_dir / compute_type"
             ) from err
         self._beam_size = cfg.beam_size
-        self.prompt = PROMPT_TEMPLATE.format(w=_spelled(wake_phrase))
+        self.prompt = ""
+        self.set_wake_phrase(wake_phrase)
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per command
+
+    def set_wake_phrase(self, wake_phrase: str) -> None:
+        """Prompt Whisper with how this wake phrase is written (the wake detector, which
+        knows the phrase, is built after Whisper because its last check shares the model)."""
+        self.prompt = PROMPT_TEMPLATE.format(w=_spelled(wake_phrase))
 
     @property
     def model(self) -> Any:

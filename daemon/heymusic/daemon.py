@@ -46,7 +46,7 @@ from heymusic.events import (
     Wake,
     WakeCandidate,
 )
-from heymusic.intents import Intent, IntentParser, wake_phrases_from_models
+from heymusic.intents import Intent, IntentParser
 from heymusic.players.base import Player
 from heymusic.vad import CommandRecorder
 from heymusic.wake import WakeDetector, release_freed_memory
@@ -79,11 +79,11 @@ class Pipeline:
     ) -> None:
         self.player = player
         self.recommender = recommender
-        wake_phrases = wake_phrases_from_models([Path(m).stem for m in settings.wake.models])
-        self.asr = Transcriber(settings, wake_phrases[0] if wake_phrases else "hey music")
+        self.asr = Transcriber(settings)
         self.wake = WakeDetector(settings, self.asr.model)
+        self.asr.set_wake_phrase(self.wake.phrases[0])
         self.recorder = CommandRecorder(settings.vad)
-        self.intents = IntentParser(wake_phrases, settings.player.volume_step)
+        self.intents = IntentParser(self.wake.phrases, settings.player.volume_step)
         self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
         self._clock = clock
         self.samples = 0

@@ -25,6 +25,8 @@ import numpy as np
 from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
+from heymusic.intents import wake_phrases_from_models
+from heymusic.wake_asr import AsrCheck
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -177,11 +179,20 @@ class WakeDetector:
         self._paths = [resolve_wake_model(settings, name) for name in cfg.models]
         self._model = _load_model(self._paths)
         self.model_names: list[str] = list(self._model.models)
+        self.phrases = wake_phrases_from_models(self.model_names)
+        """What each model listens for, as a transcript starts ("hey_jarvis_v0.1" -> "hey jarvis")."""
         self._threshold = cfg.threshold
         self._refractory_s = cfg.refractory_seconds
         self._last_fire_s = float("-inf")
         self._verifier = _load_verifier(settings) if cfg.verifier else None
-        self._asr_checks = _asr_checks(self.model_names, whisper) if cfg.asr_check else {}
+        self._asr_checks = (
+            {
+                name: AsrCheck(whisper, phrase)
+                for name, phrase in zip(self.model_names, self.phrases, strict=True)
+            }
+            if cfg.asr_check and whisper is not None
+            else {}
+        )
         self._asr_threshold = cfg.asr_check_threshold
         keep_s = max((c.window_seconds for c in self._asr_checks.values()), default=0.0)
         self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
@@ -240,19 +251,6 @@ class WakeDetector:
         self._recent.clear()
         self._rejected = False
         self._pending = None
-
-
-def _asr_checks(model_names: list[str], whisper: Any) -> dict[str, Any]:
-    """One Whisper check per wake model, for the phrase its name spells ("hey_jarvis_v0.1")."""
-    if whisper is None:
-        return {}
-    from heymusic.intents import wake_phrases_from_models
-    from heymusic.wake_asr import AsrCheck
-
-    phrases = wake_phrases_from_models(model_names)
-    return {
-        name: AsrCheck(whisper, phrase) for name, phrase in zip(model_names, phrases, strict=True)
-    }
 
 
 def _load_verifier(settings: Settings) -> Any:
