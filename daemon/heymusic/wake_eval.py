@@ -2,8 +2,8 @@
 
 Everything here is held out from training: speakers (whole espeak voices/variants,
 the slowest piper settings), fortune files and music tracks. Misses are counted on
-streams of "hey music" (often followed by a command) clean, over noise and over
-music; false wakes on ~1.5 h of speech, confusables, music and speech over music.
+streams of "hey music" (often followed by a command) clean, over noise, over babble
+and over music; false wakes on ~1.5 h of speech, confusables, music and speech over music.
 
 The threshold sweep scores every 80 ms frame offline with the same feature code
 the verifier uses (bit-identical to openWakeWord's streaming features); the chosen
@@ -33,7 +33,10 @@ from heymusic.wake_verify import CHUNK, CHUNK_S, SAMPLE_RATE, Features
 
 _LOGGER = logging.getLogger(__name__)
 
-CONDITIONS = ("clean", "noise_10db", "music_10db", "music_0db")
+CONDITIONS = ("clean", "noise_10db", "music_10db", "music_0db", "babble_10db")
+"""noise_10db is stationary noise (a third each of white, pink and brown); babble, a room of
+3-6 other synthetic talkers, is its own condition: earlier reports drew one of the two for the whole
+"noise" stream and got babble, far harder for a wake word whose negatives are speech."""
 PHRASES_PER_CONDITION = 150
 HIT_AFTER_S = 1.0
 """A wake this long after the phrase end still answers it."""
@@ -81,8 +84,19 @@ def positive_stream(condition: str, n_phrases: int, seed: int) -> EvalStream:
     audio = np.concatenate(parts)
     if condition != "clean":
         snr = float(condition.split("_")[1].removesuffix("db"))
-        kind = "music" if condition.startswith("music") else str(rng.choice(["noise", "babble"]))
-        bg = wake_data.background(kind, "eval", len(audio), rng)
+        kind = condition.split("_")[0]
+        if kind == "noise":
+            cuts = np.linspace(0, len(audio), 4).astype(int)
+            bg = np.concatenate(
+                [
+                    wake_data.colored_noise(colour, int(b - a), rng)
+                    for colour, a, b in zip(
+                        ("white", "pink", "brown"), cuts, cuts[1:], strict=False
+                    )
+                ]
+            )
+        else:
+            bg = wake_data.background(kind, "eval", len(audio), rng)
         audio = audio + float(np.sqrt(np.mean(np.square(levels)))) / 10 ** (snr / 20) * bg
     return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
 
