@@ -436,7 +436,8 @@ def cmd_train_wake(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError as err:
         raise UserError("training needs torch: pip install -e '.[train]'") from err
     work_dir = args.work_dir or default_work_dir()
-    out_dir = getattr(args, "out", None) or models_dir()
+    out_dir = args.out or models_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = train(work_dir, out_dir, seed=args.seed)
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")

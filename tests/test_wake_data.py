@@ -1,0 +1,36 @@
+"""The wake word's generated data: the conditions `wake-eval` reports are what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heymusic.wake_data import SAMPLE_RATE
+from heymusic.wake_eval import positive_stream
+
+
+def _envelope_variation(audio: np.ndarray) -> float:
+    """Spread of 25 ms RMS values: ~0.05 for steady noise, far more for speech."""
+    frames = audio[: len(audio) // 400 * 400].astype(np.float64).reshape(-1, 400)
+    env = np.sqrt(np.mean(frames**2, axis=1))
+    return float(env.std() / env.mean())
+
+
+def _gaps_and_speech(stream_audio: np.ndarray, phrases: np.ndarray) -> tuple[np.ndarray, float]:
+    first = int(phrases[0, 0] * SAMPLE_RATE)
+    spans = [stream_audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in phrases]
+    speech_power = float(np.mean([np.mean(s.astype(np.float64) ** 2) for s in spans]))
+    return stream_audio[: first - 800], speech_power
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_eval_noise_is_steady_noise_and_babble_is_talk_at_10_db(seed: int) -> None:
+    noise = positive_stream("noise_10db", 3, seed)
+    babble = positive_stream("babble_10db", 3, seed)
+    for stream, steady in ((noise, True), (babble, False)):
+        gap, speech_power = _gaps_and_speech(stream.audio, stream.phrases)
+        variation = _envelope_variation(gap)
+        assert (variation < 0.2) if steady else (variation > 0.25), (stream.name, variation)
+        noise_power = float(np.mean(gap.astype(np.float64) ** 2))
+        snr = 10 * np.log10((speech_power - noise_power) / noise_power)
+        assert 7 < snr < 13, (stream.name, snr)
