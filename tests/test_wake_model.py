@@ -25,6 +25,7 @@ from heymusic.wake_data import (
     OTHER_WAKE_WORDS,
     Speaker,
     active_span,
+    build_stream,
     midi_music,
     to_int16,
 )
@@ -109,6 +110,19 @@ def test_music_alone_does_not_wake(whisper: object) -> None:
     music = midi_music(20.0, rng)
     audio = to_int16(music / (np.abs(music).max() + 1e-9) * 0.5)
     assert _wakes(audio, whisper) == []
+
+
+def test_the_verifier_does_not_pass_the_silence_a_detector_starts_with() -> None:
+    """openWakeWord's buffer starts as embeddings of digital silence; its first frames can
+    fire stage 1, and the verifier, never trained on that silence, passed them."""
+    verified_at_start = []
+    for seed in range(12340, 12346):
+        audio = build_stream("speech", "eval", 4.0, seed=seed).audio
+        det = WakeDetector(_settings(asr_check=False))
+        for event in _events(det, audio[: 2 * SR]):
+            assert not isinstance(event, Wake), (seed, event)
+            verified_at_start.append(event.verifier_score)
+    assert all(score < 0.5 for score in verified_at_start), verified_at_start
 
 
 def test_three_wakes_at_known_times(synth: Synth, whisper: object) -> None:

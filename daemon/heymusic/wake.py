@@ -27,6 +27,7 @@ from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
 from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
+from heymusic.wake_verify import EMB_OFFSET
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -199,6 +200,8 @@ class WakeDetector:
         """Audio for Whisper's check; the verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
         self._rejected = False
+        self._chunks = 0
+        """Chunks heard: openWakeWord's buffer starts out as embeddings of digital silence."""
         self._pending: tuple[float, float, str, float] | None = None
         """A burst waiting for Whisper: (fire time, score, model, verifier score)."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
@@ -206,6 +209,7 @@ class WakeDetector:
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Score one chunk ending at `audio_s` seconds into the input."""
         self._recent.append(chunk)
+        self._chunks += 1
         scores: dict[str, float] = self._model.predict(chunk)
         if self._pending is not None:
             return self._settle(audio_s)
@@ -219,8 +223,7 @@ class WakeDetector:
         if self._verifier is not None and self._verifier.covers(model):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
-            embeddings = self._model.preprocessor.get_features(self._verifier.frames)
-            verified = self._verifier.score(embeddings, model)
+            verified = self._verifier.score(self._heard_embeddings(), model)
             if verified < self._verifier_threshold:
                 first, self._rejected = not self._rejected, True
                 return WakeCandidate(audio_s, float(score), model, verified) if first else None
@@ -230,6 +233,14 @@ class WakeDetector:
             return None
         self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
+
+    def _heard_embeddings(self) -> np.ndarray:
+        """The verifier's window from openWakeWord's buffer, without the silence it starts
+        with (the verifier never saw that in training and passed it: a check at start-up)."""
+        n = min(self._verifier.frames, self._chunks - EMB_OFFSET) if self._verifier else 0
+        if n <= 0:
+            return np.zeros((0, 96), np.float32)
+        return np.asarray(self._model.preprocessor.get_features(n))
 
     def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
         """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
