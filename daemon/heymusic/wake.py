@@ -27,7 +27,7 @@ from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
 from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
-from heymusic.wake_verify import EMB_OFFSET
+from heymusic.wake_verify import CHUNK, EMB_OFFSET
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -200,8 +200,8 @@ class WakeDetector:
         """Audio for Whisper's check; the verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
         self._rejected = False
-        self._chunks = 0
-        """Chunks heard: openWakeWord's buffer starts out as embeddings of digital silence."""
+        self._samples = 0
+        """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
         self._pending: tuple[float, float, str, float] | None = None
         """A burst waiting for Whisper: (fire time, score, model, verifier score)."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
@@ -209,7 +209,7 @@ class WakeDetector:
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Score one chunk ending at `audio_s` seconds into the input."""
         self._recent.append(chunk)
-        self._chunks += 1
+        self._samples += len(chunk)
         scores: dict[str, float] = self._model.predict(chunk)
         if self._pending is not None:
             return self._settle(audio_s)
@@ -237,7 +237,8 @@ class WakeDetector:
     def _heard_embeddings(self) -> np.ndarray:
         """The verifier's window from openWakeWord's buffer, without the silence it starts
         with (the verifier never saw that in training and passed it: a check at start-up)."""
-        n = min(self._verifier.frames, self._chunks - EMB_OFFSET) if self._verifier else 0
+        heard = self._samples // CHUNK - EMB_OFFSET  # one embedding per 80 ms once warmed up
+        n = min(self._verifier.frames, heard) if self._verifier else 0
         if n <= 0:
             return np.zeros((0, 96), np.float32)
         return np.asarray(self._model.preprocessor.get_features(n))
