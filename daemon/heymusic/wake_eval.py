@@ -218,13 +218,13 @@ def sweep(
 ) -> tuple[list[dict[str, Any]], Any]:
     """DET points for stage 1 alone and the cascade, from per-frame scores."""
     from heymusic.wake import resolve_wake_model
-    from heymusic.wake_verify import _session, verifier_path
+    from heymusic.wake_verify import Verifier, _session, verifier_path
 
     name = settings.wake.models[0]
     s1_path = resolve_wake_model(settings, name)
     v_path = verifier_path(s1_path)
     stage1 = _session(s1_path)
-    verifier = _session(v_path) if v_path.exists() else None
+    verifier = Verifier({name: v_path}) if v_path.exists() else None
     frames1 = int(stage1.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
     feats = Features()
     scores = []
@@ -233,14 +233,11 @@ def sweep(
         s1 = _frame_scores(stage1, emb, frames1)
         s2 = None
         if verifier is not None:
-            frames2 = int(verifier.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
+            frames2 = verifier.frames
             s2 = np.zeros_like(s1)
             cand = np.nonzero(s1 >= min(THRESHOLDS))[0]
-            cand = cand[cand >= frames2 - 1]
-            vname = verifier.get_inputs()[0].name  # type: ignore[attr-defined]
-            for i in cand:
-                window = np.ascontiguousarray(emb[i - frames2 + 1 : i + 1][None], np.float32)
-                s2[i] = verifier.run(None, {vname: window})[0].reshape(-1)[0]  # type: ignore[attr-defined]
+            for i in cand[cand >= frames2 - 1]:
+                s2[i] = verifier.score(emb[i - frames2 + 1 : i + 1])
         scores.append((s1, s2))
     refractory = round(settings.wake.refractory_seconds / CHUNK_S)
     fired = {}
