@@ -223,7 +223,8 @@ class WakeDetector:
         if self._verifier is not None and self._verifier.covers(model):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
-            verified = self._verifier.score(self._heard_embeddings(), model)
+            embeddings = self._heard_embeddings(self._verifier.frames)
+            verified = self._verifier.score(embeddings, model)
             if verified < self._verifier_threshold:
                 first, self._rejected = not self._rejected, True
                 return WakeCandidate(audio_s, float(score), model, verified) if first else None
@@ -234,11 +235,11 @@ class WakeDetector:
         self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
 
-    def _heard_embeddings(self) -> np.ndarray:
-        """The verifier's window from openWakeWord's buffer, without the silence it starts
+    def _heard_embeddings(self, frames: int) -> np.ndarray:
+        """The last `frames` embeddings of openWakeWord's buffer, without the silence it starts
         with (the verifier never saw that in training and passed it: a check at start-up)."""
         heard = self._samples // CHUNK - EMB_OFFSET  # one embedding per 80 ms once warmed up
-        n = min(self._verifier.frames, heard) if self._verifier else 0
+        n = min(frames, heard)
         if n <= 0:
             return np.zeros((0, 96), np.float32)
         return np.asarray(self._model.preprocessor.get_features(n))
