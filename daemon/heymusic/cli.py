@@ -116,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
+        "enroll",
+        "heymusic.wake_enroll:cmd_enroll",
+        "record your voice saying the wake phrase: fewer false wakes for your household",
+    )
+    p.add_argument("--input", metavar="FILE|-", help="read the takes from a file or stdin")
+    p.add_argument("--takes", type=int, default=6, help="wake phrase takes (default 6)")
+    p.add_argument("--wake-wav", nargs="+", default=[], metavar="WAV", help="recorded wake takes")
+    p.add_argument(
+        "--other-wav", nargs="+", default=[], metavar="WAV", help="recorded other speech"
+    )
+    p.add_argument("--remove", action="store_true", help="forget the recordings and verifier")
+
+    p = _add(
+        sub,
         "wake-eval",
         "heymusic.wake_eval:cmd_wake_eval",
         "false rejects / false accepts per hour of the wake model",

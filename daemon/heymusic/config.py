@@ -83,6 +83,9 @@ class WakeSettings(_Section):
     verifier: bool = True
     """Run the second-stage check on each candidate before waking."""
     verifier_threshold: float = Field(0.9, ge=0, le=1)
+    personal: bool = True
+    """Also ask the personal verifier `heymusic enroll` made, when there is one."""
+    personal_threshold: float = Field(0.5, ge=0, le=1)
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
     costs ~0.5 s of CPU per candidate and delays the wake by 0.5 s."""

@@ -42,6 +42,8 @@ class WakeCandidate(Event):
     verifier_score: float
     asr_score: float | None = None
     """Whisper's check (None: rejected before it ran)."""
+    personal_score: float | None = None
+    """The enrolled household's verifier (None: not enrolled, or rejected before it ran)."""
 
 
 @dataclass(frozen=True)

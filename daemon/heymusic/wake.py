@@ -27,6 +27,7 @@ from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
 from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
+from heymusic.wake_enroll import load_personal
 from heymusic.wake_verify import CHUNK, EMB_OFFSET
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,7 +108,10 @@ class _LeanOrt:
         options = sess_options or self._ort.SessionOptions()
         options.enable_cpu_mem_arena = False
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:  # openwakeword reuses one options object: setting it twice prints a warning
+            options.get_session_config_entry("session.intra_op.allow_spinning")
+        except Exception:  # onnxruntime's "does not have configuration" error
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         kwargs["providers"] = ["CPUExecutionProvider"]
         return self._ort.InferenceSession(path, sess_options=options, **kwargs)
 
@@ -166,7 +170,7 @@ class WakeDetector:
     and the later stages agree, a WakeCandidate when one of them does not.
 
     Stages: the openWakeWord model (every chunk), the embedding verifier (on each frame
-    over the threshold), then Whisper (`AsrCheck`, once per burst, `AFTER_S` later, when
+    over the threshold), the personal verifier when someone enrolled, then Whisper (`AsrCheck`, once per burst, `AFTER_S` later, when
     a Whisper model is given). After a fire it stays quiet for `refractory_seconds` so one
     utterance wakes once; a Whisper rejection also starts that period (one 0.5 s check
     per burst, not one per frame).
@@ -186,6 +190,8 @@ class WakeDetector:
         self._refractory_s = cfg.refractory_seconds
         self._last_fire_s = float("-inf")
         self._verifier = _load_verifier(settings) if cfg.verifier else None
+        self._personal = load_personal(settings, self.model_names)
+        self._personal_threshold = cfg.personal_threshold
         self._asr_checks = (
             {
                 name: AsrCheck(whisper, phrase)
@@ -228,6 +234,16 @@ class WakeDetector:
             if verified < self._verifier_threshold:
                 first, self._rejected = not self._rejected, True
                 return WakeCandidate(audio_s, float(score), model, verified) if first else None
+        if model in self._personal:
+            check = self._personal[model]
+            personal = check.score(self._heard_embeddings(check.frames))
+            if personal < self._personal_threshold:
+                first, self._rejected = not self._rejected, True
+                if not first:
+                    return None
+                return WakeCandidate(
+                    audio_s, float(score), model, verified, personal_score=personal
+                )
         self._rejected = False
         if model in self._asr_checks:
             self._pending = (audio_s, float(score), model, verified)

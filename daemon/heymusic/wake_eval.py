@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,13 @@ class EvalStream:
     phrases: np.ndarray
 
 
-def positive_stream(condition: str, n_phrases: int, seed: int) -> EvalStream:
-    """Held-out speakers saying the wake phrase, 2-3 s apart, under `condition`."""
+def positive_stream(
+    condition: str, n_phrases: int, seed: int, voice: Callable[[str, Any], np.ndarray] | None = None
+) -> EvalStream:
+    """Held-out speakers saying the wake phrase, 2-3 s apart, under `condition`.
+
+    `voice(text, rng)`: one person saying everything (default: a random held-out speaker
+    per phrase)."""
     rng = np.random.default_rng(seed)
     parts: list[np.ndarray] = []
     phrases = []
@@ -66,9 +72,10 @@ def positive_stream(condition: str, n_phrases: int, seed: int) -> EvalStream:
     for _ in range(n_phrases):
         gap = np.zeros(int(rng.uniform(1.5, 2.5) * SAMPLE_RATE), np.float32)
         spk = wake_data.speakers("eval", rng)
+        say = voice or (lambda text, rng, spk=spk: wake_data.say(text, spk, rng))
         text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
         level = 10 ** (rng.uniform(-30, -18) / 20)
-        clip = wake_data.say(text, spk, rng)
+        clip = say(text, rng)
         clip = clip * (level / (wake_data.rms(clip) + 1e-9))
         levels.append(level)
         parts += [gap, clip]
@@ -76,7 +83,7 @@ def positive_stream(condition: str, n_phrases: int, seed: int) -> EvalStream:
         phrases.append((pos / SAMPLE_RATE, (pos + len(clip)) / SAMPLE_RATE))
         pos += len(clip)
         if rng.random() < 0.5:
-            cmd = wake_data.say(wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))], spk, rng)
+            cmd = say(wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))], rng)
             pause = np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)
             parts += [pause, cmd * (level / (wake_data.rms(cmd) + 1e-9))]
             pos += len(pause) + len(cmd)

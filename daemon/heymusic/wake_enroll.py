@@ -1,0 +1,368 @@
+"""Enrollment: a personal wake verifier trained on the household's own voices.
+
+`heymusic enroll` records a person saying the wake phrase a few times and a few other
+things (near-misses like "hey mister", "play some music"), and fits a logistic regression
+over openWakeWord's speech embeddings of the frames where the wake model fires, as
+openWakeWord's own custom verifier does. The daemon then asks it about every candidate the
+shipped verifier passed, before Whisper: candidates that do not sound like an enrolled
+person saying the phrase are dropped. Unlike openWakeWord's pickle, the weights are a
+plain .npz (nothing executes on load), and the daemon needs only numpy to score them.
+
+The recordings stay in the state dir, so enrolling again (another person, a new mic)
+adds to them and retrains on all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heymusic.config import Settings, VadSettings, state_dir
+from heymusic.errors import UserError
+from heymusic.wake_verify import CHUNK, EMB_OFFSET, SAMPLE_RATE
+
+_LOGGER = logging.getLogger(__name__)
+
+PERSONAL_SUFFIX = "_personal.npz"
+FRAMES = 16
+"""Embeddings (80 ms each) the personal verifier reads: the first stage's own window."""
+WAKE_TAKES = 6
+OTHER_PROMPTS = (
+    "Hey mister, what time is it?",
+    "Play some music.",
+    "Hey Mike, are you there?",
+    "The museum opens at nine.",
+    "That was amusing, wasn't it?",
+    "Music is on the radio all day.",
+)
+"""What a person reads as negatives: near-misses of the phrase, in their own voice."""
+MIN_WAKE_CLIPS = 3
+C = 0.01
+GENERIC_CLIPS = 120
+"""Inverse regularisation of the logistic regression (measured in `heymusic wake-eval`)."""
+
+
+def enroll_dir() -> Path:
+    """Recordings (per wake model) and personal verifiers."""
+    return state_dir() / "enroll"
+
+
+def personal_path(model: str) -> Path:
+    return enroll_dir() / f"{model}{PERSONAL_SUFFIX}"
+
+
+class PersonalVerifier:
+    """~1 = an enrolled person saying the phrase; numpy only (mean, scale, weights)."""
+
+    frames = FRAMES
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        self.mean = np.asarray(weights["mean"], np.float32).reshape(-1)
+        self.scale = np.asarray(weights["scale"], np.float32).reshape(-1)
+        self.coef = np.asarray(weights["coef"], np.float32).reshape(-1)
+        self.intercept = float(weights["intercept"])
+        if not (self.mean.size == self.scale.size == self.coef.size == FRAMES * 96):
+            raise ValueError(f"weights for {self.coef.size} values, not {FRAMES} x 96")
+
+    @classmethod
+    def load(cls, path: Path) -> PersonalVerifier:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls({k: data[k] for k in ("mean", "scale", "coef", "intercept")})
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(
+                f"personal wake verifier {path} cannot be read ({err}); run `heymusic enroll` "
+                "again, or set [wake] personal = false"
+            ) from err
+
+    def score(self, embeddings: np.ndarray) -> float:
+        """Score of the last `frames` of (n, 96) embeddings (padded at a stream start)."""
+        emb = np.asarray(embeddings, np.float32).reshape(-1, 96)
+        if len(emb) == 0:
+            return 0.0
+        if len(emb) < self.frames:
+            emb = np.concatenate([np.repeat(emb[:1], self.frames - len(emb), axis=0), emb])
+        x = (emb[-self.frames :].reshape(-1) - self.mean) / self.scale
+        return float(1 / (1 + np.exp(-(x @ self.coef + self.intercept))))
+
+
+def load_personal(settings: Settings, models: Sequence[str]) -> dict[str, PersonalVerifier]:
+    """The personal verifier of each loaded wake model that has been enrolled."""
+    if not settings.wake.personal:
+        return {}
+    out = {
+        name: PersonalVerifier.load(personal_path(name))
+        for name in models
+        if personal_path(name).exists()
+    }
+    for name in out:
+        _LOGGER.info("personal wake verifier for %s: %s", name, personal_path(name))
+    return out
+
+
+# ---- features ----------------------------------------------------------------------------------
+
+
+def clip_windows(
+    model: Any, audio: np.ndarray, threshold: float, floor: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """(windows, best score): FRAMES-embedding windows of `audio` (int16) at every frame the
+    wake model scores >= `threshold` (0 = every frame). `floor` (room noise) pads both ends,
+    so the windows see what the microphone hears before and after someone speaks."""
+    model.reset()
+    pad = np.resize(floor, 2 * SAMPLE_RATE)  # flushes the previous clip from every buffer
+    stream = np.concatenate([pad, audio, pad[: SAMPLE_RATE // 2]]).astype(np.int16)
+    name = next(iter(model.models))
+    out, best = [], 0.0
+    for k in range(len(stream) // CHUNK):
+        score = float(model.predict(stream[k * CHUNK : (k + 1) * CHUNK])[name])
+        heard = k + 1 - EMB_OFFSET
+        if k * CHUNK < len(pad):
+            continue  # the pad: neither the phrase nor the person's speech
+        best = max(best, score)
+        if score >= threshold and heard >= FRAMES:
+            out.append(np.asarray(model.preprocessor.get_features(FRAMES)).reshape(FRAMES, 96))
+    return np.asarray(out, np.float32).reshape(-1, FRAMES, 96), best
+
+
+def room_floor(clips: Sequence[np.ndarray]) -> np.ndarray:
+    """The quietest 0.4 s of the recordings: the room as this microphone hears it."""
+    chunks = [c[i : i + CHUNK] for c in clips for i in range(0, len(c) - CHUNK + 1, CHUNK)]
+    if not chunks:
+        return np.zeros(CHUNK, np.int16)
+    energy = [float(np.mean(np.square(c.astype(np.float32)))) for c in chunks]
+    quiet = [chunks[i] for i in np.argsort(energy)[:5]]
+    return np.concatenate(quiet).astype(np.int16)
+
+
+def _noisy(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    x = audio.astype(np.float32)
+    level = float(np.sqrt(np.mean(np.square(x)))) / 10 ** (snr_db / 20)
+    noise = rng.standard_normal(len(x)).astype(np.float32)
+    noise = np.cumsum(noise) if rng.random() < 0.5 else noise  # brown or white
+    noise *= level / (float(np.std(noise)) + 1e-9)
+    return np.clip(x + noise, -32768, 32767).astype(np.int16)
+
+
+def training_windows(
+    model: Any,
+    wake_clips: Sequence[np.ndarray],
+    other_clips: Sequence[np.ndarray],
+    threshold: float,
+    seed: int = 0,
+    generic: Sequence[np.ndarray] = (),
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """(positives, negatives, best score per wake clip).
+
+    Each wake clip is heard after silence, after one of the person's other sentences and
+    in noise (10-20 dB), each at two offsets within a chunk: in use the phrase follows all
+    of those. Negatives are every frame of the other sentences and of `generic` (other
+    voices saying near-misses: what the verifier must also turn down).
+    """
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    floor = room_floor([*wake_clips, *other_clips])
+    pos, best = [], []
+    for clip in tqdm(wake_clips, desc="wake takes", unit="take"):
+        windows, top = clip_windows(model, clip, threshold, floor)
+        best.append(top)
+        if not len(windows):
+            continue
+        pos.append(windows)
+        for _ in range(2):
+            shifted = clip[int(rng.integers(CHUNK)) :]
+            before = other_clips[int(rng.integers(len(other_clips)))] if other_clips else floor
+            gap = np.resize(floor, int(rng.uniform(0.1, 0.5) * SAMPLE_RATE))
+            pos.append(
+                clip_windows(model, np.concatenate([before, gap, shifted]), threshold, floor)[0]
+            )
+            pos.append(
+                clip_windows(model, _noisy(shifted, rng.uniform(10, 20), rng), threshold, floor)[0]
+            )
+    neg = [clip_windows(model, clip, 0.0, floor)[0] for clip in [*other_clips, *generic]]
+    empty = np.zeros((0, FRAMES, 96), np.float32)
+    return (
+        np.concatenate([empty, *pos]),
+        np.concatenate([empty, *neg]),
+        best,
+    )
+
+
+def generic_negatives(count: int = GENERIC_CLIPS, seed: int = 0) -> list[np.ndarray]:
+    """Synthetic voices (espeak-ng, training speakers only) saying near-misses of the
+    phrase and other wake words (int16, -25..-15 dBFS)."""
+    from heymusic import wake_data
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        audio = wake_data.say(
+            wake_data.confusable_text(rng), wake_data.speakers("train", rng, piper=0), rng
+        )
+        audio *= 10 ** (rng.uniform(-25, -15) / 20) / (wake_data.rms(audio) + 1e-9)
+        out.append(wake_data.to_int16(audio))
+    return out
+
+
+def fit(pos: np.ndarray, neg: np.ndarray, c: float = C) -> dict[str, np.ndarray]:
+    """Standardised logistic regression, classes weighted equally (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([pos, neg]).reshape(len(pos) + len(neg), -1).astype(np.float64)
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-3
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+    clf.fit((x - mean) / scale, y)
+    return {
+        "mean": mean.astype(np.float32),
+        "scale": scale.astype(np.float32),
+        "coef": clf.coef_.reshape(-1).astype(np.float32),
+        "intercept": np.float32(clf.intercept_[0]),
+    }
+
+
+def save(weights: dict[str, np.ndarray], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **weights)  # type: ignore[arg-type]
+    tmp.replace(path)
+
+
+# ---- recording ---------------------------------------------------------------------------------
+
+
+def record_takes(chunks: Iterator[np.ndarray], prompts: Sequence[str]) -> Iterator[np.ndarray]:
+    """One utterance per prompt, cut by the same VAD the daemon uses (8 s to start)."""
+    from heymusic.events import SpeechEnd
+    from heymusic.vad import CommandRecorder
+
+    vad = VadSettings(silence_seconds=0.6, max_seconds=6.0, no_speech_timeout_seconds=8.0)
+    for prompt in prompts:
+        while True:
+            print(f"  say: {prompt}", flush=True)
+            recorder = CommandRecorder(vad)
+            recorder.start(0.0)
+            audio_s = 0.0
+            result = None
+            for chunk in chunks:
+                audio_s += len(chunk) / SAMPLE_RATE
+                result = recorder.process(chunk, audio_s)
+                if result is not None:
+                    break
+            if result is None:
+                raise UserError("the audio ended before every prompt was answered")
+            if isinstance(result, SpeechEnd):
+                yield recorder.utterance()
+                break
+            print("  (heard nothing; again)", flush=True)
+
+
+def _wav(path: Path) -> np.ndarray:
+    from heymusic.audio_source import FileSource
+
+    source = FileSource(path)
+    try:
+        return np.concatenate(list(source.chunks()))
+    finally:
+        source.close()
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio.astype(np.int16), SAMPLE_RATE, subtype="PCM_16")
+
+
+def _next_index(folder: Path) -> int:
+    taken = [
+        int(p.stem.split("_")[-1])
+        for p in folder.glob("*_[0-9]*.wav")
+        if p.stem.split("_")[-1].isdigit()
+    ]
+    return max(taken, default=0) + 1
+
+
+def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -> dict[str, Any]:
+    """Fit and save the personal verifier of wake model `name` on every take in `folder`."""
+    wake = sorted(folder.glob("wake_*.wav"))
+    other = sorted(folder.glob("other_*.wav"))
+    wake_clips = [_wav(p) for p in wake]
+    other_clips = [_wav(p) for p in other]
+    pos, neg, best = training_windows(
+        model, wake_clips, other_clips, settings.wake.threshold, generic=generic_negatives()
+    )
+    unheard = [p.name for p, b in zip(wake, best, strict=True) if b < settings.wake.threshold]
+    if unheard:
+        print(f"  the wake model did not fire on {', '.join(unheard)}: left out", flush=True)
+    heard = len(wake) - len(unheard)
+    if heard < MIN_WAKE_CLIPS or not len(neg):
+        raise UserError(
+            f"only {heard} of {len(wake)} wake takes in {folder} were heard by the wake model "
+            f"and {len(other)} other takes were given; need {MIN_WAKE_CLIPS} heard takes and one "
+            "other: run `heymusic enroll` again, closer to the microphone"
+        )
+    path = personal_path(name)
+    save(fit(pos, neg), path)
+    return {
+        "path": str(path),
+        "wake_takes": heard,
+        "other_takes": len(other),
+        "positive_windows": len(pos),
+        "negative_windows": len(neg),
+    }
+
+
+def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    from heymusic.wake import _load_model, resolve_wake_model
+
+    if not settings.wake.models:
+        raise UserError("[wake] models is empty; name the wake model to enroll for")
+    name_file = settings.wake.models[0]
+    path = resolve_wake_model(settings, name_file)
+    model = _load_model([path])
+    name = next(iter(model.models))
+    folder = enroll_dir() / name
+    if args.remove:
+        for target in (personal_path(name), folder):
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        print(f"removed the personal verifier and recordings for {name}")
+        return 0
+    phrase = name.split("_v")[0].replace("_", " ")
+    if args.wake_wav or args.other_wav:
+        takes = [("wake", _wav(Path(p))) for p in args.wake_wav]
+        takes += [("other", _wav(Path(p))) for p in args.other_wav]
+    else:
+        from heymusic.audio_source import MicSource, open_input
+
+        source = open_input(args.input) if args.input else MicSource(settings.audio.input_device)
+        prompts = [f'"{phrase}" ({i + 1}/{args.takes})' for i in range(args.takes)]
+        print(f"Enrolling for {name}. Speak as you would to the speaker, at your usual distance.")
+        try:
+            chunks = iter(source.chunks())
+            recorded = list(record_takes(chunks, [*prompts, *OTHER_PROMPTS]))
+        finally:
+            source.close()
+        takes = [("wake", a) for a in recorded[: args.takes]]
+        takes += [("other", a) for a in recorded[args.takes :]]
+    start = _next_index(folder)
+    for i, (kind, audio) in enumerate(takes):
+        _write_wav(folder / f"{kind}_{start + i:03d}.wav", audio)
+    report = train_from_folder(settings, model, name, folder)
+    print(
+        f"personal verifier for {name}: {report['wake_takes']} wake takes, "
+        f"{report['other_takes']} other takes -> {report['path']}\n"
+        "`heymusic run` uses it from its next start; `heymusic enroll --remove` forgets it."
+    )
+    return 0

@@ -1,0 +1,225 @@
+"""What enrollment buys: held-out synthetic people enroll, then the cascade is measured
+with and without their personal verifier.
+
+Each person is one held-out voice at its own speed and pitch, behind their own microphone
+(a fixed band-limit and room noise floor), as in one household. They enroll the way
+`heymusic enroll` asks (six wake takes, six other sentences), then say the wake phrase
+30 times per condition among their own commands. False wakes are counted on the same
+held-out hour of other speakers, music and noise as `heymusic wake-eval`, so a person's
+verifier is judged on voices it never heard.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from heymusic import wake_data
+from heymusic.config import Settings, WakeSettings
+from heymusic.wake_enroll import (
+    FRAMES,
+    OTHER_PROMPTS,
+    PersonalVerifier,
+    fit,
+    generic_negatives,
+    training_windows,
+)
+from heymusic.wake_eval import _count, cascade, eval_streams, positive_stream
+from heymusic.wake_verify import CHUNK_S, SAMPLE_RATE, Features
+
+PEOPLE = 8
+PHRASES = 30
+CONDITIONS = ("clean", "noise_10db", "music_10db")
+PERSONAL_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclass(frozen=True)
+class Person:
+    """One held-out voice with its own habits and microphone."""
+
+    speaker: wake_data.Speaker
+    speed: int
+    pitch: int
+    band: tuple[float, float]
+    floor_db: float
+
+    @staticmethod
+    def draw(rng: np.random.Generator) -> Person:
+        return Person(
+            wake_data.speakers("eval", rng),
+            int(rng.integers(130, 210)),
+            int(rng.integers(25, 75)),
+            (float(rng.uniform(80, 300)), float(rng.uniform(3500, 7500))),
+            float(rng.uniform(-65, -50)),
+        )
+
+    def say(self, text: str, rng: np.random.Generator) -> np.ndarray:
+        """The person saying `text` (a little faster or slower each time), float32."""
+        from scipy.signal import butter, sosfilt
+
+        if self.speaker.engine == "piper":
+            audio = wake_data.trim(wake_data._piper().say(text, self.speaker))
+            audio = wake_data.pitch_shift(audio, (self.pitch - 50) / 10)
+        else:
+            speed = self.speed + int(rng.integers(-12, 13))
+            pitch = self.pitch + int(rng.integers(-4, 5))
+            audio = wake_data.trim(wake_data.espeak(text, self.speaker, speed, pitch))
+        sos = butter(2, self.band, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+        return sosfilt(sos, audio).astype(np.float32)
+
+    def room(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return 10 ** (self.floor_db / 20) * wake_data.colored_noise("pink", n, rng)
+
+    def take(self, text: str, rng: np.random.Generator) -> np.ndarray:
+        """One enrollment recording as the VAD cuts it: room, the words, room (int16)."""
+        speech = self.say(text, rng)
+        speech *= 10 ** (rng.uniform(-28, -18) / 20) / (wake_data.rms(speech) + 1e-9)
+        audio = np.concatenate(
+            [np.zeros(int(0.8 * SAMPLE_RATE)), speech, np.zeros(int(0.7 * SAMPLE_RATE))]
+        )
+        return wake_data.to_int16(audio + self.room(len(audio), rng))
+
+
+def _frame_scores(emb: np.ndarray, score: Any, frames: int, where: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(emb), np.float32)
+    for i in where[where >= frames - 1]:
+        out[i] = score(emb[i - frames + 1 : i + 1])
+    return out
+
+
+def _wakes(
+    s1: np.ndarray,
+    s2: np.ndarray | None,
+    sp: np.ndarray | None,
+    cfg: WakeSettings,
+    tp: float,
+    refractory: int,
+) -> np.ndarray:
+    """Fire frames of stages 1+2 (+ the personal verifier, which gates like stage 2)."""
+    gate = np.ones_like(s1) if s2 is None else (s2 >= cfg.verifier_threshold).astype(np.float32)
+    if sp is not None:
+        gate = gate * (sp >= tp)
+    return cascade(s1, gate, cfg.threshold, 0.5, refractory)
+
+
+class _Heard:
+    """Whisper's check on fire frames, computed once (negatives: wake-eval's own cache)."""
+
+    def __init__(self, whisper: Any, phrase: str, cache_path: Path) -> None:
+        from heymusic.wake_asr import AsrCheck
+
+        self.check = AsrCheck(whisper, phrase) if whisper is not None else None
+        self.path = cache_path
+        self.cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+
+    def keep(self, name: str, audio: np.ndarray, fired: np.ndarray, threshold: float) -> np.ndarray:
+        from heymusic.wake_asr import AFTER_S
+
+        if self.check is None:
+            return fired
+        out = []
+        for i in fired:
+            ref = f"{name}:{int(i)}"
+            if ref not in self.cache:
+                end = round((wake_data.frame_end_s(int(i) + 1)[-1] + AFTER_S) * SAMPLE_RATE)
+                self.cache[ref] = self.check.score(audio[:end])
+            if self.cache[ref] >= threshold:
+                out.append(i)
+        return np.asarray(out, np.int64)
+
+    def save(self) -> None:
+        if self.check is not None:
+            self.path.write_text(json.dumps(self.cache))
+
+
+def evaluate_enrollment(
+    settings: Settings, work_dir: Path, whisper: Any = None, seed: int = 0
+) -> dict[str, Any]:
+    """Per person: misses and false wakes/h of the cascade with and without their verifier
+    (with Whisper's check last when `whisper` is given)."""
+    from heymusic.intents import wake_phrases_from_models
+    from heymusic.wake import _load_model, resolve_wake_model
+    from heymusic.wake_eval import _embeddings
+    from heymusic.wake_eval import _frame_scores as stage_scores
+    from heymusic.wake_verify import Verifier, _session, verifier_path
+
+    cfg = settings.wake
+    s1_path = resolve_wake_model(settings, cfg.models[0])
+    stage1 = _session(s1_path)
+    frames1 = int(stage1.get_inputs()[0].shape[1])  # type: ignore[attr-defined]
+    v_path = verifier_path(s1_path)
+    verifier = Verifier({"m": v_path}) if v_path.exists() and cfg.verifier else None
+    model = _load_model([s1_path])
+    feats = Features()
+    refractory = round(cfg.refractory_seconds / CHUNK_S)
+    phrase = wake_phrases_from_models([s1_path.stem])[0]
+    heard = _Heard(whisper, phrase, work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json")
+    asr_t = cfg.asr_check_threshold
+
+    def scores(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        s1 = stage_scores(stage1, emb, frames1)
+        cand = np.nonzero(s1 >= cfg.threshold)[0]
+        s2 = _frame_scores(emb, verifier.score, verifier.frames, cand) if verifier else None
+        return s1, s2, cand
+
+    negatives = [s for s in eval_streams(work_dir, seed) if s.kind != "pos"]
+    neg_emb = [_embeddings(feats, s, work_dir).astype(np.float32) for s in negatives]
+    neg_scores = [scores(emb) for emb in tqdm(neg_emb, desc="scoring negatives", unit="stream")]
+    neg_hours = sum(len(s.audio) for s in negatives) / SAMPLE_RATE / 3600
+    generic = generic_negatives()
+    rng = np.random.default_rng(50_000 + seed)
+    keys = (None, *PERSONAL_THRESHOLDS)
+    people = []
+    for p in tqdm(range(PEOPLE), desc="enrolled people", unit="person"):
+        person = Person.draw(rng)
+        wake = [person.take("hey music", rng) for _ in range(6)]
+        other = [person.take(t, rng) for t in OTHER_PROMPTS]
+        pos, neg, _ = training_windows(model, wake, other, cfg.threshold, seed=p, generic=generic)
+        personal = PersonalVerifier(fit(pos, neg))
+        rows: dict[Any, dict[str, Any]] = {k: {"frr": {}, "false_accepts": 0} for k in keys}
+        for n, condition in enumerate(CONDITIONS):
+            stream = positive_stream(condition, PHRASES, 60_000 + 97 * p + n, voice=person.say)
+            emb = feats.embed(stream.audio)
+            s1, s2, cand = scores(emb)
+            sp = _frame_scores(emb, personal.score, FRAMES, cand)
+            for tp in keys:
+                fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
+                fired = heard.keep(f"person{seed}_{p}_{condition}", stream.audio, fired, asr_t)
+                hits, _ = _count(stream, wake_data.frame_end_s(len(s1))[fired])
+                rows[tp]["frr"][condition] = round(1 - hits / len(stream.phrases), 3)
+        for stream, emb, (s1, s2, cand) in zip(negatives, neg_emb, neg_scores, strict=True):
+            sp = _frame_scores(emb, personal.score, FRAMES, cand)
+            for tp in keys:
+                fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
+                fired = heard.keep(stream.name, stream.audio, fired, asr_t)
+                rows[tp]["false_accepts"] += _count(stream, wake_data.frame_end_s(len(s1))[fired])[
+                    1
+                ]
+        heard.save()
+        for row in rows.values():
+            row["fa_per_hour"] = round(row["false_accepts"] / neg_hours, 2)
+        people.append(
+            {"speaker": person.speaker.name, **{f"personal_{k}": v for k, v in rows.items()}}
+        )
+    summary = {}
+    for tp in keys:
+        rows_tp = [person[f"personal_{tp}"] for person in people]
+        summary[f"personal_{tp}"] = {
+            "frr": {
+                c: round(float(np.mean([r["frr"][c] for r in rows_tp])), 3) for c in CONDITIONS
+            },
+            "fa_per_hour": round(float(np.mean([r["fa_per_hour"] for r in rows_tp])), 2),
+        }
+    report = {
+        "people": people,
+        "mean": summary,
+        "whisper_check": whisper is not None,
+        "negative_hours": round(neg_hours, 2),
+    }
+    (work_dir / "wake_enroll_eval.json").write_text(json.dumps(report, indent=1))
+    return report

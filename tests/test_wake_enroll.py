@@ -1,0 +1,201 @@
+"""`heymusic enroll`: a person's takes become a personal verifier the detector consults.
+
+The person is a held-out synthetic voice (a random one per seed) behind their own
+microphone; the verifier must tell their "hey music" from their own near-misses and
+from other voices' near-misses, and the daemon must gate wakes on it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from heymusic.config import Settings
+from heymusic.errors import UserError
+from heymusic.events import Wake, WakeCandidate
+from heymusic.wake import WakeDetector, _load_model
+from heymusic.wake_data import CONFUSABLES, Speaker, espeak_variants, to_int16
+from heymusic.wake_enroll import (
+    FRAMES,
+    OTHER_PROMPTS,
+    PersonalVerifier,
+    clip_windows,
+    enroll_dir,
+    personal_path,
+    save,
+)
+from heymusic.wake_enroll_eval import Person
+from tests.conftest import TEST_SEED
+
+SR = 16000
+CHUNK = 1280
+
+
+def _person(seed: int) -> Person:
+    """A held-out espeak voice (piper is slow to load for a test)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        person = Person.draw(rng)
+        if person.speaker.engine == "espeak":
+            return person
+
+
+def _write(path: Path, audio: np.ndarray) -> Path:
+    sf.write(str(path), audio, SR, subtype="PCM_16")
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "heymusic", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def person() -> Person:
+    return _person(TEST_SEED + 11)
+
+
+def _enroll_wavs(person: Person, folder: Path, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    wake = [str(_write(folder / f"w{i}.wav", person.take("hey music", rng))) for i in range(6)]
+    other = [str(_write(folder / f"o{i}.wav", person.take(t, rng))) for i, t in enumerate(OTHER_PROMPTS)]
+    return wake, other
+
+
+def test_enroll_from_wavs_keeps_the_takes_and_scores_the_person(
+    person: Person, tmp_path: Path
+) -> None:
+    wake, other = _enroll_wavs(person, tmp_path / "takes", TEST_SEED)
+    done = _cli("enroll", "--wake-wav", *wake, "--other-wav", *other)
+    assert done.returncode == 0, done.stderr
+    kept = enroll_dir() / "hey_music"
+    assert len(list(kept.glob("wake_*.wav"))) == 6 and len(list(kept.glob("other_*.wav"))) == 6
+    verifier = PersonalVerifier.load(personal_path("hey_music"))
+    model = _load_model([Path("models/hey_music.onnx").resolve()])
+    rng = np.random.default_rng(TEST_SEED + 1)
+    floor = person.room(SR, rng)
+
+    def best(audio: np.ndarray) -> float:
+        """The verifier's best score over the frames it could be asked about (stage 1 >= 0.1;
+        the daemon asks only at 0.5)."""
+        windows, _ = clip_windows(model, audio, 0.1, to_int16(floor))
+        return max((verifier.score(w) for w in windows), default=0.0)
+
+    theirs = [best(person.take("hey music", rng)) for _ in range(4)]
+    others = [_person(TEST_SEED + 100 + i) for i in range(6)]
+    near = [best(o.take(str(rng.choice(CONFUSABLES)), rng)) for o in others]
+    # It is mostly a speaker check: other voices' near-misses are what it turns down (the
+    # person's own near-misses are the shared verifier's and Whisper's job).
+    assert min(theirs) > 0.5 > np.median(near), (theirs, near)
+    # enrolling again (another person, another day) adds takes instead of replacing them
+    assert _cli("enroll", "--wake-wav", *wake[:3], "--other-wav", other[0]).returncode == 0
+    assert len(list(kept.glob("wake_*.wav"))) == 9
+
+
+def test_enroll_records_one_take_per_prompt(person: Person, tmp_path: Path) -> None:
+    """The prompted path, fed a recording instead of the microphone (same VAD cuts)."""
+    rng = np.random.default_rng(TEST_SEED + 2)
+    texts = ["hey music"] * 3 + list(OTHER_PROMPTS)
+    gaps = [np.zeros(int(rng.uniform(1.0, 2.0) * SR), np.int16) for _ in texts]
+    takes = [person.take(t, rng) for t in texts]
+    audio = np.concatenate([x for pair in zip(gaps, takes, strict=True) for x in pair])
+    done = _cli("enroll", "--takes", "3", "--input", str(_write(tmp_path / "r.wav", audio)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("say:") == len(texts)
+    kept = sorted((enroll_dir() / "hey_music").glob("*.wav"))
+    assert [p.name.split("_")[0] for p in kept] == ["other"] * 6 + ["wake"] * 3
+    for path in kept:  # each take holds one utterance: about as long as what was said
+        seconds = sf.info(str(path)).duration
+        assert 0.4 < seconds < 6.0, (path.name, seconds)
+    assert personal_path("hey_music").exists()
+
+
+def _fixed(score_sign: float) -> dict[str, np.ndarray]:
+    n = FRAMES * 96
+    return {
+        "mean": np.zeros(n, np.float32),
+        "scale": np.ones(n, np.float32),
+        "coef": np.zeros(n, np.float32),
+        "intercept": np.float32(10 * score_sign),
+    }
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0])
+def test_the_detector_asks_the_personal_verifier(sign: float, tmp_path: Path) -> None:
+    """A verifier that says no to everything turns every wake into a candidate; one that says
+    yes changes nothing. Real audio, real models; only the verifier's weights are fixed."""
+    from heymusic.wake_data import say
+
+    rng = np.random.default_rng(TEST_SEED + 3)
+    variants = [v for v in espeak_variants() if Speaker("espeak", "en-029", v).heldout]
+    parts = []
+    for _ in range(3):
+        spk = Speaker("espeak", "en-029", str(rng.choice(variants)))
+        clip = say("hey music", spk, rng)
+        parts += [np.zeros(int(1.5 * SR), np.float32), 0.1 * clip / (np.abs(clip).max() + 1e-9)]
+    audio = to_int16(np.concatenate([*parts, np.zeros(2 * SR, np.float32)]))
+    settings = Settings.model_validate({"wake": {"asr_check": False}})
+
+    def events() -> list[Wake | WakeCandidate]:
+        det = WakeDetector(settings)
+        out = []
+        for k in range(len(audio) // CHUNK):
+            event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
+            if event is not None:
+                out.append(event)
+        return out
+
+    plain = events()
+    wakes = [e for e in plain if isinstance(e, Wake)]
+    assert len(wakes) >= 2, plain
+    save(_fixed(sign), personal_path("hey_music"))
+    gated = events()
+    if sign > 0:
+        assert [e.audio_s for e in gated if isinstance(e, Wake)] == [e.audio_s for e in wakes]
+    else:
+        assert not [e for e in gated if isinstance(e, Wake)]
+        # one candidate per burst: the first stage that said no (the shared verifier may
+        # turn down a burst's first frame before the personal one sees a later one)
+        candidates = [e for e in gated if isinstance(e, WakeCandidate)]
+        assert len(candidates) >= len(wakes), gated
+        personal = [e.personal_score for e in candidates if e.personal_score is not None]
+        assert personal and max(personal) < 0.01, gated
+
+
+def test_a_damaged_personal_verifier_is_one_clear_error(tmp_path: Path) -> None:
+    path = personal_path("hey_music")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not numpy")
+    with pytest.raises(UserError, match="heymusic enroll"):
+        WakeDetector(Settings())
+    done = _cli("simulate", str(_write(tmp_path / "s.wav", np.zeros(SR, np.int16))))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("heymusic: ")]
+    assert len(errors) == 1 and "heymusic enroll" in errors[0], done.stderr
+
+
+def test_enroll_remove_forgets(person: Person, tmp_path: Path) -> None:
+    save(_fixed(1.0), personal_path("hey_music"))
+    (enroll_dir() / "hey_music").mkdir()
+    done = _cli("enroll", "--remove")
+    assert done.returncode == 0, done.stderr
+    assert not personal_path("hey_music").exists()
+    assert not (enroll_dir() / "hey_music").exists()
+
+
+def test_too_few_heard_takes_is_one_clear_error(tmp_path: Path) -> None:
+    silence = _write(tmp_path / "s.wav", np.zeros(SR, np.int16))
+    done = _cli("enroll", "--wake-wav", str(silence), "--other-wav", str(silence))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("heymusic: ")]
+    assert len(errors) == 1 and "heymusic enroll" in errors[0], done.stderr
+    assert done.stderr.strip().splitlines()[-1] == errors[0]
+    assert not personal_path("hey_music").exists()
