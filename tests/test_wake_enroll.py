@@ -65,7 +65,9 @@ def _enroll_wavs(person: Person, folder: Path, seed: int) -> tuple[list[str], li
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     wake = [str(_write(folder / f"w{i}.wav", person.take("hey music", rng))) for i in range(6)]
-    other = [str(_write(folder / f"o{i}.wav", person.take(t, rng))) for i, t in enumerate(OTHER_PROMPTS)]
+    other = [
+        str(_write(folder / f"o{i}.wav", person.take(t, rng))) for i, t in enumerate(OTHER_PROMPTS)
+    ]
     return wake, other
 
 

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work-dir", type=Path)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--enroll", action="store_true", help="measure what `heymusic enroll` buys instead"
+    )
 
     p = _add(
         sub,

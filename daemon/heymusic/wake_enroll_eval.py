@@ -174,7 +174,7 @@ def evaluate_enrollment(
     generic = generic_negatives()
     rng = np.random.default_rng(50_000 + seed)
     keys = (None, *PERSONAL_THRESHOLDS)
-    people = []
+    people: list[dict[str, Any]] = []
     for p in tqdm(range(PEOPLE), desc="enrolled people", unit="person"):
         person = Person.draw(rng)
         wake = [person.take("hey music", rng) for _ in range(6)]

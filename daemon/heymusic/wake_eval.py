@@ -14,6 +14,7 @@ also gives the CPU cost.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import logging
@@ -57,6 +58,10 @@ class EvalStream:
     phrases: np.ndarray
 
 
+def _say_as(spk: wake_data.Speaker, text: str, rng: np.random.Generator) -> np.ndarray:
+    return wake_data.say(text, spk, rng)
+
+
 def positive_stream(
     condition: str, n_phrases: int, seed: int, voice: Callable[[str, Any], np.ndarray] | None = None
 ) -> EvalStream:
@@ -72,7 +77,7 @@ def positive_stream(
     for _ in range(n_phrases):
         gap = np.zeros(int(rng.uniform(1.5, 2.5) * SAMPLE_RATE), np.float32)
         spk = wake_data.speakers("eval", rng)
-        say = voice or (lambda text, rng, spk=spk: wake_data.say(text, spk, rng))
+        say = voice or functools.partial(_say_as, spk)
         text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
         level = 10 ** (rng.uniform(-30, -18) / 20)
         clip = say(text, rng)
@@ -440,6 +445,17 @@ def cmd_wake_eval(args: argparse.Namespace, settings: Settings) -> int:
     work_dir = args.work_dir or wake_train.default_work_dir()
     if not settings.wake.models:
         raise UserError("[wake] models is empty; name the wake model to evaluate")
+    if args.enroll:
+        from heymusic.wake_enroll_eval import evaluate_enrollment
+
+        whisper = None
+        if settings.wake.asr_check:
+            from heymusic.asr import Transcriber
+
+            whisper = Transcriber(settings).model
+        report = evaluate_enrollment(settings, work_dir, whisper)
+        print(json.dumps(report if args.json else report["mean"], indent=None if args.json else 1))
+        return 0
     report = evaluate(settings, work_dir)
     if args.json:
         print(json.dumps(report))
