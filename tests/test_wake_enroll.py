@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heymusic.config import Settings
+from heymusic.config import Settings, load_settings
 from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
 from heymusic.wake import WakeDetector, _load_model
@@ -24,6 +24,7 @@ from heymusic.wake_enroll import (
     FRAMES,
     OTHER_PROMPTS,
     PersonalVerifier,
+    _TakeCheck,
     clip_windows,
     enroll_dir,
     personal_path,
@@ -84,33 +85,52 @@ def test_enroll_from_wavs_keeps_the_takes_and_scores_the_person(
     rng = np.random.default_rng(TEST_SEED + 1)
     floor = person.room(SR, rng)
 
-    def best(audio: np.ndarray) -> float:
-        """The verifier's best score over the frames it could be asked about (stage 1 >= 0.1;
-        the daemon asks only at 0.5)."""
-        windows, _ = clip_windows(model, audio, 0.1, to_int16(floor))
+    def best(audio: np.ndarray, stage1: float) -> float:
+        """The verifier's best score over the frames where the wake model scores >= `stage1`
+        (0: it would never be asked)."""
+        windows, _ = clip_windows(model, audio, stage1, to_int16(floor))
         return max((verifier.score(w) for w in windows), default=0.0)
 
-    theirs = [best(person.take("hey music", rng)) for _ in range(4)]
-    others = [_person(TEST_SEED + 100 + i) for i in range(6)]
-    near = [best(o.take(str(rng.choice(CONFUSABLES)), rng)) for o in others]
-    # It is mostly a speaker check: other voices' near-misses are what it turns down (the
-    # person's own near-misses are the shared verifier's and Whisper's job).
-    assert min(theirs) > 0.5 > np.median(near), (theirs, near)
+    theirs = [best(person.take("hey music", rng), 0.5) for _ in range(4)]
+    others = [_person(TEST_SEED + 100 + i) for i in range(8)]
+    # It is mostly a speaker check: other voices score below the person, their "hey music"
+    # too (the person's own near-misses are the shared verifier's and Whisper's job).
+    # Near-misses are scored wherever stage 1 stirs (>= 0.1), more often than it is asked.
+    near = [best(o.take(str(rng.choice(CONFUSABLES)), rng), 0.1) for o in others]
+    their_phrase = [best(o.take("hey music", rng), 0.5) for o in others]
+    below = np.mean([s < min(theirs) for s in near + their_phrase])
+    assert min(theirs) > 0.5 and below >= 0.75, (theirs, near, their_phrase)
     # enrolling again (another person, another day) adds takes instead of replacing them
     assert _cli("enroll", "--wake-wav", *wake[:3], "--other-wav", other[0]).returncode == 0
     assert len(list(kept.glob("wake_*.wav"))) == 9
 
 
-def test_enroll_records_one_take_per_prompt(person: Person, tmp_path: Path) -> None:
-    """The prompted path, fed a recording instead of the microphone (same VAD cuts)."""
+def test_enroll_records_one_take_per_prompt(tmp_path: Path, whisper_dir: Path) -> None:
+    """The prompted path, fed a recording instead of the microphone (same VAD cuts; each
+    wake take is checked by the daemon's own detector, Whisper included)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[asr]\nmodel_dir = "{whisper_dir}"\n')
+    settings = load_settings(config)
+    check = _TakeCheck(settings, "hey music", 4)
     rng = np.random.default_rng(TEST_SEED + 2)
-    texts = ["hey music"] * 3 + list(OTHER_PROMPTS)
+    # the second answer is not the phrase: it is asked for again
+    texts = ["hey music", "good morning everyone", "hey music", "hey music", *OTHER_PROMPTS]
+    for seed in range(TEST_SEED + 200, TEST_SEED + 210):
+        # a person the detector hears: the prompts, not the detector's misses, are tested here
+        person = _person(seed)
+        takes = [person.take(t, rng) for t in texts]
+        verdicts = [check(i, take) for i, take in enumerate(takes[:4])]
+        if [v is None for v in verdicts] == [True, False, True, True]:
+            break
+    else:
+        pytest.fail("no person of ten whose takes the detector judges as expected")
     gaps = [np.zeros(int(rng.uniform(1.0, 2.0) * SR), np.int16) for _ in texts]
-    takes = [person.take(t, rng) for t in texts]
     audio = np.concatenate([x for pair in zip(gaps, takes, strict=True) for x in pair])
-    done = _cli("enroll", "--takes", "3", "--input", str(_write(tmp_path / "r.wav", audio)))
+    recording = str(_write(tmp_path / "r.wav", audio))
+    done = _cli("--config", str(config), "enroll", "--takes", "3", "--input", recording)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("say:") == len(texts)
+    assert done.stdout.count("say:") == len(texts), done.stdout
+    assert done.stdout.count('did not hear "hey music"') == 1, done.stdout
     kept = sorted((enroll_dir() / "hey_music").glob("*.wav"))
     assert [p.name.split("_")[0] for p in kept] == ["other"] * 6 + ["wake"] * 3
     for path in kept:  # each take holds one utterance: about as long as what was said
@@ -186,10 +206,12 @@ def test_a_damaged_personal_verifier_is_one_clear_error(tmp_path: Path) -> None:
 def test_enroll_remove_forgets(person: Person, tmp_path: Path) -> None:
     save(_fixed(1.0), personal_path("hey_music"))
     (enroll_dir() / "hey_music").mkdir()
+    assert "personal verifier for hey_music" in _cli("doctor").stdout
     done = _cli("enroll", "--remove")
     assert done.returncode == 0, done.stderr
     assert not personal_path("hey_music").exists()
     assert not (enroll_dir() / "hey_music").exists()
+    assert "nobody enrolled" in _cli("doctor").stdout
 
 
 def test_too_few_heard_takes_is_one_clear_error(tmp_path: Path) -> None:

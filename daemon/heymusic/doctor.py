@@ -18,7 +18,16 @@ def check_wake(settings: Settings) -> str:
     from heymusic.wake import WakeDetector
 
     detector = WakeDetector(settings)
-    return f"wake model(s) {', '.join(detector.model_names)} load (threshold {settings.wake.threshold})"
+    enrolled = detector.enrolled
+    personal = (
+        f"; personal verifier for {', '.join(enrolled)} (`heymusic enroll --remove` forgets it)"
+        if enrolled
+        else "; nobody enrolled (`heymusic enroll` cuts false wakes for your voices)"
+    )
+    return (
+        f"wake model(s) {', '.join(detector.model_names)} load "
+        f"(threshold {settings.wake.threshold}){personal}"
+    )
 
 
 def check_whisper(settings: Settings) -> str:

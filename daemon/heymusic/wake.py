@@ -191,6 +191,8 @@ class WakeDetector:
         self._last_fire_s = float("-inf")
         self._verifier = _load_verifier(settings) if cfg.verifier else None
         self._personal = load_personal(settings, self.model_names)
+        self.enrolled: list[str] = sorted(self._personal)
+        """Models with a personal verifier from `heymusic enroll`."""
         self._personal_threshold = cfg.personal_threshold
         self._asr_checks = (
             {

@@ -15,9 +15,10 @@ adds to them and retrains on all of them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ OTHER_PROMPTS = (
 )
 """What a person reads as negatives: near-misses of the phrase, in their own voice."""
 MIN_WAKE_CLIPS = 3
+TRIES = 3
+"""Times a prompt is repeated when nothing (or not the phrase) was heard."""
 C = 0.01
 GENERIC_CLIPS = 120
 """Inverse regularisation of the logistic regression (measured in `heymusic wake-eval`)."""
@@ -239,14 +242,22 @@ def save(weights: dict[str, np.ndarray], path: Path) -> None:
 # ---- recording ---------------------------------------------------------------------------------
 
 
-def record_takes(chunks: Iterator[np.ndarray], prompts: Sequence[str]) -> Iterator[np.ndarray]:
-    """One utterance per prompt, cut by the same VAD the daemon uses (8 s to start)."""
+def record_takes(
+    chunks: Iterator[np.ndarray],
+    prompts: Sequence[str],
+    check: Callable[[int, np.ndarray], str | None] | None = None,
+) -> Iterator[np.ndarray]:
+    """One utterance per prompt, cut by the same VAD the daemon uses (8 s to start).
+
+    `check(i, take)` says what is wrong with take i (None: fine); such a take is asked
+    for again, up to `TRIES` times, then kept (training leaves out what it cannot use).
+    """
     from heymusic.events import SpeechEnd
     from heymusic.vad import CommandRecorder
 
     vad = VadSettings(silence_seconds=0.6, max_seconds=6.0, no_speech_timeout_seconds=8.0)
-    for prompt in prompts:
-        while True:
+    for i, prompt in enumerate(prompts):
+        for attempt in range(1, TRIES + 1):
             print(f"  say: {prompt}", flush=True)
             recorder = CommandRecorder(vad)
             recorder.start(0.0)
@@ -259,10 +270,52 @@ def record_takes(chunks: Iterator[np.ndarray], prompts: Sequence[str]) -> Iterat
                     break
             if result is None:
                 raise UserError("the audio ended before every prompt was answered")
-            if isinstance(result, SpeechEnd):
-                yield recorder.utterance()
+            take = recorder.utterance()
+            problem = "heard nothing" if not isinstance(result, SpeechEnd) else None
+            problem = problem or (check(i, take) if check else None)
+            if problem is None or (attempt == TRIES and isinstance(result, SpeechEnd)):
+                yield take
                 break
-            print("  (heard nothing; again)", flush=True)
+            print(f"  ({problem}; again)", flush=True)
+        else:
+            raise UserError(
+                f"heard nothing for {TRIES} tries; check the microphone with `heymusic doctor`"
+            )
+
+
+class _TakeCheck:
+    """Would the daemon wake on a take (all stages but a personal verifier)? A take it would
+    not wake on is not the phrase, or not one the personal verifier will ever be asked about."""
+
+    def __init__(self, settings: Settings, phrase: str, takes: int) -> None:
+        from heymusic.wake import WakeDetector
+
+        whisper = None
+        if settings.wake.asr_check:
+            from heymusic.asr import Transcriber
+
+            whisper = Transcriber(settings).model
+        wake = settings.wake.model_copy(update={"personal": False})
+        self._detector = WakeDetector(settings.model_copy(update={"wake": wake}), whisper)
+        self._phrase = phrase
+        self._takes = takes
+        self._audio_s = 0.0
+
+    def __call__(self, index: int, take: np.ndarray) -> str | None:
+        from heymusic.events import Wake
+
+        if index >= self._takes:
+            return None
+        pad = np.resize(room_floor([take]), 2 * SAMPLE_RATE)
+        audio = np.concatenate([pad, take, pad[: SAMPLE_RATE // 2]])
+        self._detector.reset()
+        woke = False
+        for k in range(len(audio) // CHUNK):
+            self._audio_s += CHUNK / SAMPLE_RATE
+            chunk = audio[k * CHUNK : (k + 1) * CHUNK]
+            woke |= isinstance(self._detector.process(chunk, self._audio_s), Wake)
+        self._audio_s += 30.0  # past any refractory period
+        return None if woke else f'the wake word detector did not hear "{self._phrase}"'
 
 
 def _wav(path: Path) -> np.ndarray:
@@ -322,6 +375,7 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
 
 
 def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    from heymusic.intents import wake_phrases_from_models
     from heymusic.wake import _load_model, resolve_wake_model
 
     if not settings.wake.models:
@@ -339,7 +393,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
                 target.unlink()
         print(f"removed the personal verifier and recordings for {name}")
         return 0
-    phrase = name.split("_v")[0].replace("_", " ")
+    phrase = wake_phrases_from_models([name])[0]
     if args.wake_wav or args.other_wav:
         takes = [("wake", _wav(Path(p))) for p in args.wake_wav]
         takes += [("other", _wav(Path(p))) for p in args.other_wav]
@@ -348,10 +402,15 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
 
         source = open_input(args.input) if args.input else MicSource(settings.audio.input_device)
         prompts = [f'"{phrase}" ({i + 1}/{args.takes})' for i in range(args.takes)]
+
+        check = _TakeCheck(settings, phrase, args.takes)
+
         print(f"Enrolling for {name}. Speak as you would to the speaker, at your usual distance.")
         try:
-            chunks = iter(source.chunks())
-            recorded = list(record_takes(chunks, [*prompts, *OTHER_PROMPTS]))
+            # the end of a recording is silence, so its last take ends like the others
+            tail = [np.zeros(CHUNK, np.int16)] * round(SAMPLE_RATE / CHUNK)
+            chunks = itertools.chain(source.chunks(), tail)
+            recorded = list(record_takes(chunks, [*prompts, *OTHER_PROMPTS], check))
         finally:
             source.close()
         takes = [("wake", a) for a in recorded[: args.takes]]
