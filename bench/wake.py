@@ -3,7 +3,8 @@
 Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" model
 (its verifier and Whisper's check included) in real time, against openWakeWord's stock
 "hey jarvis" model on the same minute of synthetic speech, plus the cost of one verifier
-call and of one Whisper check (run only on candidates, ~0.5 s each).
+call, of one personal (enrolled) verifier call
+and of one Whisper check (run only on candidates, ~0.5 s each).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
 accepts per hour, DET points; ~10-20 min the first time, audio is cached).
 
@@ -71,6 +72,22 @@ def verifier_ms(settings: Settings, audio: np.ndarray) -> float | None:
     return round(1000 * (time.perf_counter() - t0) / 20, 2)
 
 
+def personal_verifier_ms(audio: np.ndarray) -> float:
+    """One enrolled household's check (weights fitted on this audio: the cost, not the
+    accuracy, is measured here; `heymusic wake-eval --enroll` measures that)."""
+    from heymusic.wake_enroll import FRAMES, PersonalVerifier, fit
+    from heymusic.wake_verify import Features
+
+    emb = Features().embed(audio[: 10 * SR])
+    windows = np.lib.stride_tricks.sliding_window_view(emb, FRAMES, axis=0).transpose(0, 2, 1)
+    half = len(windows) // 2
+    verifier = PersonalVerifier(fit(windows[:half], windows[half:]))
+    t0 = time.perf_counter()
+    for _ in range(200):
+        verifier.score(emb)
+    return round(1000 * (time.perf_counter() - t0) / 200, 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accuracy", action="store_true", help="also run the full wake-eval")
@@ -86,6 +103,7 @@ def main() -> None:
         "hey_music": cpu_cost(ours, audio, whisper),
         "baseline_hey_jarvis": cpu_cost(stock, audio),
         "verifier_ms_per_candidate": verifier_ms(ours, audio),
+        "personal_verifier_ms_per_candidate": personal_verifier_ms(audio),
         "whisper_check_ms_per_candidate": asr_check_ms(whisper, audio),
     }
     if args.accuracy:
