@@ -2,9 +2,9 @@
 
 Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" model
 (its verifier and Whisper's check included) in real time, against openWakeWord's stock
-"hey jarvis" model on the same minute of synthetic speech, plus the cost of one verifier
-call, of one personal (enrolled) verifier call
-and of one Whisper check (run only on candidates, ~0.5 s each).
+"hey jarvis" model on the same minute of synthetic speech, plus the cost of one call of
+the verifier, of a personal (enrolled) verifier and of Whisper's check (each run only on
+candidates).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
 accepts per hour, DET points; ~10-20 min the first time, audio is cached).
 
