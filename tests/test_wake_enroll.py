@@ -149,10 +149,13 @@ def _fixed(score_sign: float) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("sign", [-1.0, 1.0])
-def test_the_detector_asks_the_personal_verifier(sign: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sign", "override"), [(-1.0, 0.9), (1.0, 1.0), (1.0, 0.9)])
+def test_the_detector_asks_the_personal_verifier(
+    sign: float, override: float, tmp_path: Path
+) -> None:
     """A verifier that says no to everything turns every wake into a candidate; one that says
-    yes changes nothing. Real audio, real models; only the verifier's weights are fixed."""
+    yes changes nothing, unless it may override the shared verifier: then it wakes on what
+    that one turned down too. Real audio, real models; only the verifier's weights are fixed."""
     from heymusic.wake_data import say
 
     rng = np.random.default_rng(TEST_SEED + 3)
@@ -163,7 +166,9 @@ def test_the_detector_asks_the_personal_verifier(sign: float, tmp_path: Path) ->
         clip = say("hey music", spk, rng)
         parts += [np.zeros(int(1.5 * SR), np.float32), 0.1 * clip / (np.abs(clip).max() + 1e-9)]
     audio = to_int16(np.concatenate([*parts, np.zeros(2 * SR, np.float32)]))
-    settings = Settings.model_validate({"wake": {"asr_check": False}})
+    settings = Settings.model_validate(
+        {"wake": {"asr_check": False, "personal_override": override}}
+    )
 
     def events() -> list[Wake | WakeCandidate]:
         det = WakeDetector(settings)
@@ -179,8 +184,14 @@ def test_the_detector_asks_the_personal_verifier(sign: float, tmp_path: Path) ->
     assert len(wakes) >= 2, plain
     save(_fixed(sign), personal_path("hey_music"))
     gated = events()
-    if sign > 0:
-        assert [e.audio_s for e in gated if isinstance(e, Wake)] == [e.audio_s for e in wakes]
+    gated_wakes = [e.audio_s for e in gated if isinstance(e, Wake)]
+    if sign > 0 and override == 1.0:
+        assert gated_wakes == [e.audio_s for e in wakes]
+    elif sign > 0:
+        # nothing over stage 1 is turned down now: each burst wakes at its first such frame
+        assert not [e for e in gated if isinstance(e, WakeCandidate)], gated
+        for event in plain:
+            assert any(0 <= event.audio_s - t <= 1.0 for t in gated_wakes), (plain, gated)
     else:
         assert not [e for e in gated if isinstance(e, Wake)]
         # one candidate per burst: the first stage that said no (the shared verifier may

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "enroll",
         "heymusic.wake_enroll:cmd_enroll",
-        "record your voice saying the wake phrase: fewer false wakes for your household",
+        "record your voice saying the wake phrase (first [wake] models entry): fewer false wakes",
     )
     p.add_argument("--input", metavar="FILE|-", help="read the takes from a file or stdin")
     p.add_argument("--takes", type=int, default=6, help="wake phrase takes (default 6)")

@@ -87,6 +87,9 @@ class WakeSettings(_Section):
     """Also ask the personal verifier `heymusic enroll` made, when there is one."""
     personal_threshold: float = Field(0.3, ge=0, le=1)
     """`heymusic wake-eval --enroll`: 6x fewer false wakes for 0.4 points more clean misses."""
+    personal_override: float = Field(0.9, ge=0, le=1)
+    """An enrolled voice scored at least this sure passes even when the shared verifier
+    doubts it (voices the shipped model hears poorly); 1 = never."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
     costs ~0.5 s of CPU per candidate and delays the wake by 0.5 s."""

@@ -194,6 +194,7 @@ class WakeDetector:
         self.enrolled: list[str] = sorted(self._personal)
         """Models with a personal verifier from `heymusic enroll`."""
         self._personal_threshold = cfg.personal_threshold
+        self._personal_override = cfg.personal_override
         self._asr_checks = (
             {
                 name: AsrCheck(whisper, phrase)
@@ -210,8 +211,8 @@ class WakeDetector:
         self._rejected = False
         self._samples = 0
         """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
-        self._pending: tuple[float, float, str, float] | None = None
-        """A burst waiting for Whisper: (fire time, score, model, verifier score)."""
+        self._pending: tuple[float, float, str, float, float | None] | None = None
+        """A burst waiting for Whisper: (fire time, score, model, verifier, personal score)."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
 
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
@@ -227,31 +228,36 @@ class WakeDetector:
         if score < self._threshold or audio_s - self._last_fire_s < self._refractory_s:
             self._rejected = False
             return None
+        personal = None
+        if model in self._personal:
+            check = self._personal[model]
+            personal = check.score(self._heard_embeddings(check.frames))
         verified = 1.0
         if self._verifier is not None and self._verifier.covers(model):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
             embeddings = self._heard_embeddings(self._verifier.frames)
             verified = self._verifier.score(embeddings, model)
-            if verified < self._verifier_threshold:
-                first, self._rejected = not self._rejected, True
-                return WakeCandidate(audio_s, float(score), model, verified) if first else None
-        if model in self._personal:
-            check = self._personal[model]
-            personal = check.score(self._heard_embeddings(check.frames))
-            if personal < self._personal_threshold:
-                first, self._rejected = not self._rejected, True
-                if not first:
-                    return None
-                return WakeCandidate(
-                    audio_s, float(score), model, verified, personal_score=personal
+            vouched = personal is not None and personal >= self._personal_override
+            if verified < self._verifier_threshold and not vouched:
+                return self._reject(
+                    WakeCandidate(audio_s, float(score), model, verified, None, personal)
                 )
+        if personal is not None and personal < self._personal_threshold:
+            return self._reject(
+                WakeCandidate(audio_s, float(score), model, verified, None, personal)
+            )
         self._rejected = False
         if model in self._asr_checks:
-            self._pending = (audio_s, float(score), model, verified)
+            self._pending = (audio_s, float(score), model, verified, personal)
             return None
         self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
+
+    def _reject(self, candidate: WakeCandidate) -> WakeCandidate | None:
+        """The first rejected frame of a burst is reported, the rest are not."""
+        first, self._rejected = not self._rejected, True
+        return candidate if first else None
 
     def _heard_embeddings(self, frames: int) -> np.ndarray:
         """The last `frames` embeddings of openWakeWord's buffer, without the silence it starts
@@ -265,7 +271,7 @@ class WakeDetector:
     def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
         """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
         assert self._pending is not None
-        fire_s, score, model, verified = self._pending
+        fire_s, score, model, verified, personal = self._pending
         check = self._asr_checks[model]
         if audio_s - fire_s < check.after_seconds - 1e-6:
             return None
@@ -273,7 +279,7 @@ class WakeDetector:
         self._last_fire_s = fire_s
         heard = check.score(np.concatenate(self._recent))
         if heard < self._asr_threshold:
-            return WakeCandidate(fire_s, score, model, verified, heard)
+            return WakeCandidate(fire_s, score, model, verified, heard, personal)
         return Wake(fire_s, score, model)
 
     def reset(self) -> None:

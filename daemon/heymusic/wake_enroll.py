@@ -3,10 +3,11 @@
 `heymusic enroll` records a person saying the wake phrase a few times and a few other
 things (near-misses like "hey mister", "play some music"), and fits a logistic regression
 over openWakeWord's speech embeddings of the frames where the wake model fires, as
-openWakeWord's own custom verifier does. The daemon then asks it about every candidate the
-shipped verifier passed, before Whisper: candidates that do not sound like an enrolled
-person saying the phrase are dropped. Unlike openWakeWord's pickle, the weights are a
-plain .npz (nothing executes on load), and the daemon needs only numpy to score them.
+openWakeWord's own custom verifier does. The daemon asks it about every first-stage
+candidate, before Whisper: a candidate that does not sound like an enrolled person is
+dropped, and one that surely does passes even if the shipped verifier doubts it (voices
+the shipped model hears poorly). Unlike openWakeWord's pickle, the weights are a plain
+.npz (nothing executes on load), and the daemon needs only numpy to score them.
 
 The recordings stay in the state dir, so enrolling again (another person, a new mic)
 adds to them and retrains on all of them.
@@ -26,7 +27,7 @@ import numpy as np
 
 from heymusic.config import Settings, VadSettings, state_dir
 from heymusic.errors import UserError
-from heymusic.wake_verify import CHUNK, EMB_OFFSET, SAMPLE_RATE
+from heymusic.wake_verify import CHUNK, SAMPLE_RATE
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ MIN_WAKE_CLIPS = 3
 TRIES = 3
 """Times a prompt is repeated when nothing (or not the phrase) was heard."""
 C = 0.01
+"""Inverse regularisation of the logistic regression: strong, for a few hundred windows of
+1,536 values (openWakeWord's custom verifiers use 0.001). Not tuned."""
 GENERIC_CLIPS = 120
-"""Inverse regularisation of the logistic regression (measured in `heymusic wake-eval`)."""
+"""Near-misses by other synthetic voices among the negatives (~10 s to make)."""
 
 
 def enroll_dir() -> Path:
@@ -125,11 +128,10 @@ def clip_windows(
     out, best = [], 0.0
     for k in range(len(stream) // CHUNK):
         score = float(model.predict(stream[k * CHUNK : (k + 1) * CHUNK])[name])
-        heard = k + 1 - EMB_OFFSET
         if k * CHUNK < len(pad):
             continue  # the pad: neither the phrase nor the person's speech
         best = max(best, score)
-        if score >= threshold and heard >= FRAMES:
+        if score >= threshold:
             out.append(np.asarray(model.preprocessor.get_features(FRAMES)).reshape(FRAMES, 96))
     return np.asarray(out, np.float32).reshape(-1, FRAMES, 96), best
 
@@ -350,19 +352,25 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
     other = sorted(folder.glob("other_*.wav"))
     wake_clips = [_wav(p) for p in wake]
     other_clips = [_wav(p) for p in other]
-    pos, neg, best = training_windows(
-        model, wake_clips, other_clips, settings.wake.threshold, generic=generic_negatives()
-    )
-    unheard = [p.name for p, b in zip(wake, best, strict=True) if b < settings.wake.threshold]
+    threshold = settings.wake.threshold
+    floor = room_floor([*wake_clips, *other_clips])
+    unheard = [
+        p.name
+        for p, c in zip(wake, wake_clips, strict=True)
+        if clip_windows(model, c, 1.1, floor)[1] < threshold
+    ]
     if unheard:
         print(f"  the wake model did not fire on {', '.join(unheard)}: left out", flush=True)
     heard = len(wake) - len(unheard)
-    if heard < MIN_WAKE_CLIPS or not len(neg):
+    if heard < MIN_WAKE_CLIPS or not other:
         raise UserError(
-            f"only {heard} of {len(wake)} wake takes in {folder} were heard by the wake model "
-            f"and {len(other)} other takes were given; need {MIN_WAKE_CLIPS} heard takes and one "
+            f"{heard} of {len(wake)} wake takes in {folder} were heard by the wake model and "
+            f"{len(other)} other takes were given; need {MIN_WAKE_CLIPS} heard takes and one "
             "other: run `heymusic enroll` again, closer to the microphone"
         )
+    pos, neg, _ = training_windows(
+        model, wake_clips, other_clips, threshold, generic=generic_negatives()
+    )
     path = personal_path(name)
     save(fit(pos, neg), path)
     return {
@@ -380,6 +388,8 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.wake.models:
         raise UserError("[wake] models is empty; name the wake model to enroll for")
+    if args.takes < MIN_WAKE_CLIPS:
+        raise UserError(f"--takes {args.takes} is too few; give at least {MIN_WAKE_CLIPS}")
     name_file = settings.wake.models[0]
     path = resolve_wake_model(settings, name_file)
     model = _load_model([path])

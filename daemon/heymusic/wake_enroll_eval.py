@@ -24,6 +24,7 @@ from heymusic.config import Settings, WakeSettings
 from heymusic.wake_enroll import (
     FRAMES,
     OTHER_PROMPTS,
+    WAKE_TAKES,
     PersonalVerifier,
     fit,
     generic_negatives,
@@ -100,10 +101,10 @@ def _wakes(
     tp: float,
     refractory: int,
 ) -> np.ndarray:
-    """Fire frames of stages 1+2 (+ the personal verifier, which gates like stage 2)."""
+    """Fire frames of stages 1+2 (+ the personal verifier)."""
     gate = np.ones_like(s1) if s2 is None else (s2 >= cfg.verifier_threshold).astype(np.float32)
-    if sp is not None:
-        gate = gate * (sp >= tp)
+    if sp is not None:  # as in WakeDetector.process: a sure personal score overrides stage 2
+        gate = np.maximum(gate, sp >= cfg.personal_override) * (sp >= tp)
     return cascade(s1, gate, cfg.threshold, 0.5, refractory)
 
 
@@ -177,7 +178,7 @@ def evaluate_enrollment(
     people: list[dict[str, Any]] = []
     for p in tqdm(range(PEOPLE), desc="enrolled people", unit="person"):
         person = Person.draw(rng)
-        wake = [person.take("hey music", rng) for _ in range(6)]
+        wake = [person.take("hey music", rng) for _ in range(WAKE_TAKES)]
         other = [person.take(t, rng) for t in OTHER_PROMPTS]
         pos, neg, _ = training_windows(model, wake, other, cfg.threshold, seed=p, generic=generic)
         personal = PersonalVerifier(fit(pos, neg))
