@@ -31,10 +31,9 @@ from heymusic.wake_enroll import (
     save,
 )
 from heymusic.wake_enroll_eval import Person
-from tests.conftest import TEST_SEED
+from tests.conftest import TEST_SEED, wake_events
 
 SR = 16000
-CHUNK = 1280
 
 
 def _person(seed: int) -> Person:
@@ -170,20 +169,11 @@ def test_the_detector_asks_the_personal_verifier(
         {"wake": {"asr_check": False, "personal_override": override}}
     )
 
-    def events() -> list[Wake | WakeCandidate]:
-        det = WakeDetector(settings)
-        out = []
-        for k in range(len(audio) // CHUNK):
-            event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
-            if event is not None:
-                out.append(event)
-        return out
-
-    plain = events()
+    plain = wake_events(WakeDetector(settings), audio)
     wakes = [e for e in plain if isinstance(e, Wake)]
     assert len(wakes) >= 2, plain
     save(_fixed(sign), personal_path("hey_music"))
-    gated = events()
+    gated = wake_events(WakeDetector(settings), audio)
     gated_wakes = [e.audio_s for e in gated if isinstance(e, Wake)]
     if sign > 0 and override == 1.0:
         assert gated_wakes == [e.audio_s for e in wakes]

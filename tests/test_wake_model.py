@@ -16,7 +16,7 @@ import pytest
 
 from heymusic.config import Settings, models_dir
 from heymusic.errors import UserError
-from heymusic.events import Wake, WakeCandidate
+from heymusic.events import Wake
 from heymusic.wake import WakeDetector
 from heymusic.wake_data import (
     CONFUSABLES,
@@ -29,9 +29,8 @@ from heymusic.wake_data import (
     midi_music,
     to_int16,
 )
-from tests.conftest import TEST_SEED, Synth, read_pcm
+from tests.conftest import TEST_SEED, Synth, read_pcm, wake_events
 
-CHUNK = 1280
 SR = 16000
 HELDOUT_VOICES = [
     "en-029+f3",
@@ -55,18 +54,9 @@ def whisper(whisper_dir: Path) -> object:
     return Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})).model
 
 
-def _events(det: WakeDetector, audio: np.ndarray) -> list[Wake | WakeCandidate]:
-    out = []
-    for k in range(len(audio) // CHUNK):
-        event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
-        if event is not None:
-            out.append(event)
-    return out
-
-
 def _wakes(audio: np.ndarray, whisper: object) -> list[float]:
     det = WakeDetector(_settings(), whisper)
-    return [e.audio_s for e in _events(det, audio) if isinstance(e, Wake)]
+    return [e.audio_s for e in wake_events(det, audio) if isinstance(e, Wake)]
 
 
 def test_test_voices_are_held_out() -> None:
@@ -119,7 +109,7 @@ def test_the_verifier_does_not_pass_the_silence_a_detector_starts_with() -> None
     for seed in range(12340, 12346):
         audio = build_stream("speech", "eval", 4.0, seed=seed).audio
         det = WakeDetector(_settings(asr_check=False))
-        for event in _events(det, audio[: 2 * SR]):
+        for event in wake_events(det, audio[: 2 * SR]):
             assert not isinstance(event, Wake), (seed, event)
             verified_at_start.append(event.verifier_score)
     assert all(score < 0.5 for score in verified_at_start), verified_at_start
