@@ -195,7 +195,7 @@ def find_input_device(pa: object, device: str) -> int | None:
     if not inputs:
         raise UserError(
             "no microphone found; plug one in, or feed audio with "
-            "`heymusic run --input FILE.wav` or `--input -` (16 kHz mono s16le on stdin)"
+            "`--input FILE.wav` or `--input -` (16 kHz mono s16le on stdin)"
         )
     if not device:
         return None
