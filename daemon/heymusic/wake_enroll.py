@@ -432,6 +432,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"personal verifier for {name}: {report['wake_takes']} wake takes, "
         f"{report['other_takes']} other takes -> {report['path']}\n"
-        "`heymusic run` uses it from its next start; `heymusic enroll --remove` forgets it."
+        "The daemon uses it from its next start or reload (SIGHUP); "
+        "`heymusic enroll --remove` forgets it."
     )
     return 0
