@@ -169,9 +169,10 @@ class WakeDetector:
     """Feed 80 ms int16 chunks; returns a Wake when a model's score crosses the threshold
     and the later stages agree, a WakeCandidate when one of them does not.
 
-    Stages: the openWakeWord model (every chunk), the embedding verifier (on each frame
-    over the threshold), the personal verifier when someone enrolled, then Whisper (`AsrCheck`, once per burst, `AFTER_S` later, when
-    a Whisper model is given). After a fire it stays quiet for `refractory_seconds` so one
+    Stages: the openWakeWord model (every chunk), on each frame over the threshold the
+    embedding verifier and, once someone enrolled, the personal verifier (which may vouch
+    for a frame the embedding verifier doubts), then Whisper (`AsrCheck`, once per burst,
+    `AFTER_S` later, when a Whisper model is given). After a fire it stays quiet for `refractory_seconds` so one
     utterance wakes once; a Whisper rejection also starts that period (one 0.5 s check
     per burst, not one per frame).
     """
@@ -191,8 +192,6 @@ class WakeDetector:
         self._last_fire_s = float("-inf")
         self._verifier = _load_verifier(settings) if cfg.verifier else None
         self._personal = load_personal(settings, self.model_names)
-        self.enrolled: list[str] = sorted(self._personal)
-        """Models with a personal verifier from `heymusic enroll`."""
         self._personal_threshold = cfg.personal_threshold
         self._personal_override = cfg.personal_override
         self._asr_checks = (
@@ -214,6 +213,11 @@ class WakeDetector:
         self._pending: tuple[float, float, str, float, float | None] | None = None
         """A burst waiting for Whisper: (fire time, score, model, verifier, personal score)."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
+
+    @property
+    def enrolled(self) -> list[str]:
+        """Models with a personal verifier from `heymusic enroll`."""
+        return sorted(self._personal)
 
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Score one chunk ending at `audio_s` seconds into the input."""

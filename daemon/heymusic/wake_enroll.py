@@ -155,25 +155,23 @@ def _noisy(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nda
     return np.clip(x + noise, -32768, 32767).astype(np.int16)
 
 
-def training_windows(
+def positive_windows(
     model: Any,
     wake_clips: Sequence[np.ndarray],
     other_clips: Sequence[np.ndarray],
     threshold: float,
+    floor: np.ndarray,
     seed: int = 0,
-    generic: Sequence[np.ndarray] = (),
-) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """(positives, negatives, best score per wake clip).
+) -> tuple[np.ndarray, list[float]]:
+    """(positives, best score per wake clip; a clip under `threshold` gives none).
 
     Each wake clip is heard after silence, after one of the person's other sentences and
     in noise (10-20 dB), each at two offsets within a chunk: in use the phrase follows all
-    of those. Negatives are every frame of the other sentences and of `generic` (other
-    voices saying near-misses: what the verifier must also turn down).
+    of those.
     """
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
-    floor = room_floor([*wake_clips, *other_clips])
     pos, best = [], []
     for clip in tqdm(wake_clips, desc="wake takes", unit="take"):
         windows, top = clip_windows(model, clip, threshold, floor)
@@ -191,13 +189,14 @@ def training_windows(
             pos.append(
                 clip_windows(model, _noisy(shifted, rng.uniform(10, 20), rng), threshold, floor)[0]
             )
-    neg = [clip_windows(model, clip, 0.0, floor)[0] for clip in [*other_clips, *generic]]
-    empty = np.zeros((0, FRAMES, 96), np.float32)
-    return (
-        np.concatenate([empty, *pos]),
-        np.concatenate([empty, *neg]),
-        best,
-    )
+    return np.concatenate([np.zeros((0, FRAMES, 96), np.float32), *pos]), best
+
+
+def negative_windows(model: Any, clips: Sequence[np.ndarray], floor: np.ndarray) -> np.ndarray:
+    """Every frame of `clips`: the person's other sentences and other voices' near-misses
+    (what the verifier must turn down)."""
+    neg = [clip_windows(model, clip, 0.0, floor)[0] for clip in clips]
+    return np.concatenate([np.zeros((0, FRAMES, 96), np.float32), *neg])
 
 
 def generic_negatives(count: int = GENERIC_CLIPS, seed: int = 0) -> list[np.ndarray]:
@@ -354,11 +353,8 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
     other_clips = [_wav(p) for p in other]
     threshold = settings.wake.threshold
     floor = room_floor([*wake_clips, *other_clips])
-    unheard = [
-        p.name
-        for p, c in zip(wake, wake_clips, strict=True)
-        if clip_windows(model, c, 1.1, floor)[1] < threshold
-    ]
+    pos, best = positive_windows(model, wake_clips, other_clips, threshold, floor)
+    unheard = [p.name for p, b in zip(wake, best, strict=True) if b < threshold]
     if unheard:
         print(f"  the wake model did not fire on {', '.join(unheard)}: left out", flush=True)
     heard = len(wake) - len(unheard)
@@ -368,9 +364,7 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
             f"{len(other)} other takes were given; need {MIN_WAKE_CLIPS} heard takes and one "
             "other: run `heymusic enroll` again, closer to the microphone"
         )
-    pos, neg, _ = training_windows(
-        model, wake_clips, other_clips, threshold, generic=generic_negatives()
-    )
+    neg = negative_windows(model, [*other_clips, *generic_negatives()], floor)
     path = personal_path(name)
     save(fit(pos, neg), path)
     return {
@@ -390,10 +384,8 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("[wake] models is empty; name the wake model to enroll for")
     if args.takes < MIN_WAKE_CLIPS:
         raise UserError(f"--takes {args.takes} is too few; give at least {MIN_WAKE_CLIPS}")
-    name_file = settings.wake.models[0]
-    path = resolve_wake_model(settings, name_file)
-    model = _load_model([path])
-    name = next(iter(model.models))
+    path = resolve_wake_model(settings, settings.wake.models[0])
+    name = path.stem  # the name openWakeWord loads it under (_load_model checks that)
     folder = enroll_dir() / name
     if args.remove:
         for target in (personal_path(name), folder):
@@ -425,6 +417,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
             source.close()
         takes = [("wake", a) for a in recorded[: args.takes]]
         takes += [("other", a) for a in recorded[args.takes :]]
+    model = _load_model([path])
     start = _next_index(folder)
     for i, (kind, audio) in enumerate(takes):
         _write_wav(folder / f"{kind}_{start + i:03d}.wav", audio)

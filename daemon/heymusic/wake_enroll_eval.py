@@ -29,9 +29,18 @@ from heymusic.wake_enroll import (
     PersonalVerifier,
     fit,
     generic_negatives,
-    training_windows,
+    negative_windows,
+    positive_windows,
+    room_floor,
 )
-from heymusic.wake_eval import _count, cascade, eval_streams, positive_stream
+from heymusic.wake_eval import (
+    WhisperScores,
+    _count,
+    cascade,
+    eval_streams,
+    positive_stream,
+    window_scores,
+)
 from heymusic.wake_verify import CHUNK_S, SAMPLE_RATE, Features
 
 PEOPLE = 8
@@ -87,13 +96,6 @@ class Person:
         return wake_data.to_int16(audio + self.room(len(audio), rng))
 
 
-def _frame_scores(emb: np.ndarray, score: Any, frames: int, where: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(emb), np.float32)
-    for i in where[where >= frames - 1]:
-        out[i] = score(emb[i - frames + 1 : i + 1])
-    return out
-
-
 def _wakes(
     s1: np.ndarray,
     s2: np.ndarray | None,
@@ -109,34 +111,13 @@ def _wakes(
     return cascade(s1, gate, cfg.threshold, 0.5, refractory)
 
 
-class _Heard:
-    """Whisper's check on fire frames, computed once (negatives: wake-eval's own cache)."""
-
-    def __init__(self, whisper: Any, phrase: str, cache_path: Path) -> None:
-        from heymusic.wake_asr import AsrCheck
-
-        self.check = AsrCheck(whisper, phrase) if whisper is not None else None
-        self.path = cache_path
-        self.cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-
-    def keep(self, name: str, audio: np.ndarray, fired: np.ndarray, threshold: float) -> np.ndarray:
-        from heymusic.wake_asr import AFTER_S
-
-        if self.check is None:
-            return fired
-        out = []
-        for i in fired:
-            ref = f"{name}:{int(i)}"
-            if ref not in self.cache:
-                end = round((wake_data.frame_end_s(int(i) + 1)[-1] + AFTER_S) * SAMPLE_RATE)
-                self.cache[ref] = self.check.score(audio[:end])
-            if self.cache[ref] >= threshold:
-                out.append(i)
-        return np.asarray(out, np.int64)
-
-    def save(self) -> None:
-        if self.check is not None:
-            self.path.write_text(json.dumps(self.cache))
+def _asr_kept(
+    heard: WhisperScores | None, name: str, audio: np.ndarray, fired: np.ndarray, t: float
+) -> np.ndarray:
+    """The fire frames Whisper's check lets through (all of them without Whisper)."""
+    if heard is None:
+        return fired
+    return np.asarray([i for i in fired if heard.score(name, audio, int(i)) >= t], np.int64)
 
 
 def evaluate_enrollment(
@@ -160,13 +141,13 @@ def evaluate_enrollment(
     feats = Features()
     refractory = round(cfg.refractory_seconds / CHUNK_S)
     phrase = wake_phrases_from_models([s1_path.stem])[0]
-    heard = _Heard(whisper, phrase, work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json")
+    heard = WhisperScores(whisper, phrase, work_dir) if whisper is not None else None
     asr_t = cfg.asr_check_threshold
 
     def scores(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         s1 = stage_scores(stage1, emb, frames1)
         cand = np.nonzero(s1 >= cfg.threshold)[0]
-        s2 = _frame_scores(emb, verifier.score, verifier.frames, cand) if verifier else None
+        s2 = window_scores(emb, verifier.score, verifier.frames, cand) if verifier else None
         return s1, s2, cand
 
     negatives = [s for s in eval_streams(work_dir, seed) if s.kind != "pos"]
@@ -181,7 +162,9 @@ def evaluate_enrollment(
         person = Person.draw(rng)
         wake = [person.take("hey music", rng) for _ in range(WAKE_TAKES)]
         other = [person.take(t, rng) for t in OTHER_PROMPTS]
-        pos, neg, _ = training_windows(model, wake, other, cfg.threshold, seed=p, generic=generic)
+        floor = room_floor([*wake, *other])
+        pos, _ = positive_windows(model, wake, other, cfg.threshold, floor, seed=p)
+        neg = negative_windows(model, [*other, *generic], floor)
         personal = PersonalVerifier(fit(pos, neg))
         rows: dict[Any, dict[str, Any]] = {k: {"frr": {}, "false_accepts": 0} for k in keys}
         for n, condition in enumerate(CONDITIONS):
@@ -190,21 +173,22 @@ def evaluate_enrollment(
             # made anew each run: cached Whisper scores are keyed by the audio itself
             key = "person_" + hashlib.sha1(stream.audio.tobytes()).hexdigest()[:16]
             s1, s2, cand = scores(emb)
-            sp = _frame_scores(emb, personal.score, FRAMES, cand)
+            sp = window_scores(emb, personal.score, FRAMES, cand)
             for tp in keys:
                 fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
-                fired = heard.keep(key, stream.audio, fired, asr_t)
+                fired = _asr_kept(heard, key, stream.audio, fired, asr_t)
                 hits, _ = _count(stream, wake_data.frame_end_s(len(s1))[fired])
                 rows[tp]["frr"][condition] = round(1 - hits / len(stream.phrases), 3)
         for stream, emb, (s1, s2, cand) in zip(negatives, neg_emb, neg_scores, strict=True):
-            sp = _frame_scores(emb, personal.score, FRAMES, cand)
+            sp = window_scores(emb, personal.score, FRAMES, cand)
             for tp in keys:
                 fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
-                fired = heard.keep(stream.name, stream.audio, fired, asr_t)
+                fired = _asr_kept(heard, stream.name, stream.audio, fired, asr_t)
                 rows[tp]["false_accepts"] += _count(stream, wake_data.frame_end_s(len(s1))[fired])[
                     1
                 ]
-        heard.save()
+        if heard is not None:
+            heard.save()
         for row in rows.values():
             row["fa_per_hour"] = round(row["false_accepts"] / neg_hours, 2)
         people.append(

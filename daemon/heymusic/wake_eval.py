@@ -159,6 +159,43 @@ def _frame_scores(session: Any, emb: np.ndarray, frames: int) -> np.ndarray:
     return scores
 
 
+def window_scores(
+    emb: np.ndarray, score: Callable[[np.ndarray], float], frames: int, where: np.ndarray
+) -> np.ndarray:
+    """`score` of the `frames` embeddings ending at each frame in `where` (0 elsewhere):
+    a later stage, asked only where stage 1 fired."""
+    out = np.zeros(len(emb), np.float32)
+    for i in where[where >= frames - 1]:
+        out[i] = score(emb[i - frames + 1 : i + 1])
+    return out
+
+
+class WhisperScores:
+    """Whisper's check of the audio ending `AFTER_S` after a fire frame, cached on disk by
+    stream name and frame (the streams' audio is cached, or keyed by its hash)."""
+
+    def __init__(self, whisper: Any, phrase: str, work_dir: Path) -> None:
+        from heymusic.wake_asr import AsrCheck
+
+        self._check = AsrCheck(whisper, phrase)
+        self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json"
+        self._cache: dict[str, float] = (
+            json.loads(self._path.read_text()) if self._path.exists() else {}
+        )
+
+    def score(self, name: str, audio: np.ndarray, frame: int) -> float:
+        from heymusic.wake_asr import AFTER_S
+
+        ref = f"{name}:{frame}"
+        if ref not in self._cache:
+            end = round((wake_data.frame_end_s(frame + 1)[-1] + AFTER_S) * SAMPLE_RATE)
+            self._cache[ref] = self._check.score(audio[:end])
+        return self._cache[ref]
+
+    def save(self) -> None:
+        self._path.write_text(json.dumps(self._cache))
+
+
 def cascade(
     s1: np.ndarray, s2: np.ndarray | None, t1: float, t2: float, refractory_frames: int
 ) -> np.ndarray:
@@ -245,11 +282,8 @@ def sweep(
         s1 = _frame_scores(stage1, emb, frames1)
         s2 = None
         if verifier is not None:
-            frames2 = verifier.frames
-            s2 = np.zeros_like(s1)
             cand = np.nonzero(s1 >= min(THRESHOLDS))[0]
-            for i in cand[cand >= frames2 - 1]:
-                s2[i] = verifier.score(emb[i - frames2 + 1 : i + 1])
+            s2 = window_scores(emb, verifier.score, verifier.frames, cand)
         scores.append((s1, s2))
     refractory = round(settings.wake.refractory_seconds / CHUNK_S)
     fired = {}
@@ -283,12 +317,9 @@ def asr_points(
     the fires are the same with or without it and Whisper only removes some of them.
     """
     from heymusic.intents import wake_phrases_from_models
-    from heymusic.wake_asr import AFTER_S, AsrCheck
 
     phrase = wake_phrases_from_models([Path(settings.wake.models[0]).stem])[0]
-    check = AsrCheck(whisper, phrase)
-    cache_path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json"
-    cached = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    whisper_scores = WhisperScores(whisper, phrase, work_dir)
     heard: dict[tuple[int, int], float] = {}
     todo = {
         (k, int(i))
@@ -298,13 +329,9 @@ def asr_points(
         for i in f
     }
     for n, (k, i) in enumerate(tqdm(sorted(todo), desc="Whisper check", unit="candidate")):
-        ref = f"{streams[k].name}:{i}"
-        if ref not in cached:
-            end = round((wake_data.frame_end_s(i + 1)[-1] + AFTER_S) * SAMPLE_RATE)
-            cached[ref] = check.score(streams[k].audio[:end])
-        heard[k, i] = cached[ref]
+        heard[k, i] = whisper_scores.score(streams[k].name, streams[k].audio, i)
         if n % 100 == 99 or n == len(todo) - 1:
-            cache_path.write_text(json.dumps(cached))
+            whisper_scores.save()
     points = []
     for key in itertools.product(*ASR_GRID):
         if key not in fired:
