@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--enroll", action="store_true", help="measure what `heymusic enroll` buys instead"
     )
+    p.add_argument(
+        "--negative-hours",
+        type=float,
+        metavar="H",
+        help="hours of held-out negative audio for false wakes (default ~1.2; more = narrower "
+        "intervals, ~6 min of audio and scoring per extra hour)",
+    )
 
     p = _add(
         sub,

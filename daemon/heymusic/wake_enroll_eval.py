@@ -121,7 +121,11 @@ def _asr_kept(
 
 
 def evaluate_enrollment(
-    settings: Settings, work_dir: Path, whisper: Any = None, seed: int = 0
+    settings: Settings,
+    work_dir: Path,
+    whisper: Any = None,
+    seed: int = 0,
+    negative_hours: float | None = None,
 ) -> dict[str, Any]:
     """Per person: misses and false wakes/h of the cascade with and without their verifier
     (with Whisper's check last when `whisper` is given)."""
@@ -150,7 +154,7 @@ def evaluate_enrollment(
         s2 = window_scores(emb, verifier.score, verifier.frames, cand) if verifier else None
         return s1, s2, cand
 
-    negatives = [s for s in eval_streams(work_dir, seed) if s.kind != "pos"]
+    negatives = [s for s in eval_streams(work_dir, seed, negative_hours) if s.kind != "pos"]
     neg_emb = [_embeddings(feats, s, work_dir).astype(np.float32) for s in negatives]
     neg_scores = [scores(emb) for emb in tqdm(neg_emb, desc="scoring negatives", unit="stream")]
     neg_hours = sum(len(s.audio) for s in negatives) / SAMPLE_RATE / 3600

@@ -3,7 +3,9 @@
 Everything here is held out from training: speakers (whole espeak voices/variants,
 the slowest piper settings), fortune files and music tracks. Misses are counted on
 streams of "hey music" (often followed by a command) clean, over noise, over babble
-and over music; false wakes on ~1.5 h of speech, confusables, music and speech over music.
+and over music; false wakes on ~1.2 h (`--negative-hours`) of speech, confusables, music,
+speech over music and noise. Each rate comes with its 95 % interval: a few false wakes in an
+hour or two say little about a 0.5/h target.
 
 The threshold sweep scores every 80 ms frame offline with the same feature code
 the verifier uses (bit-identical to openWakeWord's streaming features); the chosen
@@ -113,19 +115,33 @@ def positive_stream(
     return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
 
 
-def eval_streams(work_dir: Path, seed: int) -> list[EvalStream]:
-    """Build (once, cached as .npz) the positive streams and the held-out negative streams."""
+def negative_plan(hours: float | None) -> dict[str, int]:
+    """Negative streams per kind for about `hours` of audio, in EVAL_PLAN's proportions.
+
+    Streams are numbered and seeded by index, so a longer plan keeps every stream of a
+    shorter one (cached audio and scores are reused) and adds new ones."""
+    base = {k: n for k, n in wake_train.EVAL_PLAN.items() if k != "pos"}
+    if hours is None:
+        return base
+    scale = hours * 3600 / (sum(base.values()) * wake_train.STREAM_SECONDS)
+    return {k: max(1, round(n * scale)) for k, n in base.items()}
+
+
+def eval_streams(
+    work_dir: Path, seed: int, negative_hours: float | None = None
+) -> list[EvalStream]:
+    """Build (once, cached as .npz) the positive streams and the held-out negative streams
+    (EVAL_PLAN's ~1.2 h unless `negative_hours` says otherwise)."""
     folder = work_dir / "eval_audio"
     folder.mkdir(parents=True, exist_ok=True)
     specs: list[tuple[str, str, int]] = [
         (f"pos_{c}", c, 90_000 + seed * 7 + i) for i, c in enumerate(CONDITIONS)
     ]
-    for kind, count in sorted(wake_train.EVAL_PLAN.items()):
-        if kind != "pos":
-            specs += [
-                (f"{kind}_{i:04d}", kind, wake_train.stream_seed("eval", kind, i, seed))
-                for i in range(count)
-            ]
+    for kind, count in sorted(negative_plan(negative_hours).items()):
+        specs += [
+            (f"{kind}_{i:04d}", kind, wake_train.stream_seed("eval", kind, i, seed))
+            for i in range(count)
+        ]
     out = []
     for name, kind, stream_seed in tqdm(specs, desc="eval audio", unit="stream"):
         path = folder / f"{name}.npz"
@@ -225,15 +241,37 @@ def _count(stream: EvalStream, wakes_s: np.ndarray) -> tuple[int, int]:
     return int(hit.sum()), false
 
 
+def poisson_ci(count: int, hours: float) -> list[float]:
+    """Exact (Garwood) 95 % interval of a rate per hour from `count` events in `hours`."""
+    from scipy.stats import chi2
+
+    lo = chi2.ppf(0.025, 2 * count) / 2 if count else 0.0
+    hi = chi2.ppf(0.975, 2 * count + 2) / 2
+    return [round(float(lo) / hours, 2), round(float(hi) / hours, 2)]
+
+
+def wilson_ci(misses: int, n: int) -> list[float]:
+    """Wilson 95 % interval of a miss rate (`misses` of `n`)."""
+    z = 1.959964
+    p = misses / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(float(max(centre - half, 0.0)), 4), round(float(min(centre + half, 1.0)), 4)]
+
+
 def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, Any]:
-    """False-reject rate per condition and false accepts per hour per kind."""
+    """False-reject rate per condition and false accepts per hour per kind, with 95 %
+    intervals (150 phrases and an hour or two of negatives leave them wide)."""
     frr: dict[str, float] = {}
+    frr_ci: dict[str, list[float]] = {}
     fa: dict[str, int] = {}
     hours: dict[str, float] = {}
     for stream, w in zip(streams, wakes, strict=True):
         hits, false = _count(stream, w)
         if stream.kind == "pos":
-            frr[stream.name.removeprefix("pos_")] = round(1 - hits / len(stream.phrases), 4)
+            condition = stream.name.removeprefix("pos_")
+            frr[condition] = round(1 - hits / len(stream.phrases), 4)
+            frr_ci[condition] = wilson_ci(len(stream.phrases) - hits, len(stream.phrases))
         else:
             fa[stream.kind] = fa.get(stream.kind, 0) + false
             hours[stream.kind] = (
@@ -245,7 +283,9 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
         "frr_clean_noise_music10": round(
             float(np.mean([frr[c] for c in ("clean", "noise_10db", "music_10db")])), 4
         ),
+        "frr_ci95": frr_ci,
         "fa_per_hour": round(sum(fa.values()) / max(total_h, 1e-9), 3),
+        "fa_per_hour_ci95": poisson_ci(sum(fa.values()), max(total_h, 1e-9)),
         "false_accepts": sum(fa.values()),
         "fa_per_hour_by_kind": {k: round(fa[k] / hours[k], 2) for k in sorted(fa)},
         "negative_hours": round(total_h, 2),
@@ -421,8 +461,10 @@ def _at(points: list[dict[str, Any]], t1: float, t2: float, t3: float | None) ->
     )
 
 
-def evaluate(settings: Settings, work_dir: Path, seed: int = 0) -> dict[str, Any]:
-    streams = eval_streams(work_dir, seed)
+def evaluate(
+    settings: Settings, work_dir: Path, seed: int = 0, negative_hours: float | None = None
+) -> dict[str, Any]:
+    streams = eval_streams(work_dir, seed, negative_hours)
     whisper = None
     if settings.wake.asr_check:  # loaded once for the sweep and the streaming run
         from heymusic.asr import Transcriber
@@ -480,10 +522,12 @@ def cmd_wake_eval(args: argparse.Namespace, settings: Settings) -> int:
             from heymusic.asr import Transcriber
 
             whisper = Transcriber(settings).model
-        report = evaluate_enrollment(settings, work_dir, whisper)
+        report = evaluate_enrollment(
+            settings, work_dir, whisper, negative_hours=args.negative_hours
+        )
         print(json.dumps(report if args.json else report["mean"], indent=None if args.json else 1))
         return 0
-    report = evaluate(settings, work_dir)
+    report = evaluate(settings, work_dir, negative_hours=args.negative_hours)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -1,0 +1,79 @@
+"""wake-eval's bookkeeping: how much negative audio it draws and the intervals it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, poisson
+
+from heymusic import wake_train
+from heymusic.wake_eval import EvalStream, negative_plan, summarize
+from heymusic.wake_verify import SAMPLE_RATE
+
+
+def test_negative_plan_scales_the_held_out_mix_and_keeps_the_default() -> None:
+    default = negative_plan(None)
+    assert default == {k: n for k, n in wake_train.EVAL_PLAN.items() if k != "pos"}
+    for hours in (0.5, 3.0, 6.0, 10.0):
+        plan = negative_plan(hours)
+        got_h = sum(plan.values()) * wake_train.STREAM_SECONDS / 3600
+        assert got_h == pytest.approx(hours, rel=0.05)
+        assert plan.keys() == default.keys()
+        for kind, n in plan.items():  # the mix stays the same (rounding aside)
+            if hours < 3:
+                continue
+            assert n / sum(plan.values()) == pytest.approx(
+                default[kind] / sum(default.values()), abs=0.02
+            )
+    # streams are named by index: a longer plan keeps every stream of a shorter one
+    assert all(negative_plan(6.0)[k] >= negative_plan(3.0)[k] >= n for k, n in default.items())
+
+
+def _stream(name: str, seconds: float, phrases: list[tuple[float, float]]) -> EvalStream:
+    audio = np.zeros(int(seconds * SAMPLE_RATE), np.int16)
+    kind = "pos" if name.startswith("pos_") else name
+    return EvalStream(name, kind, audio, np.asarray(phrases, float).reshape(-1, 2))
+
+
+def _phrase_stream(condition: str, rng: np.random.Generator) -> tuple[EvalStream, np.ndarray, int]:
+    """A positive stream, wakes answering a random share of its phrases, and the misses."""
+    n = int(rng.integers(20, 200))
+    starts = np.arange(n) * 5.0 + 2.0
+    heard = rng.random(n) < rng.uniform(0.6, 0.99)
+    wakes = [s + rng.uniform(0.3, 1.5) for s, h in zip(starts, heard, strict=True) if h]
+    # a fire too early in a missed phrase (before it really started) does not answer it
+    wakes += [s + 0.05 for s, h in zip(starts, heard, strict=True) if not h][:3]
+    stream = _stream(f"pos_{condition}", n * 5.0 + 5, [(s, s + 0.8) for s in starts])
+    return stream, np.sort(wakes), int((~heard).sum())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_summary_counts_misses_and_false_wakes_with_their_intervals(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    streams, wakes, misses = [], [], {}
+    for condition in ("clean", "noise_10db", "music_10db"):
+        stream, fired, missed = _phrase_stream(condition, rng)
+        streams.append(stream)
+        wakes.append(fired)
+        misses[condition] = (missed, len(stream.phrases))
+    n_false = int(rng.integers(0, 12))
+    neg_seconds = float(rng.uniform(600, 7200))
+    streams.append(_stream("speech", neg_seconds, []))
+    wakes.append(np.sort(rng.uniform(0, neg_seconds, n_false)))
+    report = summarize(streams, wakes)
+
+    for condition, (missed, n) in misses.items():
+        assert report["frr"][condition] == pytest.approx(missed / n, abs=1e-4)
+        wilson = binomtest(missed, n).proportion_ci(method="wilson")
+        assert report["frr_ci95"][condition] == pytest.approx([wilson.low, wilson.high], abs=1e-4)
+    # only negative audio counts towards false wakes/h (early fires on phrases are misses)
+    assert report["false_accepts"] == n_false
+    hours = neg_seconds / 3600
+    assert report["fa_per_hour"] == pytest.approx(n_false / hours, abs=1e-3)
+    lo, hi = report["fa_per_hour_ci95"]
+    # the exact interval: k or more events are 2.5 % likely at its low end, k or fewer at its high
+    if n_false:
+        assert poisson.sf(n_false - 1, lo * hours) == pytest.approx(0.025, abs=2e-3)
+    else:
+        assert lo == 0.0
+    assert poisson.cdf(n_false, hi * hours) == pytest.approx(0.025, abs=2e-3)
