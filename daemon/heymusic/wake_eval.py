@@ -49,7 +49,7 @@ V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ASR_GRID = ((0.5, 0.8), (0.5, 0.9))
 """(first stage, verifier) thresholds whose fires Whisper checks: ~0.7 s each, so not all.
 Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
-ASR_THRESHOLDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01)
+ASR_THRESHOLDS = (0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
 
 
 @dataclass
@@ -191,10 +191,11 @@ class WhisperScores:
     stream name and frame (the streams' audio is cached, or keyed by its hash)."""
 
     def __init__(self, whisper: Any, phrase: str, work_dir: Path) -> None:
-        from heymusic.wake_asr import AsrCheck
+        from heymusic.wake_asr import PAD_S, AsrCheck
 
         self._check = AsrCheck(whisper, phrase)
-        self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}.json"
+        # the padding changes every score: scores made with another padding are not reused
+        self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}_pad{PAD_S:g}s.json"
         self._cache: dict[str, float] = (
             json.loads(self._path.read_text()) if self._path.exists() else {}
         )
