@@ -47,7 +47,7 @@ HIT_AFTER_S = 1.0
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ASR_GRID = ((0.5, 0.8), (0.5, 0.9))
-"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.7 s each, so not all.
+"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.25 s each, so not all.
 Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
 ASR_THRESHOLDS = (0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
 
@@ -253,11 +253,10 @@ def poisson_ci(count: int, hours: float) -> list[float]:
 
 def wilson_ci(misses: int, n: int) -> list[float]:
     """Wilson 95 % interval of a miss rate (`misses` of `n`)."""
-    z = 1.959964
-    p = misses / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(float(max(centre - half, 0.0)), 4), round(float(min(centre + half, 1.0)), 4)]
+    from scipy.stats import binomtest
+
+    ci = binomtest(misses, n).proportion_ci(method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
 def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, Any]:
