@@ -38,6 +38,14 @@ def test_missing_input_file_is_one_line(tmp_path: Path) -> None:
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+def test_bad_negative_hours_is_one_line_before_any_work(tmp_path: Path) -> None:
+    for hours in ("0", "-2", "1e6"):
+        out = _run("wake-eval", "--work-dir", str(tmp_path), "--negative-hours", hours)
+        assert out.returncode == 2 and "--negative-hours" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not any(tmp_path.iterdir())  # nothing was built
+
+
 def test_doctor_says_something_about_every_part() -> None:
     out = _run("doctor")
     names = [line.split()[1] for line in out.stdout.splitlines() if line.split()]

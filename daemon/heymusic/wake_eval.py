@@ -514,6 +514,11 @@ def cmd_wake_eval(args: argparse.Namespace, settings: Settings) -> int:
     work_dir = args.work_dir or wake_train.default_work_dir()
     if not settings.wake.models:
         raise UserError("[wake] models is empty; name the wake model to evaluate")
+    if args.negative_hours is not None and not 0 < args.negative_hours <= 100:
+        raise UserError(
+            f"--negative-hours {args.negative_hours:g} is out of range; give hours of negative "
+            "audio between 0 and 100 (1.2 when left out)"
+        )
     if args.enroll:
         from heymusic.wake_enroll_eval import evaluate_enrollment
 
