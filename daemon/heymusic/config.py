@@ -86,7 +86,7 @@ class WakeSettings(_Section):
     personal: bool = True
     """Also ask the personal verifier `heymusic enroll` made, when there is one."""
     personal_threshold: float = Field(0.3, ge=0, le=1)
-    """`heymusic wake-eval --enroll`: 4x fewer false wakes, and no more misses (README)."""
+    """`heymusic wake-eval --enroll`: 5x fewer false wakes, and no more misses (README)."""
     personal_override: float = Field(0.9, ge=0, le=1)
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""

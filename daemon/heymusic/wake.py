@@ -172,9 +172,9 @@ class WakeDetector:
     Stages: the openWakeWord model (every chunk), on each frame over the threshold the
     embedding verifier and, once someone enrolled, the personal verifier (which may vouch
     for a frame the embedding verifier doubts), then Whisper (`AsrCheck`, once per burst,
-    `AFTER_S` later, when a Whisper model is given). After a fire it stays quiet for `refractory_seconds` so one
-    utterance wakes once; a Whisper rejection also starts that period (one 0.5 s check
-    per burst, not one per frame).
+    `AFTER_S` later, when a Whisper model is given). After a fire it stays quiet for
+    `refractory_seconds` so one utterance wakes once; a Whisper rejection also starts that
+    period (one check per burst, not one per frame).
     """
 
     def __init__(self, settings: Settings, whisper: Any = None) -> None:
@@ -238,16 +238,12 @@ class WakeDetector:
             personal = check.score(self._heard_embeddings(check.frames))
         verified = 1.0
         if self._verifier is not None and self._verifier.covers(model):
+            verified = self._verifier.score(self._heard_embeddings(self._verifier.frames), model)
+        vouched = personal is not None and personal >= self._personal_override
+        doubted = verified < self._verifier_threshold and not vouched
+        if doubted or (personal is not None and personal < self._personal_threshold):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.
-            embeddings = self._heard_embeddings(self._verifier.frames)
-            verified = self._verifier.score(embeddings, model)
-            vouched = personal is not None and personal >= self._personal_override
-            if verified < self._verifier_threshold and not vouched:
-                return self._reject(
-                    WakeCandidate(audio_s, float(score), model, verified, None, personal)
-                )
-        if personal is not None and personal < self._personal_threshold:
             return self._reject(
                 WakeCandidate(audio_s, float(score), model, verified, None, personal)
             )

@@ -404,9 +404,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
 
         source = open_input(args.input) if args.input else MicSource(settings.audio.input_device)
         prompts = [f'"{phrase}" ({i + 1}/{args.takes})' for i in range(args.takes)]
-
         check = _TakeCheck(settings, phrase, args.takes)
-
         print(f"Enrolling for {name}. Speak as you would to the speaker, at your usual distance.")
         try:
             # the end of a recording is silence, so its last take ends like the others

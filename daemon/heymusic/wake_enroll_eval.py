@@ -188,9 +188,8 @@ def evaluate_enrollment(
             for tp in keys:
                 fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
                 fired = _asr_kept(heard, stream.name, stream.audio, fired, asr_t)
-                rows[tp]["false_accepts"] += _count(stream, wake_data.frame_end_s(len(s1))[fired])[
-                    1
-                ]
+                _, false = _count(stream, wake_data.frame_end_s(len(s1))[fired])
+                rows[tp]["false_accepts"] += false
         if heard is not None:
             heard.save()
         for row in rows.values():

@@ -277,16 +277,17 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
             hours[stream.kind] = (
                 hours.get(stream.kind, 0.0) + len(stream.audio) / SAMPLE_RATE / 3600
             )
-    total_h = sum(hours.values())
+    total_h = max(sum(hours.values()), 1e-9)
+    false_total = sum(fa.values())
     return {
         "frr": frr,
         "frr_clean_noise_music10": round(
             float(np.mean([frr[c] for c in ("clean", "noise_10db", "music_10db")])), 4
         ),
         "frr_ci95": frr_ci,
-        "fa_per_hour": round(sum(fa.values()) / max(total_h, 1e-9), 3),
-        "fa_per_hour_ci95": poisson_ci(sum(fa.values()), max(total_h, 1e-9)),
-        "false_accepts": sum(fa.values()),
+        "fa_per_hour": round(false_total / total_h, 3),
+        "fa_per_hour_ci95": poisson_ci(false_total, total_h),
+        "false_accepts": false_total,
         "fa_per_hour_by_kind": {k: round(fa[k] / hours[k], 2) for k in sorted(fa)},
         "negative_hours": round(total_h, 2),
     }
