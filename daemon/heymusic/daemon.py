@@ -106,10 +106,14 @@ class Pipeline:
             self.recorder.idle(chunk)
             if wake is not None:
                 events.append(wake)
+            if isinstance(wake, Wake) or (
+                isinstance(wake, WakeCandidate) and wake.asr_score is not None
+            ):
+                # Whisper's buffers from its check, passed or not: left in the heap they add
+                # to the command's own (the check encodes 15 s, the command 30 s)
+                release_freed_memory()
             if isinstance(wake, Wake):
                 self._start_listening(wake.audio_s)
-            elif isinstance(wake, WakeCandidate) and wake.asr_score is not None:
-                release_freed_memory()  # Whisper's buffers from a rejected check
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(chunk, self.audio_s, muted=muted)
