@@ -7,9 +7,9 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN   := python3-venv python3-dev portaudio19-dev espeak-ng sox libsox-fmt-all
 # Node.js may come from elsewhere (its own npm); Debian's npm then conflicts with it.
 APT_NODE  := $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
-# ... and for tests, training data and the Spotify stand-in.
+# ... and for tests, wake-word training and eval data, and the Spotify stand-in.
 APT_TEST  := $(APT_RUN) systemd $(APT_NODE) fluidsynth fluid-soundfont-gm fortunes wamerican \
-             hyperrogue-music drascula-music asc-music fb-music-high
+             hyperrogue-music drascula-music asc-music fb-music-high warzone2100-data
 PRISM     := .tools/node_modules/.bin/prism
 
 .PHONY: run test lint check-contract deps-run deps-test clean

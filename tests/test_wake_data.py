@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heymusic.wake_data import SAMPLE_RATE
+from heymusic.wake_data import SAMPLE_RATE, build_stream, recorded_clips
 from heymusic.wake_eval import positive_stream
+from heymusic.wake_train import EVAL_PLAN, TRAIN_PLAN
 
 
 def _envelope_variation(audio: np.ndarray) -> float:
@@ -34,3 +35,20 @@ def test_eval_noise_is_steady_noise_and_babble_is_talk_at_10_db(seed: int) -> No
         noise_power = float(np.mean(gap.astype(np.float64) ** 2))
         snr = 10 * np.log10((speech_power - noise_power) / noise_power)
         assert 7 < snr < 13, (stream.name, snr)
+
+
+def test_recorded_voices_are_only_in_the_eval() -> None:
+    """Real voices are the eval's check on synthetic training: never trained on."""
+    minutes = sum(len(c) for c in recorded_clips()) / SAMPLE_RATE / 60
+    assert minutes > 10, minutes
+    assert "recorded" in EVAL_PLAN and "recorded" not in TRAIN_PLAN
+    with pytest.raises(ValueError):
+        build_stream("recorded", "train", 10.0, 0)
+
+
+@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
+def test_recorded_stream_is_voice_lines_and_pauses_without_the_phrase(seed: int) -> None:
+    stream = build_stream("recorded", "eval", 20.0, seed)
+    assert stream.phrases == []
+    assert len(stream.audio) >= 20 * SAMPLE_RATE
+    assert _envelope_variation(stream.audio) > 0.25, seed  # talk and pauses, not a steady bed

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--negative-hours",
         type=float,
         metavar="H",
-        help="hours of held-out negative audio for false wakes (default ~1.2; more = narrower "
+        help="hours of held-out negative audio for false wakes (default ~1.45; more = narrower "
         "intervals, ~6 min of audio and scoring per extra hour)",
     )
 

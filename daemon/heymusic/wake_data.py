@@ -14,9 +14,11 @@ text sources and music tracks are held out for evaluation.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,6 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from heymusic.errors import UserError
 from heymusic.wake_verify import CHUNK_S, EMB_OFFSET, SAMPLE_RATE, Features
 
 POS_BEFORE_S = 0.0
@@ -161,6 +164,10 @@ MUSIC_GLOBS = (
     "/usr/share/games/frozen-bubble/snd/*.ogg",
 )
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+RECORDED_ARCHIVE = Path("/usr/share/games/warzone2100/base.wz")
+"""Recorded human voices, for the eval only: Debian warzone2100-data's voice lines (tutorial,
+commanders, briefings; ~15 min by a few actors), real speech where the rest is synthetic.
+Training on other games' voice lines (hedgewars-data, ktuberling-data) did not help."""
 
 
 def is_eval(key: str, fraction: float = 0.25) -> bool:
@@ -355,6 +362,34 @@ def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
 def rms(x: np.ndarray) -> float:
     active = trim(x)
     return float(np.sqrt(np.mean(active**2))) if active.size else 0.0
+
+
+# ---- recorded speech --------------------------------------------------------------------------
+
+
+@cache
+def recorded_clips() -> tuple[np.ndarray, ...]:
+    """Every recorded voice line, 16 kHz, trimmed (sound effects and radio clicks left out)."""
+    if not RECORDED_ARCHIVE.exists():
+        raise UserError(
+            f"the eval's recorded voices are missing ({RECORDED_ARCHIVE}); install them: "
+            "sudo apt-get install warzone2100-data"
+        )
+    clips = []
+    with zipfile.ZipFile(RECORDED_ARCHIVE) as archive:
+        for name in sorted(archive.namelist()):
+            voice = name.endswith(".ogg") and name.startswith(("audio/", "sequenceaudio/"))
+            if voice and "/sfx/" not in name and "radclick" not in name:
+                data, rate = sf.read(io.BytesIO(archive.read(name)), dtype="float32")
+                clips.append(trim(_to_16k(data, rate)))
+    return tuple(c for c in clips if len(c) >= SAMPLE_RATE // 5)
+
+
+def recorded_line(rng: np.random.Generator) -> np.ndarray:
+    """One recorded voice line, widened: half of them pitch-shifted by up to +-3 semitones."""
+    clips = recorded_clips()
+    clip = clips[rng.integers(len(clips))]
+    return pitch_shift(clip, rng.uniform(-3, 3)) if rng.random() < 0.5 else clip
 
 
 # ---- music -----------------------------------------------------------------------------------
@@ -562,8 +597,11 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
 
     kind: "pos" (wake phrases among speech and pauses, often followed by a command),
     "speech" (turns of ordinary speech), "confusable" (near-misses and other wake
-    words among speech), "music", "noise", "music_speech" (speech over our own music).
+    words among speech), "music", "noise", "music_speech" (speech over our own music),
+    "recorded" (recorded human voice lines: `recorded_clips`).
     """
+    if kind == "recorded" and split != "eval":
+        raise ValueError("the recorded voices are held out: they are never trained on")
     rng = np.random.default_rng(seed)
     parts: list[np.ndarray] = []
     phrases: list[tuple[float, float]] = []
@@ -606,6 +644,9 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                     cmd = COMMANDS[rng.integers(len(COMMANDS))]
                     add(_augment(say(cmd, wake_spk, rng), rng) * level)
                 gap(0.5, 2.0)
+            elif kind == "recorded":  # held out: only the eval has it
+                add(_level(_augment(recorded_line(rng), rng), rng))
+                gap(0.05, 1.2)
             else:
                 text = (
                     confusable_text(rng)

@@ -3,8 +3,9 @@
 Everything here is held out from training: speakers (whole espeak voices/variants,
 the slowest piper settings), fortune files and music tracks. Misses are counted on
 streams of "hey music" (often followed by a command) clean, over noise, over babble
-and over music; false wakes on ~1.2 h (`--negative-hours`) of speech, confusables, music,
-speech over music and noise. Each rate comes with its 95 % interval: a few false wakes in an
+and over music; false wakes on ~1.45 h (`--negative-hours`) of speech, confusables, music,
+speech over music, noise and recorded human voices (the only real speech here, never
+trained on). Each rate comes with its 95 % interval: a few false wakes in an
 hour or two say little about a 0.5/h target.
 
 The threshold sweep scores every 80 ms frame offline with the same feature code
@@ -131,7 +132,7 @@ def eval_streams(
     work_dir: Path, seed: int, negative_hours: float | None = None
 ) -> list[EvalStream]:
     """Build (once, cached as .npz) the positive streams and the held-out negative streams
-    (EVAL_PLAN's ~1.2 h unless `negative_hours` says otherwise)."""
+    (EVAL_PLAN's ~1.45 h unless `negative_hours` says otherwise)."""
     folder = work_dir / "eval_audio"
     folder.mkdir(parents=True, exist_ok=True)
     specs: list[tuple[str, str, int]] = [
@@ -518,7 +519,7 @@ def cmd_wake_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.negative_hours is not None and not 0 < args.negative_hours <= 100:
         raise UserError(
             f"--negative-hours {args.negative_hours:g} is out of range; give hours of negative "
-            "audio between 0 and 100 (1.2 when left out)"
+            "audio between 0 and 100 (1.45 when left out)"
         )
     if args.enroll:
         from heymusic.wake_enroll_eval import evaluate_enrollment

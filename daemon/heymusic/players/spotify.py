@@ -43,7 +43,7 @@ NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or
 POLL_SECONDS = 20.0
 #: Budget for lowering/restoring the volume around a command. Every command's budget counts
 #: from when it was asked, so a slow duck ahead of it eats into it: give up on the duck
-#: early. The wake is confirmed by Whisper ~1.2 s after the phrase and a one-breath
+#: early. The wake is confirmed by Whisper ~0.8 s after the phrase and a one-breath
 #: "pause" is asked ~0.7 s later.
 DUCK_SECONDS = 0.5
 
