@@ -56,10 +56,12 @@ def test_summary_counts_misses_and_false_wakes_with_their_intervals(seed: int) -
         streams.append(stream)
         wakes.append(fired)
         misses[condition] = (missed, len(stream.phrases))
-    n_false = int(rng.integers(0, 12))
-    neg_seconds = float(rng.uniform(600, 7200))
-    streams.append(_stream("speech", neg_seconds, []))
-    wakes.append(np.sort(rng.uniform(0, neg_seconds, n_false)))
+    negatives = {}
+    for kind in ("speech", "recorded"):
+        count, seconds = int(rng.integers(0, 12)), float(rng.uniform(600, 7200))
+        negatives[kind] = (count, seconds / 3600)
+        streams.append(_stream(kind, seconds, []))
+        wakes.append(np.sort(rng.uniform(0, seconds, count)))
     report = summarize(streams, wakes)
 
     for condition, (missed, n) in misses.items():
@@ -67,13 +69,21 @@ def test_summary_counts_misses_and_false_wakes_with_their_intervals(seed: int) -
         wilson = binomtest(missed, n).proportion_ci(method="wilson")
         assert report["frr_ci95"][condition] == pytest.approx([wilson.low, wilson.high], abs=1e-4)
     # only negative audio counts towards false wakes/h (early fires on phrases are misses)
+    n_false = sum(count for count, _ in negatives.values())
+    hours = sum(h for _, h in negatives.values())
     assert report["false_accepts"] == n_false
-    hours = neg_seconds / 3600
     assert report["fa_per_hour"] == pytest.approx(n_false / hours, abs=1e-3)
-    lo, hi = report["fa_per_hour_ci95"]
-    # the exact interval: k or more events are 2.5 % likely at its low end, k or fewer at its high
-    if n_false:
-        assert poisson.sf(n_false - 1, lo * hours) == pytest.approx(0.025, abs=2e-3)
+    _assert_exact_poisson(report["fa_per_hour_ci95"], n_false, hours)
+    for kind, (count, kind_hours) in negatives.items():
+        assert report["fa_per_hour_by_kind"][kind] == pytest.approx(count / kind_hours, abs=0.01)
+        _assert_exact_poisson(report["fa_per_hour_by_kind_ci95"][kind], count, kind_hours)
+
+
+def _assert_exact_poisson(interval: list[float], count: int, hours: float) -> None:
+    """k or more events are 2.5 % likely at its low end, k or fewer at its high end."""
+    lo, hi = interval
+    if count:
+        assert poisson.sf(count - 1, lo * hours) == pytest.approx(0.025, abs=2e-3)
     else:
         assert lo == 0.0
-    assert poisson.cdf(n_false, hi * hours) == pytest.approx(0.025, abs=2e-3)
+    assert poisson.cdf(count, hi * hours) == pytest.approx(0.025, abs=2e-3)

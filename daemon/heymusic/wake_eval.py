@@ -290,6 +290,7 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
         "fa_per_hour_ci95": poisson_ci(false_total, total_h),
         "false_accepts": false_total,
         "fa_per_hour_by_kind": {k: round(fa[k] / hours[k], 2) for k in sorted(fa)},
+        "fa_per_hour_by_kind_ci95": {k: poisson_ci(fa[k], hours[k]) for k in sorted(fa)},
         "negative_hours": round(total_h, 2),
     }
 
