@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from heymusic import wake_data
+from heymusic.errors import UserError
 from heymusic.wake_data import SAMPLE_RATE, build_stream, recorded_clips
 from heymusic.wake_eval import positive_stream
 from heymusic.wake_train import EVAL_PLAN, TRAIN_PLAN
@@ -52,3 +56,15 @@ def test_recorded_stream_is_voice_lines_and_pauses_without_the_phrase(seed: int)
     assert stream.phrases == []
     assert len(stream.audio) >= 20 * SAMPLE_RATE
     assert _envelope_variation(stream.audio) > 0.25, seed  # talk and pauses, not a steady bed
+
+
+def test_missing_recorded_voices_say_which_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wake_data, "RECORDED_ARCHIVE", tmp_path / "base.wz")
+    recorded_clips.cache_clear()
+    try:
+        with pytest.raises(UserError, match="apt-get install warzone2100-data"):
+            build_stream("recorded", "eval", 10.0, 0)
+    finally:
+        recorded_clips.cache_clear()
