@@ -4,8 +4,7 @@ Everything here is held out from training: speakers (whole espeak voices/variant
 the slowest piper settings), fortune files and music tracks. Misses are counted on
 streams of "hey music" (often followed by a command) clean, over noise, over babble
 and over music; false wakes on ~1.45 h (`--negative-hours`) of speech, confusables, music,
-speech over music, noise and recorded human voices (the only real speech here, never
-trained on). Each rate comes with its 95 % interval: a few false wakes in an
+speech over music, noise and recorded human voices (real speech, never trained on). Each rate comes with its 95 % interval: a few false wakes in an
 hour or two say little about a 0.5/h target.
 
 The threshold sweep scores every 80 ms frame offline with the same feature code
