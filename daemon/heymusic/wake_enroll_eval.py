@@ -37,7 +37,7 @@ from heymusic.wake_eval import (
     WhisperScores,
     _count,
     cascade,
-    eval_streams,
+    negative_streams,
     positive_stream,
     window_scores,
 )
@@ -154,7 +154,7 @@ def evaluate_enrollment(
         s2 = window_scores(emb, verifier.score, verifier.frames, cand) if verifier else None
         return s1, s2, cand
 
-    negatives = [s for s in eval_streams(work_dir, seed, negative_hours) if s.kind != "pos"]
+    negatives = negative_streams(work_dir, seed, negative_hours)
     neg_emb = [_embeddings(feats, s, work_dir).astype(np.float32) for s in negatives]
     neg_scores = [scores(emb) for emb in tqdm(neg_emb, desc="scoring negatives", unit="stream")]
     neg_hours = sum(len(s.audio) for s in negatives) / SAMPLE_RATE / 3600

@@ -4,8 +4,9 @@ Everything here is held out from training: speakers (whole espeak voices/variant
 the slowest piper settings), fortune files and music tracks. Misses are counted on
 streams of "hey music" (often followed by a command) clean, over noise, over babble
 and over music; false wakes on ~1.45 h (`--negative-hours`) of speech, confusables, music,
-speech over music, noise and recorded human voices (real speech, never trained on). Each rate comes with its 95 % interval: a few false wakes in an
-hour or two say little about a 0.5/h target.
+speech over music, noise and recorded human voices (real speech, never trained on). Each
+rate comes with its 95 % interval: a few false wakes in an hour or two say little about a
+0.5/h target.
 
 The threshold sweep scores every 80 ms frame offline with the same feature code
 the verifier uses (bit-identical to openWakeWord's streaming features); the chosen
@@ -143,35 +144,60 @@ def negative_plan(hours: float | None) -> dict[str, int]:
 def eval_streams(
     work_dir: Path, seed: int, negative_hours: float | None = None
 ) -> list[EvalStream]:
-    """Build (once, cached as .npz) the positive streams and the held-out negative streams
-    (EVAL_PLAN's ~1.45 h unless `negative_hours` says otherwise)."""
+    """The positive streams, then the held-out negative ones (`negative_streams`)."""
+    return positive_streams(work_dir, seed) + negative_streams(work_dir, seed, negative_hours)
+
+
+def positive_streams(work_dir: Path, seed: int) -> list[EvalStream]:
+    """ "hey music" under every condition, built once and cached as .npz."""
+    return [
+        _cached(
+            work_dir,
+            f"{POSITIVES_LAYOUT}_{c}",
+            "pos",
+            functools.partial(positive_stream, c, PHRASES_PER_CONDITION, 90_000 + seed * 7 + i),
+        )
+        for i, c in enumerate(tqdm(CONDITIONS, desc="eval phrases", unit="condition"))
+    ]
+
+
+def negative_streams(
+    work_dir: Path, seed: int, negative_hours: float | None = None
+) -> list[EvalStream]:
+    """Held-out negative streams (EVAL_PLAN's ~1.45 h unless `negative_hours` says
+    otherwise), built once and cached as .npz."""
+    specs = [
+        (kind, i, wake_train.stream_seed("eval", kind, i, seed))
+        for kind, count in sorted(negative_plan(negative_hours).items())
+        for i in range(count)
+    ]
+    return [
+        _cached(
+            work_dir,
+            f"{kind}_{i:04d}",
+            kind,
+            functools.partial(
+                wake_data.build_stream, kind, "eval", wake_train.STREAM_SECONDS, stream_seed
+            ),
+        )
+        for kind, i, stream_seed in tqdm(specs, desc="eval audio", unit="stream")
+    ]
+
+
+def _cached(
+    work_dir: Path, name: str, kind: str, make: Callable[[], EvalStream | wake_data.Stream]
+) -> EvalStream:
     folder = work_dir / "eval_audio"
     folder.mkdir(parents=True, exist_ok=True)
-    specs: list[tuple[str, str, int]] = [
-        (f"{POSITIVES_LAYOUT}_{c}", c, 90_000 + seed * 7 + i) for i, c in enumerate(CONDITIONS)
-    ]
-    for kind, count in sorted(negative_plan(negative_hours).items()):
-        specs += [
-            (f"{kind}_{i:04d}", kind, wake_train.stream_seed("eval", kind, i, seed))
-            for i in range(count)
-        ]
-    out = []
-    for name, kind, stream_seed in tqdm(specs, desc="eval audio", unit="stream"):
-        path = folder / f"{name}.npz"
-        if not path.exists():
-            if name.startswith(POSITIVES_LAYOUT):
-                stream = positive_stream(kind, PHRASES_PER_CONDITION, stream_seed)
-                audio, phrases = stream.audio, stream.phrases
-            else:
-                made = wake_data.build_stream(kind, "eval", wake_train.STREAM_SECONDS, stream_seed)
-                audio, phrases = made.audio, np.zeros((0, 2))
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, audio=audio, phrases=phrases)
-            tmp.replace(path)
-        with np.load(path) as data:
-            stream_kind = "pos" if name.startswith(POSITIVES_LAYOUT) else kind
-            out.append(EvalStream(name, stream_kind, data["audio"], data["phrases"]))
-    return out
+    path = folder / f"{name}.npz"
+    if not path.exists():
+        made = make()
+        phrases = np.asarray(made.phrases, float).reshape(-1, 2)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, audio=made.audio, phrases=phrases)
+        tmp.replace(path)
+    with np.load(path) as data:
+        return EvalStream(name, kind, data["audio"], data["phrases"])
 
 
 def _frame_scores(session: Any, emb: np.ndarray, frames: int) -> np.ndarray:
