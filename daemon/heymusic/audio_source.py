@@ -13,12 +13,14 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
+from heymusic.echo import EchoCanceller
 from heymusic.errors import UserError
 
 _LOGGER = logging.getLogger(__name__)
@@ -229,7 +231,11 @@ class MicSource:
     iteration with a UserError so the daemon can report it and reopen.
     """
 
-    def __init__(self, device: str = "", queue_chunks: int = 50) -> None:
+    def __init__(
+        self, device: str = "", queue_chunks: int = 50, echo: EchoCanceller | None = None
+    ) -> None:
+        self._echo = echo
+        """Takes our own playback out of each chunk, on this thread: it needs capture times."""
         self._pa: Any = open_pyaudio()
         import pyaudio
 
@@ -278,7 +284,10 @@ class MicSource:
         try:
             while not self._stop.is_set():
                 data = self._stream.read(CHUNK_SAMPLES, exception_on_overflow=False)
-                self._put(np.frombuffer(data, dtype="<i2").astype(np.int16))
+                chunk = np.frombuffer(data, dtype="<i2").astype(np.int16)
+                if self._echo is not None:
+                    chunk = self._echo.process(chunk, time.monotonic())
+                self._put(chunk)
         except OSError as err:
             self._put(UserError(f"microphone stopped: {err}"))
         finally:

@@ -33,6 +33,7 @@ from heymusic.audio_source import (
     open_input,
 )
 from heymusic.config import ConfigError, Settings, load_settings
+from heymusic.echo import EchoCanceller, PlaybackReference
 from heymusic.errors import UserError
 from heymusic.events import (
     Event,
@@ -247,9 +248,15 @@ def load_recommender(settings: Settings) -> Any:
 
 
 def build(
-    settings: Settings, kind: str | None, audio_out: str | None, old: Pipeline | None = None
+    settings: Settings,
+    kind: str | None,
+    audio_out: str | None,
+    old: Pipeline | None = None,
+    echo: EchoCanceller | None = None,
 ) -> Pipeline:
-    """Recommender, player and pipeline wired together; a reload keeps the old player."""
+    """Recommender, player and pipeline wired together; a reload keeps the old player.
+
+    `echo`: the mic's canceller, to be told what the speaker plays."""
     recommender = load_recommender(settings)
     if old is not None:
         pipeline = Pipeline(settings, old.player, recommender, old.messages)
@@ -259,7 +266,8 @@ def build(
 
     messages: deque[str] = deque(maxlen=100)
     more_like = None if isinstance(recommender, _NoRecommender) else recommender.more_like
-    player = make_player(settings, kind, audio_out, messages.append, more_like)
+    reference = echo.reference if echo is not None else None
+    player = make_player(settings, kind, audio_out, messages.append, more_like, reference)
     return Pipeline(settings, player, recommender, messages)
 
 
@@ -335,12 +343,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_hup)
     emit = EventLog(args.json, private=not settings.log_transcripts)
-    pipeline = build(settings, args.player, args.audio_out)
+    echo = _echo_canceller(args, settings, emit)
+    pipeline = build(settings, args.player, args.audio_out, echo=echo)
     # The lambda must see `pipeline` rebound by a reload: late binding is the point.
     audio_now = lambda: pipeline.audio_s  # noqa: E731
     try:
         chunks = _live_chunks(
-            args.input, settings, emit, audio_now, lambda: notifier.notify("WATCHDOG=1")
+            args.input, settings, emit, audio_now, lambda: notifier.notify("WATCHDOG=1"), echo
         )
         notifier.notify("READY=1")
         _LOGGER.info("listening (%s)", args.input or "microphone")
@@ -377,18 +386,33 @@ def _reload(
     return new_pipeline, new_settings
 
 
+def _echo_canceller(
+    args: argparse.Namespace, settings: Settings, emit: EventLog
+) -> EchoCanceller | None:
+    """The mic's echo canceller when we play aloud on this machine and listen to its mic."""
+    kind = args.player or settings.player.kind
+    if not settings.audio.echo_cancel or args.input or args.audio_out or kind == "log":
+        return None
+    try:
+        return EchoCanceller(PlaybackReference())
+    except UserError as err:
+        emit(StageError(0.0, f"{err}; listening without it"))
+        return None
+
+
 def _live_chunks(
     spec: str | None,
     settings: Settings,
     emit: EventLog,
     now: Callable[[], float],
     alive: Callable[[], None],
+    echo: EchoCanceller | None = None,
 ) -> Iterator[np.ndarray]:
     """Chunks in real time. A file is paced like a microphone; a lost mic is reopened
     (calling `alive` while it waits: the watchdog is for a stuck loop, not an unplugged mic)."""
     if spec:
         return _paced(open_input(spec), spec != "-")
-    return _microphone(settings, emit, now, alive)
+    return _microphone(settings, emit, now, alive, echo)
 
 
 def _paced(source: AudioSource, pace: bool) -> Iterator[np.ndarray]:
@@ -403,15 +427,19 @@ def _paced(source: AudioSource, pace: bool) -> Iterator[np.ndarray]:
 
 
 def _microphone(
-    settings: Settings, emit: EventLog, now: Callable[[], float], alive: Callable[[], None]
+    settings: Settings,
+    emit: EventLog,
+    now: Callable[[], float],
+    alive: Callable[[], None],
+    echo: EchoCanceller | None = None,
 ) -> Iterator[np.ndarray]:
     """The mic, reopened with growing waits (up to 30 s) whenever it fails."""
     wait = settings.audio.reconnect_seconds
     try:
-        mic = MicSource(settings.audio.input_device)
+        mic = MicSource(settings.audio.input_device, echo=echo)
     except UserError as err:  # no microphone yet: only reached as a service
         emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
-        mic = _reopen(settings, emit, now, wait, alive)
+        mic = _reopen(settings, emit, now, wait, alive, echo)
     try:
         while True:
             seen, reported_at = 0, float("-inf")
@@ -427,7 +455,7 @@ def _microphone(
             except UserError as err:
                 emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))
             mic.close()
-            mic = _reopen(settings, emit, now, wait, alive)
+            mic = _reopen(settings, emit, now, wait, alive, echo)
     finally:
         mic.close()
 
@@ -438,6 +466,7 @@ def _reopen(
     now: Callable[[], float],
     wait: float,
     alive: Callable[[], None],
+    echo: EchoCanceller | None,
 ) -> MicSource:
     while True:
         until = time.monotonic() + wait
@@ -445,7 +474,7 @@ def _reopen(
             alive()
             time.sleep(min(left, 1.0))
         try:
-            mic = MicSource(settings.audio.input_device)
+            mic = MicSource(settings.audio.input_device, echo=echo)
         except UserError as err:
             wait = min(wait * 2, 30.0)
             emit(StageError(now(), f"{err}; retrying in {wait:.0f} s"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from heymusic.config import Settings
+from heymusic.echo import PlaybackReference
 from heymusic.errors import UserError
 from heymusic.players.base import MessageCallback, Player
 from heymusic.players.preview import MoreLike
@@ -18,6 +19,7 @@ def make_player(
     audio_out: str | None = None,
     on_message: MessageCallback | None = None,
     more_like: MoreLike | None = None,
+    reference: PlaybackReference | None = None,
 ) -> Player:
     """Build the player named by `kind` (default `[player] kind`).
 
@@ -25,6 +27,7 @@ def make_player(
         audio_out: the speaker when None; "null" discards; a .wav path records.
         on_message: hears one user-facing line per problem (the daemon speaks and logs it).
         more_like: recommender.more_like, for the radio when the queue runs out.
+        reference: hears what the speaker plays, for the mic's echo canceller.
 
     Raises:
         UserError: kind "spotify" without a login, or an unusable `audio_out`.
@@ -39,7 +42,11 @@ def make_player(
     from heymusic.players.spotify_auth import logged_in, token_path
 
     sink = make_sink(
-        audio_out, settings.audio.output_device, on_message, settings.audio.reconnect_seconds
+        audio_out,
+        settings.audio.output_device,
+        on_message,
+        settings.audio.reconnect_seconds,
+        reference,
     )
     speaker = PreviewPlayer(settings, sink, on_message, more_like)
     if kind == "preview":

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from heymusic.echo import PlaybackReference
 from heymusic.errors import UserError
 
 _LOGGER = logging.getLogger(__name__)
@@ -172,8 +173,11 @@ class DeviceSink:
         on_message: Callable[[str], None] | None = None,
         reconnect_seconds: float = 2.0,
         backends: list[Any] | None = None,
+        reference: PlaybackReference | None = None,
     ) -> None:
         self.rate, self.channels = DEVICE_RATE, DEVICE_CHANNELS
+        self._reference = reference
+        """Told every block the device takes, for the mic's echo canceller."""
         self._wanted = device
         self._backends = backends
         """miniaudio backends to try (None = its default order); tests use its null backend."""
@@ -243,7 +247,11 @@ class DeviceSink:
                 except queue.Empty:
                     break
             out, pending = pending[:want], pending[want:]
-            frames = yield out + b"\0" * (want - len(out))
+            out += b"\0" * (want - len(out))
+            if self._reference is not None:
+                block = np.frombuffer(out, "<i2").reshape(-1, self.channels)
+                self._reference.played(block, self.rate, time.monotonic())
+            frames = yield out
 
     def write(self, block: np.ndarray) -> None:
         if self._device is None:
@@ -280,10 +288,13 @@ def make_sink(
     device: str = "",
     on_message: Callable[[str], None] | None = None,
     reconnect_seconds: float = 2.0,
+    reference: PlaybackReference | None = None,
 ) -> AudioSink:
-    """`None`/"" = the speaker ([audio] output_device), "null" = discard, "*.wav" = record."""
+    """`None`/"" = the speaker ([audio] output_device), "null" = discard, "*.wav" = record.
+
+    `reference` hears what the speaker plays (the other sinks play nothing aloud)."""
     if not audio_out:
-        return DeviceSink(device, on_message, reconnect_seconds)
+        return DeviceSink(device, on_message, reconnect_seconds, reference=reference)
     if audio_out == "null":
         return NullSink()
     if audio_out.lower().endswith(".wav"):

@@ -1,0 +1,162 @@
+"""Echo cancellation: our own playback taken out of the microphone before wake and ASR.
+
+The player ducks only after a wake, so "hey music" must be heard over the music we play
+ourselves. Smart speakers solve this by subtracting what they play: the speaker's device
+thread hands every block it plays to `PlaybackReference`, stamped with the time it took
+it; the mic thread asks for the reference covering each captured chunk, and libspeexdsp's
+adaptive echo canceller (MDF) learns the speaker -> room -> mic path and subtracts the
+echo. Measured in the README (`bench/echo.py`): ~17 dB less echo, and the wake misses
+over our own music at 0 dB fall from ~59 % to ~19 %.
+
+libspeexdsp is called through ctypes: the PyPI binding (speexdsp 0.1.1) is a SWIG sdist
+that needs a compiler and exposes nothing more than the four calls used here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import threading
+from typing import Any
+
+import numpy as np
+
+from heymusic.errors import UserError
+
+RATE = 16000
+FRAME = 160
+"""Samples per canceller step (10 ms, the frame speex is tuned for)."""
+TAIL_S = 0.5
+"""Echo the filter can model: output + input buffering (~0.1-0.3 s) plus the room's tail."""
+SNAP_S = 0.03
+"""Reference and mic positions follow their clocks sample by sample (timestamps jitter by
+milliseconds) and re-anchor only when they drift this far: an underrun, a paused device,
+two sound cards' clocks parting."""
+READ_LAG_S = 0.03
+"""The mic reads the reference this far behind the clock: the resampler holds back a few
+milliseconds, so the newest reference is not yet written. Sound takes longer than this
+to come back (the speaker's buffer alone is 60 ms), so the echo still follows its cause."""
+HISTORY_S = 4.0
+"""Reference kept for a mic thread that runs late (its queue holds up to 4 s)."""
+
+_SET_SAMPLING_RATE = 24  # speex_echo.h: SPEEX_ECHO_SET_SAMPLING_RATE
+
+
+@functools.cache
+def _speexdsp() -> Any:
+    name = ctypes.util.find_library("speexdsp")
+    try:
+        lib = ctypes.CDLL(name or "libspeexdsp.so.1")
+    except OSError as err:
+        raise UserError(
+            "echo cancellation needs libspeexdsp: install it (apt-get install libspeexdsp1) "
+            "or set [audio] echo_cancel = false"
+        ) from err
+    ptr = ctypes.c_void_p
+    lib.speex_echo_state_init.restype = ptr
+    lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.speex_echo_cancellation.argtypes = [ptr, ptr, ptr, ptr]
+    lib.speex_echo_ctl.argtypes = [ptr, ctypes.c_int, ptr]
+    lib.speex_echo_state_destroy.argtypes = [ptr]
+    return lib
+
+
+class PlaybackReference:
+    """What the speaker played, as 16 kHz mono on the monotonic clock, for the canceller.
+
+    `played` runs on the speaker's device thread, `window` on the mic thread."""
+
+    def __init__(self) -> None:
+        self._ring = np.zeros(round(HISTORY_S * RATE), np.int16)
+        self._lock = threading.Lock()
+        self._t0: float | None = None
+        self._written = 0
+        """Absolute sample index (since `_t0`) just past the last sample played."""
+        self._fed = 0.0
+        """Where `_written` would be without the resampler's buffering (input side)."""
+        self._read = 0
+        self._resampler: Any = None
+
+    def _index(self, when: float) -> int:
+        if self._t0 is None:
+            self._t0 = when
+        return round((when - self._t0) * RATE)
+
+    def played(self, block: np.ndarray, rate: int, when: float) -> None:
+        """`block` (frames, channels) int16 at `rate` was handed to the device at `when`."""
+        import soxr
+
+        mono = block.astype(np.float32).mean(axis=1)
+        with self._lock:
+            at = self._index(when)
+            # soxr hands its output over in bursts: drift is judged on the input side
+            if self._resampler is None or abs(at - self._fed) > SNAP_S * RATE:
+                self._clear(self._written, at)
+                self._written = self._fed = at
+                self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32")
+            self._fed += len(block) * RATE / rate
+            samples = self._resampler.resample_chunk(mono)
+            self._put(self._written, np.clip(samples, -32768, 32767).astype(np.int16))
+            self._written += len(samples)
+
+    def window(self, n: int, end: float) -> np.ndarray:
+        """The `n` reference samples for a mic chunk whose last sample arrived at `end`:
+        zeros where nothing played."""
+        with self._lock:
+            if self._t0 is None:
+                return np.zeros(n, np.int16)
+            start = self._index(end - READ_LAG_S) - n
+            if abs(start - self._read) > SNAP_S * RATE:
+                self._read = start
+            start, self._read = self._read, self._read + n
+            idx = np.arange(start, start + n)
+            out = self._ring[idx % len(self._ring)].copy()
+            out[(idx >= self._written) | (idx < self._written - len(self._ring))] = 0
+            return out
+
+    def _put(self, at: int, samples: np.ndarray) -> None:
+        samples = samples[-len(self._ring) :]
+        idx = np.arange(at, at + len(samples)) % len(self._ring)
+        self._ring[idx] = samples
+
+    def _clear(self, start: int, end: int) -> None:
+        if end > start:  # a gap in playback is silence
+            self._put(start, np.zeros(min(end - start, len(self._ring)), np.int16))
+
+
+class EchoCanceller:
+    """libspeexdsp's echo canceller over mic chunks, with `reference` as the far end."""
+
+    def __init__(self, reference: PlaybackReference, tail_s: float = TAIL_S) -> None:
+        self._lib = _speexdsp()
+        self.reference = reference
+        self._state = self._lib.speex_echo_state_init(FRAME, round(tail_s * RATE))
+        rate = ctypes.c_int(RATE)
+        self._lib.speex_echo_ctl(self._state, _SET_SAMPLING_RATE, ctypes.byref(rate))
+        self._tail = round(tail_s * RATE)
+        self._quiet = self._tail  # samples since the reference last had sound
+        self._out = np.zeros(FRAME, np.int16)
+
+    def process(self, chunk: np.ndarray, captured_at: float) -> np.ndarray:
+        """`chunk` (int16, a multiple of FRAME samples) without the echo of what played."""
+        far = self.reference.window(len(chunk), captured_at)
+        self._quiet = 0 if far.any() else self._quiet + len(chunk)
+        if self._quiet > self._tail:
+            return chunk  # nothing played for a whole tail: no echo left to remove
+        near = np.ascontiguousarray(chunk, np.int16)
+        out = near.copy()  # a partial last frame passes through
+        for i in range(0, len(near) - FRAME + 1, FRAME):
+            self._lib.speex_echo_cancellation(
+                self._state,
+                near[i:].ctypes.data,
+                far[i:].ctypes.data,
+                self._out.ctypes.data,
+            )
+            out[i : i + FRAME] = self._out
+        return out
+
+    def close(self) -> None:
+        if self._state:
+            self._lib.speex_echo_state_destroy(self._state)
+            self._state = None

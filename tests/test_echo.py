@@ -1,0 +1,179 @@
+"""Echo cancellation against our own playback: rendered music through a simulated speaker,
+room and mic, held-out voices saying "hey music" over it, libspeexdsp doing the work."""
+
+from __future__ import annotations
+
+import ctypes.util
+import time
+
+import numpy as np
+import pytest
+import soxr
+
+from heymusic import echo
+from heymusic.config import Settings
+from heymusic.echo import EchoCanceller, PlaybackReference
+from heymusic.errors import UserError
+from heymusic.events import Wake
+from heymusic.wake import WakeDetector
+from heymusic.wake_data import midi_music, reverb
+from tests.conftest import TEST_SEED, Synth, read_pcm, wake_events
+
+SR = 16000
+DEVICE_RATE = 44100
+BLOCK_S = 0.02  # what a sound card pulls at a time
+CHUNK = 1280
+
+
+def _blocks(
+    music: np.ndarray, t0: float, rng: np.random.Generator
+) -> list[tuple[float, np.ndarray]]:
+    """`music` (16 kHz) as the speaker thread hands it over: 44.1 kHz stereo blocks pulled
+    every 20 ms, stamped with a few milliseconds of scheduling jitter."""
+    loud = soxr.resample(music.astype(np.float32), SR, DEVICE_RATE)
+    stereo = np.stack([loud, 0.8 * loud], axis=1).clip(-32768, 32767).astype(np.int16)
+    step = round(BLOCK_S * DEVICE_RATE)
+    return [
+        (t0 + k * BLOCK_S + rng.uniform(0, 0.003), stereo[at : at + step])
+        for k, at in enumerate(range(0, len(stereo), step))
+    ]
+
+
+def _play(ref: PlaybackReference, music: np.ndarray, t0: float, rng: np.random.Generator) -> None:
+    for when, block in _blocks(music, t0, rng):
+        ref.played(block, DEVICE_RATE, when)
+
+
+def _echo_path(music: np.ndarray, delay_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A small speaker (soft clipping), a room, and the time sound takes to come back."""
+    y = np.tanh(2.0 * music / 32768) / 2.0 * 32768
+    y = reverb(y.astype(np.float32), rng)
+    d = round(delay_s * SR)
+    return np.concatenate([np.zeros(d, np.float32), y[:-d]])
+
+
+def _cancel(
+    music: np.ndarray, mic: np.ndarray, t0: float, in_latency: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Speaker and mic threads interleaved in time: each mic chunk arrives `in_latency`
+    (plus jitter) after its last sample, by when everything played before it is known."""
+    ref = PlaybackReference()
+    canceller = EchoCanceller(ref)
+    blocks = iter(_blocks(music, t0, rng))
+    pending = next(blocks, None)
+    out = []
+    for at in range(0, len(mic) - CHUNK + 1, CHUNK):
+        arrived = t0 + (at + CHUNK) / SR + in_latency + rng.uniform(0, 0.004)
+        while pending is not None and pending[0] <= arrived:
+            ref.played(pending[1], DEVICE_RATE, pending[0])
+            pending = next(blocks, None)
+        out.append(canceller.process(mic[at : at + CHUNK], arrived))
+    canceller.close()
+    return np.concatenate(out)
+
+
+def _power_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x.astype(np.float64))) + 1e-9))
+
+
+@pytest.fixture(scope="module")
+def music() -> np.ndarray:
+    rng = np.random.default_rng(TEST_SEED + 11)
+    m = midi_music(26.0, rng)
+    return (m / (np.sqrt(np.mean(m**2)) + 1e-9) * 3000).astype(np.float32)
+
+
+def test_wakes_over_our_own_loud_music(synth: Synth, music: np.ndarray) -> None:
+    """Three held-out voices at 0 dB under the echo of what we play: the canceller removes
+    most of the echo and the wake word is heard; the speech itself survives."""
+    rng = np.random.default_rng(TEST_SEED)
+    t0 = 1000.0
+    echo_sig = _echo_path(music, delay_s=rng.uniform(0.05, 0.15), rng=rng)
+    speech = np.zeros_like(music)
+    starts = [8.0, 14.0, 20.0]
+    for start, voice in zip(starts, ["en-029+f3", "en-gb-x-gbcwmd+m5", "en-029+max"], strict=True):
+        clip = read_pcm(synth("hey music", voice=voice, pad_before=0.0, pad_after=0.0))
+        at = round(start * SR)
+        speech[at : at + len(clip)] = clip
+    phrase_rms = np.sqrt(np.mean(np.square(speech[speech != 0])))
+    echo_sig *= phrase_rms / np.sqrt(np.mean(np.square(echo_sig)))  # 0 dB
+    mic = np.clip(speech + echo_sig, -32768, 32767).astype(np.int16)
+
+    cleaned = _cancel(music, mic, t0, 0.03, rng)
+
+    music_only = slice(4 * SR, 7 * SR)  # after a few seconds to adapt, before anyone speaks
+    reduction = _power_db(mic[music_only]) - _power_db(cleaned[music_only])
+    assert reduction >= 8.0, reduction
+    # what is left of the speech: the cleaned mic minus the clean voice is mostly residue
+    voiced = np.abs(speech[: len(cleaned)]) > 0
+    kept = _power_db(speech[: len(cleaned)][voiced]) - _power_db(
+        cleaned[voiced] - speech[: len(cleaned)][voiced]
+    )
+    assert kept >= 5.0, kept
+
+    settings = Settings.model_validate({"wake": {"asr_check": False}})
+    wakes = [e.audio_s for e in wake_events(WakeDetector(settings), cleaned) if isinstance(e, Wake)]
+    raw = [e.audio_s for e in wake_events(WakeDetector(settings), mic) if isinstance(e, Wake)]
+    assert len(wakes) >= 2 and len(wakes) >= len(raw), (wakes, raw)
+    assert all(any(s < t < s + 2.0 for s in starts) for t in wakes), wakes
+
+
+def test_reference_is_contiguous_despite_jittery_clocks(music: np.ndarray) -> None:
+    """The canceller's reference must be the played sound, sample after sample: timestamps
+    that jitter by milliseconds must not shift it, or the filter relearns every chunk."""
+    rng = np.random.default_rng(TEST_SEED + 1)
+    ref = PlaybackReference()
+    t0 = 50.0
+    assert not ref.window(CHUNK, t0).any()  # nothing played yet: silence
+    _play(ref, music[: 3 * SR], t0, rng)
+    got = np.concatenate(
+        [ref.window(CHUNK, t0 + (k + 1) * CHUNK / SR + rng.uniform(0, 0.004)) for k in range(30)]
+    )
+    # what the device got, back at 16 kHz (the mean of the two channels is 0.9 x)
+    played = 0.9 * soxr.resample(soxr.resample(music[: 3 * SR], SR, DEVICE_RATE), DEVICE_RATE, SR)
+    middle = got[SR : SR + 4000].astype(float)
+    search = played[SR - 2000 : SR + 6000].astype(float)
+    shift = int(np.argmax(np.correlate(search, middle, "valid"))) - 2000
+    aligned = played[SR // 4 + shift : len(got) + shift]
+    diff = got[SR // 4 :].astype(float) - aligned
+    assert _power_db(aligned) - _power_db(diff) > 25.0  # the same signal, one fixed offset
+
+
+def test_playback_gap_reads_as_silence(music: np.ndarray) -> None:
+    ref = PlaybackReference()
+    rng = np.random.default_rng(TEST_SEED + 2)
+    _play(ref, music[:SR], 10.0, rng)
+    _play(ref, music[:SR], 12.0, rng)  # a second of nothing in between (paused device)
+    assert not ref.window(CHUNK, 11.6).any()
+    assert ref.window(CHUNK, 12.5).any()
+
+
+def test_missing_libspeexdsp_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libspeexdsp.so")
+    echo._speexdsp.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"apt-get install libspeexdsp1.*echo_cancel = false"):
+            EchoCanceller(PlaybackReference())
+    finally:
+        echo._speexdsp.cache_clear()
+
+
+def test_speaker_sink_tells_the_reference_what_it_plays() -> None:
+    import miniaudio
+
+    from heymusic.players.audio_out import DeviceSink
+
+    ref = PlaybackReference()
+    sink = DeviceSink("", None, 0.3, [miniaudio.Backend.NULL], reference=ref)
+    try:
+        tone = (8000 * np.sin(np.arange(DEVICE_RATE) * 2 * np.pi * 440 / DEVICE_RATE)).astype(
+            np.int16
+        )
+        block = np.stack([tone, tone], axis=1)
+        for at in range(0, len(block), 4410):
+            sink.write(block[at : at + 4410])
+        time.sleep(0.2)
+        heard = ref.window(SR // 2, time.monotonic())
+        assert np.abs(heard).max() > 4000
+    finally:
+        sink.close()
