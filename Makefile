@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: audio I/O and speech synthesis for the daemon ...
-APT_RUN   := python3-venv python3-dev portaudio19-dev espeak-ng sox libsox-fmt-all
+APT_RUN   := python3-venv python3-dev portaudio19-dev libspeexdsp1 espeak-ng sox libsox-fmt-all
 # Node.js may come from elsewhere (its own npm); Debian's npm then conflicts with it.
 APT_NODE  := $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 # ... and for tests, wake-word training and eval data, and the Spotify stand-in.

@@ -49,5 +49,15 @@ def test_bad_negative_hours_is_one_line_before_any_work(tmp_path: Path) -> None:
 def test_doctor_says_something_about_every_part() -> None:
     out = _run("doctor")
     names = [line.split()[1] for line in out.stdout.splitlines() if line.split()]
-    assert names == ["wake", "asr", "recommender", "microphone", "speaker", "catalog", "spotify"]
+    assert names == [
+        "wake",
+        "asr",
+        "recommender",
+        "microphone",
+        "speaker",
+        "echo",
+        "catalog",
+        "spotify",
+    ]
+    assert "ok    echo         echo cancellation: libspeexdsp loads" in out.stdout
     assert out.returncode in (0, 1)

@@ -177,3 +177,48 @@ def test_speaker_sink_tells_the_reference_what_it_plays() -> None:
         assert np.abs(heard).max() > 4000
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize(
+    ("player", "audio_in", "audio_out", "enabled", "wanted"),
+    [
+        ("preview", None, None, True, True),  # our speaker, our mic: cancel
+        ("auto", None, None, True, True),
+        ("log", None, None, True, False),  # plays nothing aloud
+        ("preview", "talk.wav", None, True, False),  # no mic: nothing to cancel
+        ("preview", None, "out.wav", True, False),  # recorded to a file, not played aloud
+        ("preview", None, None, False, False),  # [audio] echo_cancel = false
+    ],
+)
+def test_daemon_cancels_only_when_it_plays_aloud_and_listens(
+    player: str, audio_in: str | None, audio_out: str | None, enabled: bool, wanted: bool
+) -> None:
+    import argparse
+
+    from heymusic.daemon import EventLog, _echo_canceller
+
+    settings = Settings.model_validate({"audio": {"echo_cancel": enabled}})
+    args = argparse.Namespace(player=player, input=audio_in, audio_out=audio_out)
+    canceller = _echo_canceller(args, settings, EventLog(True, True))
+    assert (canceller is not None) == wanted
+
+
+def test_daemon_without_libspeexdsp_says_so_and_listens_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from heymusic.daemon import EventLog, _echo_canceller
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libspeexdsp.so")
+    echo._speexdsp.cache_clear()
+    try:
+        args = argparse.Namespace(player="preview", input=None, audio_out=None)
+        assert _echo_canceller(args, Settings(), EventLog(True, True)) is None
+    finally:
+        echo._speexdsp.cache_clear()
+    (line,) = capsys.readouterr().out.splitlines()
+    event = json.loads(line)
+    assert event["type"] == "error" and "apt-get install libspeexdsp1" in event["message"]
+    assert "listening without it" in event["message"]

@@ -84,6 +84,17 @@ def check_speaker(settings: Settings) -> str:
     return f"speakers: {', '.join(outputs[:3])}"
 
 
+def check_echo(settings: Settings) -> str:
+    if not settings.audio.echo_cancel:
+        return "echo cancellation off ([audio] echo_cancel = false): wakes over loud music suffer"
+    if settings.player.kind == "log":
+        return "echo cancellation not needed ([player] kind = log plays nothing)"
+    from heymusic.echo import EchoCanceller, PlaybackReference
+
+    EchoCanceller(PlaybackReference()).close()
+    return "echo cancellation: libspeexdsp loads; our own playback is taken out of the mic"
+
+
 def check_catalog(settings: Settings) -> str:
     from heymusic.catalog import catalog_path, read_catalog
 
@@ -124,6 +135,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("recommender", check_recommender_models),
     ("microphone", check_microphone),
     ("speaker", check_speaker),
+    ("echo", check_echo),
     ("catalog", check_catalog),
     ("spotify", check_spotify),
 ]

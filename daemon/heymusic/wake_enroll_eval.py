@@ -35,8 +35,8 @@ from heymusic.wake_enroll import (
 )
 from heymusic.wake_eval import (
     WhisperScores,
-    _count,
     cascade,
+    count_hits,
     negative_streams,
     positive_stream,
     window_scores,
@@ -181,14 +181,14 @@ def evaluate_enrollment(
             for tp in keys:
                 fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
                 fired = _asr_kept(heard, key, stream.audio, fired, asr_t)
-                hits, _ = _count(stream, wake_data.frame_end_s(len(s1))[fired])
+                hits, _ = count_hits(stream, wake_data.frame_end_s(len(s1))[fired])
                 rows[tp]["frr"][condition] = round(1 - hits / len(stream.phrases), 3)
         for stream, emb, (s1, s2, cand) in zip(negatives, neg_emb, neg_scores, strict=True):
             sp = window_scores(emb, personal.score, FRAMES, cand)
             for tp in keys:
                 fired = _wakes(s1, s2, None if tp is None else sp, cfg, tp or 0.0, refractory)
                 fired = _asr_kept(heard, stream.name, stream.audio, fired, asr_t)
-                _, false = _count(stream, wake_data.frame_end_s(len(s1))[fired])
+                _, false = count_hits(stream, wake_data.frame_end_s(len(s1))[fired])
                 rows[tp]["false_accepts"] += false
         if heard is not None:
             heard.save()

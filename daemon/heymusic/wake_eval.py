@@ -268,7 +268,7 @@ def cascade(
     return np.asarray(out, np.int64)
 
 
-def _count(stream: EvalStream, wakes_s: np.ndarray) -> tuple[int, int]:
+def count_hits(stream: EvalStream, wakes_s: np.ndarray) -> tuple[int, int]:
     """(phrases answered, false wakes) for wake times in seconds."""
     hit = np.zeros(len(stream.phrases), bool)
     false = 0
@@ -306,7 +306,7 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
     fa: dict[str, int] = {}
     hours: dict[str, float] = {}
     for stream, w in zip(streams, wakes, strict=True):
-        hits, false = _count(stream, w)
+        hits, false = count_hits(stream, w)
         if stream.kind == "pos":
             condition = stream.name.split("_", 1)[1]  # pos_clean, pos2_music_0db, ...
             frr[condition] = round(1 - hits / len(stream.phrases), 4)

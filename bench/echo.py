@@ -1,0 +1,200 @@
+"""Echo cancellation benchmark, JSON on stdout: the wake word over our own playback.
+
+Held-out voices say "hey music" (wake-eval's positive stream: a phrase every few seconds,
+half of them followed by a command) while the player plays eval music (tracks and MIDI, a
+new piece and a new speaker, room and latency every 30 s). The echo reaches the mic at
+10, 0 and -10 dB against the voices. The mic runs through the daemon's PlaybackReference
+and EchoCanceller, with the speaker's and the mic's threads interleaved on jittery clocks,
+then through the daemon's WakeDetector at the shipped defaults (Whisper's check included).
+The baseline in the same run is the same mic without the canceller.
+
+--negative-minutes also plays held-out speech, confusables and music with speech on top as
+our own playback with nobody talking, and counts the false wakes with and without it.
+
+    .venv/bin/python bench/echo.py [--phrases 150] [--negative-minutes 30] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import soxr
+from scipy.signal import butter, sosfilt
+from tqdm import tqdm
+
+from heymusic import wake_data, wake_eval
+from heymusic.asr import Transcriber
+from heymusic.config import Settings
+from heymusic.echo import EchoCanceller, PlaybackReference
+from heymusic.events import Wake
+from heymusic.wake import WakeDetector
+from heymusic.wake_train import STREAM_SECONDS
+
+SR = 16000
+CHUNK = 1280
+DEVICE_RATE = 44100
+PULL_S = 0.02
+SEGMENT_S = 30.0
+
+
+def echo_path(played: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What the mic hears of `played`: a small speaker (no bass, soft clipping), a room,
+    and 30-150 ms of device and air delay, through a cheap mic."""
+    sos = butter(2, rng.uniform(120, 250), btype="highpass", fs=SR, output="sos")
+    y = sosfilt(sos, played / 32768.0)
+    drive = rng.uniform(1.0, 3.0)
+    y = wake_data.reverb((np.tanh(drive * y) / drive).astype(np.float32), rng)
+    delay = round(rng.uniform(0.03, 0.15) * SR)
+    y = np.concatenate([np.zeros(delay, np.float32), y[: len(y) - delay]])
+    return wake_data.mic_colour(y, rng)
+
+
+def echoes(played: np.ndarray, seed: int) -> np.ndarray:
+    """`echo_path` with a new speaker, room and latency every SEGMENT_S."""
+    step = round(SEGMENT_S * SR)
+    return np.concatenate(
+        [
+            echo_path(played[a : a + step], np.random.default_rng([seed, a]))
+            for a in range(0, len(played), step)
+        ]
+    )
+
+
+def cancel(mic: np.ndarray, played: np.ndarray, rng: np.random.Generator) -> tuple[Any, float]:
+    """`mic` through the daemon's canceller, `played` reaching it as the speaker thread
+    hands it over (44.1 kHz stereo pulls every 20 ms); returns (audio, CPU seconds)."""
+    loud = soxr.resample(played.astype(np.float32), SR, DEVICE_RATE)
+    stereo = np.stack([loud, loud], axis=1).clip(-32768, 32767).astype(np.int16)
+    step = round(PULL_S * DEVICE_RATE)
+    ref = PlaybackReference()
+    canceller = EchoCanceller(ref)
+    t0, pulled, busy, out = 1000.0, 0, 0.0, []
+    for at in range(0, len(mic) - CHUNK + 1, CHUNK):
+        arrived = t0 + (at + CHUNK) / SR + rng.uniform(0.0, 0.01)
+        while pulled < len(stereo) and t0 + pulled / DEVICE_RATE <= arrived:
+            when = t0 + pulled / DEVICE_RATE + rng.uniform(0.0, 0.003)
+            ref.played(stereo[pulled : pulled + step], DEVICE_RATE, when)
+            pulled += step
+        start = time.process_time()
+        out.append(canceller.process(mic[at : at + CHUNK], arrived))
+        busy += time.process_time() - start
+    canceller.close()
+    return np.concatenate(out), busy
+
+
+def wakes(settings: Settings, whisper: Any, audio: np.ndarray) -> np.ndarray:
+    det = WakeDetector(settings, whisper)
+    times = []
+    for k in range(len(audio) // CHUNK):
+        event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
+        if isinstance(event, Wake):
+            times.append(event.audio_s)
+    return np.asarray(times)
+
+
+def rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x.astype(np.float64))) + 1e-9))
+
+
+def music(n: int, rng: np.random.Generator) -> np.ndarray:
+    step = round(SEGMENT_S * SR)
+    parts = [
+        wake_data.background("music", "eval", min(step, n - a), rng) for a in range(0, n, step)
+    ]
+    out = np.concatenate(parts)
+    return out / (wake_data.rms(out) + 1e-9) * 3000  # what the player writes
+
+
+def positives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dict[str, Any]:
+    speech = wake_eval.positive_stream("clean", args.phrases, 90_000 + args.seed)
+    voice = speech.audio.astype(np.float32)
+    level = np.sqrt(
+        np.mean(
+            [np.mean(np.square(voice[round(a * SR) : round(b * SR)])) for a, b in speech.phrases]
+        )
+    )
+    rng = np.random.default_rng(args.seed)
+    played = music(len(voice), rng)
+    echo = echoes(played, args.seed)
+    echo /= wake_data.rms(echo) + 1e-9
+    rows: dict[str, Any] = {}
+    cpu = audio_s = 0.0
+    for snr in tqdm(args.snr, desc="playback levels", unit="level"):
+        mic = (voice + level / 10 ** (snr / 20) * echo).clip(-32768, 32767).astype(np.int16)
+        cleaned, busy = cancel(mic, played, rng)
+        cpu, audio_s = cpu + busy, audio_s + len(mic) / SR
+        row = {}
+        for name, audio in (("without", mic), ("with_canceller", cleaned)):
+            stream = wake_eval.EvalStream(name, "pos", audio, speech.phrases)
+            hits, false = wake_eval.count_hits(stream, wakes(settings, whisper, audio))
+            row[f"misses_{name}"] = round(1 - hits / len(speech.phrases), 3)
+            row[f"false_wakes_{name}"] = false
+        tail = slice(5 * SR, len(cleaned))  # echo left, voices included: a lower bound
+        row["echo_reduction_db"] = round(
+            rms_db(mic[tail] - voice[tail]) - rms_db(cleaned[tail] - voice[tail]), 1
+        )
+        rows[f"playback_{snr:g}db"] = row
+    return {
+        "phrases": args.phrases,
+        "clean_misses": round(
+            1
+            - wake_eval.count_hits(speech, wakes(settings, whisper, speech.audio))[0]
+            / args.phrases,
+            3,
+        ),
+        **rows,
+        "canceller_cpu_percent_of_one_core": round(100 * cpu / audio_s, 2),
+    }
+
+
+def negatives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dict[str, Any]:
+    """Our own playback says things (podcasts, songs with talk, near-misses); nobody speaks."""
+    counts = {"without": 0, "with_canceller": 0}
+    n = max(1, round(args.negative_minutes * 60 / STREAM_SECONDS / 3))
+    seconds = 0.0
+    rng = np.random.default_rng(args.seed + 1)
+    for kind in tqdm(("speech", "confusable", "music_speech"), desc="playback kinds", unit="kind"):
+        for i in range(n):
+            seed = 70_000 + 1000 * args.seed + i
+            played = wake_data.build_stream(kind, "eval", STREAM_SECONDS, seed).audio
+            played = (
+                played.astype(np.float32) / (wake_data.rms(played.astype(np.float32)) + 1e-9) * 3000
+            )
+            echo = echoes(played, seed)
+            echo *= 10 ** (-24 / 20) * 32768 / (wake_data.rms(echo) + 1e-9)  # talking level
+            mic = (echo + rng.normal(0, 3, len(echo))).clip(-32768, 32767).astype(np.int16)
+            cleaned, _ = cancel(mic, played, rng)
+            counts["without"] += len(wakes(settings, whisper, mic))
+            counts["with_canceller"] += len(wakes(settings, whisper, cleaned))
+            seconds += len(mic) / SR
+    hours = seconds / 3600
+    return {
+        "hours": round(hours, 2),
+        **{f"false_wakes_per_hour_{k}": round(v / hours, 2) for k, v in counts.items()},
+        **{f"false_wakes_{k}": v for k, v in counts.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--phrases", type=int, default=150)
+    parser.add_argument("--snr", type=float, nargs="+", default=[10.0, 0.0, -10.0])
+    parser.add_argument("--negative-minutes", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
+    whisper = Transcriber(settings).model
+    out: dict[str, Any] = {"positives": positives(args, settings, whisper)}
+    if args.negative_minutes > 0:
+        out["our_playback_alone"] = negatives(args, settings, whisper)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
