@@ -134,9 +134,10 @@ def positives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dic
             hits, false = wake_eval.count_hits(stream, wakes(settings, whisper, audio))
             row[f"misses_{name}"] = round(1 - hits / len(speech.phrases), 3)
             row[f"false_wakes_{name}"] = false
-        tail = slice(5 * SR, len(cleaned))  # echo left, voices included: a lower bound
+        quiet = np.abs(voice[: len(cleaned)]) < 1  # nobody speaking, after 5 s to adapt
+        quiet[: 5 * SR] = False
         row["echo_reduction_db"] = round(
-            rms_db(mic[tail] - voice[tail]) - rms_db(cleaned[tail] - voice[tail]), 1
+            rms_db(mic[: len(quiet)][quiet]) - rms_db(cleaned[quiet]), 1
         )
         rows[f"playback_{snr:g}db"] = row
     return {
