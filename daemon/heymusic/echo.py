@@ -137,13 +137,20 @@ class EchoCanceller:
         self._tail = round(tail_s * RATE)
         self._quiet = self._tail  # samples since the reference last had sound
         self._out = np.zeros(FRAME, np.int16)
+        self._lock = threading.Lock()
+        """speex's state is not thread-safe, and a mic thread being replaced after a device
+        loss may hand over one last chunk while its successor runs."""
 
     def process(self, chunk: np.ndarray, captured_at: float) -> np.ndarray:
         """`chunk` (int16, a multiple of FRAME samples) without the echo of what played."""
+        with self._lock:
+            return self._process(chunk, captured_at)
+
+    def _process(self, chunk: np.ndarray, captured_at: float) -> np.ndarray:
         far = self.reference.window(len(chunk), captured_at)
         self._quiet = 0 if far.any() else self._quiet + len(chunk)
-        if self._quiet > self._tail:
-            return chunk  # nothing played for a whole tail: no echo left to remove
+        if self._quiet > self._tail or not self._state:
+            return chunk  # nothing played for a whole tail (or closed): no echo to remove
         near = np.ascontiguousarray(chunk, np.int16)
         out = near.copy()  # a partial last frame passes through
         for i in range(0, len(near) - FRAME + 1, FRAME):
@@ -157,6 +164,7 @@ class EchoCanceller:
         return out
 
     def close(self) -> None:
-        if self._state:
-            self._lib.speex_echo_state_destroy(self._state)
-            self._state = None
+        with self._lock:
+            if self._state:
+                self._lib.speex_echo_state_destroy(self._state)
+                self._state = None
