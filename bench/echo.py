@@ -11,7 +11,9 @@ The baseline in the same run is the same mic without the canceller.
 --negative-minutes also plays held-out speech, confusables and music with speech on top as
 our own playback with nobody talking, and counts the false wakes with and without it.
 
-    .venv/bin/python bench/echo.py [--phrases 150] [--negative-minutes 30] [--seed 0]
+--drift-ppm puts the speaker and the mic on two clocks this far apart (two devices).
+
+    .venv/bin/python bench/echo.py [--phrases 150] [--negative-minutes 30] [--drift-ppm 100]
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def echo_path(played: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return wake_data.mic_colour(y, rng)
 
 
-def echoes(played: np.ndarray, seed: int) -> np.ndarray:
-    """`echo_path` with a new speaker, room and latency every SEGMENT_S."""
+def echoes(played: np.ndarray, seed: int, ppm: float) -> np.ndarray:
+    """`echo_path` with a new speaker, room and latency every SEGMENT_S, of `played` on a
+    speaker clock `ppm` fast (as long as `played`)."""
+    if ppm:
+        fast = soxr.resample(played.astype(np.float32), SR * (1 + ppm * 1e-6), SR)
+        played = np.concatenate([fast, np.zeros(len(played) - len(fast), np.float32)])
     step = round(SEGMENT_S * SR)
     return np.concatenate(
         [
@@ -65,19 +71,23 @@ def echoes(played: np.ndarray, seed: int) -> np.ndarray:
     )
 
 
-def cancel(mic: np.ndarray, played: np.ndarray, rng: np.random.Generator) -> tuple[Any, float]:
+def cancel(
+    mic: np.ndarray, played: np.ndarray, rng: np.random.Generator, ppm: float
+) -> tuple[Any, float]:
     """`mic` through the daemon's canceller, `played` reaching it as the speaker thread
-    hands it over (44.1 kHz stereo pulls every 20 ms); returns (audio, CPU seconds)."""
+    hands it over (44.1 kHz stereo pulls every 20 ms of a clock `ppm` fast against the
+    mic's); returns (audio, CPU seconds)."""
     loud = soxr.resample(played.astype(np.float32), SR, DEVICE_RATE)
     stereo = np.stack([loud, loud], axis=1).clip(-32768, 32767).astype(np.int16)
     step = round(PULL_S * DEVICE_RATE)
+    speaker_rate = DEVICE_RATE * (1 + ppm * 1e-6)
     ref = PlaybackReference()
     canceller = EchoCanceller(ref)
     t0, pulled, busy, out = 1000.0, 0, 0.0, []
     for at in range(0, len(mic) - CHUNK + 1, CHUNK):
         arrived = t0 + (at + CHUNK) / SR + rng.uniform(0.0, 0.01)
-        while pulled < len(stereo) and t0 + pulled / DEVICE_RATE <= arrived:
-            when = t0 + pulled / DEVICE_RATE + rng.uniform(0.0, 0.003)
+        while pulled < len(stereo) and t0 + pulled / speaker_rate <= arrived:
+            when = t0 + pulled / speaker_rate + rng.uniform(0.0, 0.003)
             ref.played(stereo[pulled : pulled + step], DEVICE_RATE, when)
             pulled += step
         start = time.process_time()
@@ -120,13 +130,13 @@ def positives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dic
     )
     rng = np.random.default_rng(args.seed)
     played = music(len(voice), rng)
-    echo = echoes(played, args.seed)
+    echo = echoes(played, args.seed, args.drift_ppm)
     echo /= wake_data.rms(echo) + 1e-9
     rows: dict[str, Any] = {}
     cpu = audio_s = 0.0
     for snr in tqdm(args.snr, desc="playback levels", unit="level"):
         mic = (voice + level / 10 ** (snr / 20) * echo).clip(-32768, 32767).astype(np.int16)
-        cleaned, busy = cancel(mic, played, rng)
+        cleaned, busy = cancel(mic, played, rng, args.drift_ppm)
         cpu, audio_s = cpu + busy, audio_s + len(mic) / SR
         row = {}
         for name, audio in (("without", mic), ("with_canceller", cleaned)):
@@ -166,10 +176,10 @@ def negatives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dic
             played = (
                 played.astype(np.float32) / (wake_data.rms(played.astype(np.float32)) + 1e-9) * 3000
             )
-            echo = echoes(played, seed)
+            echo = echoes(played, seed, args.drift_ppm)
             echo *= 10 ** (-24 / 20) * 32768 / (wake_data.rms(echo) + 1e-9)  # talking level
             mic = (echo + rng.normal(0, 3, len(echo))).clip(-32768, 32767).astype(np.int16)
-            cleaned, _ = cancel(mic, played, rng)
+            cleaned, _ = cancel(mic, played, rng, args.drift_ppm)
             counts["without"] += len(wakes(settings, whisper, mic))
             counts["with_canceller"] += len(wakes(settings, whisper, cleaned))
             seconds += len(mic) / SR
@@ -187,6 +197,9 @@ def main() -> None:
     parser.add_argument("--snr", type=float, nargs="+", default=[10.0, 0.0, -10.0])
     parser.add_argument("--negative-minutes", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--drift-ppm", type=float, default=0.0, help="speaker clock this fast against the mic's"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})

@@ -30,13 +30,24 @@ FRAME = 160
 TAIL_S = 0.5
 """Echo the filter can model: output + input buffering (~0.1-0.3 s) plus the room's tail."""
 SNAP_S = 0.03
-"""Reference and mic positions follow their clocks sample by sample (timestamps jitter by
-milliseconds) and re-anchor only when they drift this far: an underrun, a paused device,
-two sound cards' clocks parting."""
+"""A jump this big is a gap (a paused or reopened device, a mic thread that lost chunks),
+not drift: that side starts over from its clock. Drift never looks like one: the speaker
+side is judged block to block, the read position follows the clocks' measured rates."""
 READ_LAG_S = 0.03
 """The mic reads the reference this far behind the clock: the resampler holds back a few
 milliseconds, so the newest reference is not yet written. Sound takes longer than this
 to come back (the speaker's buffer alone is 60 ms), so the echo still follows its cause."""
+RATE_WINDOW_S = 120.0
+"""Each side's clock rate is a least-squares fit of its sample count against the monotonic
+clock over about this long: timestamps jitter by milliseconds, the fit to ~1 ppm."""
+DRIFT_BAND = 16
+"""Samples the read position may sit off where the clocks put it before it is pulled back:
+within the band only the measured rates move it, so one clock gives a still reference."""
+PULL_BACK = 0.01
+"""Per mic chunk: the smoothing of that distance (timestamps jitter by milliseconds) and
+the share of its excess over the band taken back."""
+TAPS = 16
+"""Windowed-sinc taps for reading the reference between samples."""
 HISTORY_S = 4.0
 """Reference kept for a mic thread that runs late (its queue holds up to 4 s)."""
 
@@ -62,8 +73,39 @@ def _speexdsp() -> Any:
     return lib
 
 
+class _ClockRate:
+    """Samples per second of one device's clock, against the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._origin: tuple[float, float] | None = None
+        self._last = 0.0
+        self._sums = np.zeros(5)  # weight, t, count, t*t, t*count
+
+    def add(self, when: float, count: float) -> None:
+        if self._origin is None:
+            self._origin = (when, count)
+        t, c = when - self._origin[0], count - self._origin[1]
+        self._sums *= np.exp(-max(t - self._last, 0.0) / RATE_WINDOW_S)
+        self._sums += (1.0, t, c, t * t, t * c)
+        self._last = t
+
+    def rate(self) -> float | None:
+        """None until about a minute has been seen."""
+        w, t, c, tt, tc = self._sums
+        if w < 1:
+            return None
+        var = tt / w - (t / w) ** 2
+        return (tc / w - t / w * c / w) / var if var > 300 else None
+
+
 class PlaybackReference:
-    """What the speaker played, as 16 kHz mono on the monotonic clock, for the canceller.
+    """What the speaker played, as 16 kHz mono, read out on the mic's clock.
+
+    The speaker and the mic count samples on their own crystals: one device (a USB
+    speakerphone, a HAT) shares one, a USB mic beside the Pi's speaker is tens to hundreds
+    of ppm off, and at 300 ppm the reference slides 5 samples a second past the echo, which
+    no canceller follows. Both sides' rates are measured against the monotonic clock
+    (`_ClockRate`) and the reference is read at their ratio, between samples when it must.
 
     `played` runs on the speaker's device thread, `window` on the mic thread."""
 
@@ -75,7 +117,15 @@ class PlaybackReference:
         """Absolute sample index (since `_t0`) just past the last sample played."""
         self._fed = 0.0
         """Where `_written` would be without the resampler's buffering (input side)."""
-        self._read = 0
+        self._pos: float | None = None
+        """Read position (input-side samples, fractional) of the next mic sample."""
+        self._off = 0.0
+        """Smoothed distance from the read position to where the clocks put it."""
+        self._mic_samples = 0
+        self._speaker_rate = _ClockRate()
+        self._mic_rate = _ClockRate()
+        self._pull = (0.0, 0.0)
+        """(time, input-side position) of the latest block: maps a time to a position."""
         self._resampler: Any = None
 
     def _index(self, when: float) -> int:
@@ -90,11 +140,18 @@ class PlaybackReference:
         mono = block.astype(np.float32).mean(axis=1)
         with self._lock:
             at = self._index(when)
-            # soxr hands its output over in bursts: drift is judged on the input side
-            if self._resampler is None or abs(at - self._fed) > SNAP_S * RATE:
+            # A gap: this block comes later (or sooner) than the last one's length says.
+            # Judged block to block, the clocks' slow drift never looks like one, and on
+            # the input side, since soxr hands its output over in bursts.
+            last, fed = self._pull
+            gap = abs(fed + (when - last) * RATE - self._fed) > SNAP_S * RATE
+            if self._resampler is None or gap:
                 self._clear(self._written, at)
                 self._written = self._fed = at
                 self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32")
+                self._speaker_rate = _ClockRate()
+            self._speaker_rate.add(when, self._fed)
+            self._pull = (when, self._fed)
             self._fed += len(block) * RATE / rate
             samples = self._resampler.resample_chunk(mono)
             self._put(self._written, np.clip(samples, -32768, 32767).astype(np.int16))
@@ -106,14 +163,40 @@ class PlaybackReference:
         with self._lock:
             if self._t0 is None:
                 return np.zeros(n, np.int16)
-            start = self._index(end - READ_LAG_S) - n
-            if abs(start - self._read) > SNAP_S * RATE:
-                self._read = start
-            start, self._read = self._read, self._read + n
-            idx = np.arange(start, start + n)
-            out = self._ring[idx % len(self._ring)].copy()
-            out[(idx >= self._written) | (idx < self._written - len(self._ring))] = 0
-            return out
+            when, fed = self._pull
+            due = fed + (end - READ_LAG_S - when) * RATE - n
+            if self._pos is None or abs(due - self._pos) > SNAP_S * RATE:
+                self._pos, self._off = float(round(due)), 0.0
+                self._mic_rate = _ClockRate()
+            self._mic_samples += n
+            self._mic_rate.add(end, self._mic_samples)
+            speaker, mic = self._speaker_rate.rate(), self._mic_rate.rate()
+            ratio = speaker / mic if speaker and mic else 1.0
+            self._off += PULL_BACK * (due - self._pos - self._off)
+            excess = np.sign(self._off) * max(abs(self._off) - DRIFT_BAND, 0.0)
+            positions = self._pos + np.arange(n) * ratio
+            self._pos += n * ratio + PULL_BACK * excess
+            return self._interpolate(positions)
+
+    def _interpolate(self, positions: np.ndarray) -> np.ndarray:
+        """The ring read at fractional positions (windowed sinc); zeros where nothing
+        played. Silence and whole-sample positions (one clock) skip the arithmetic."""
+        half = TAPS // 2
+        lo = int(np.floor(positions[0])) - half + 1
+        idx = np.arange(lo, int(np.floor(positions[-1])) + half + 1)
+        raw = self._ring[idx % len(self._ring)]
+        raw[(idx >= self._written) | (idx < self._written - len(self._ring))] = 0
+        if not raw.any():
+            return np.zeros(len(positions), np.int16)
+        base = np.floor(positions).astype(np.int64)
+        frac = positions - base
+        if not frac.any():
+            return raw[base - lo]
+        taps = np.lib.stride_tricks.sliding_window_view(raw.astype(np.float32), TAPS)
+        x = frac[:, None] - np.arange(1 - half, half + 1)
+        weights = np.sinc(x) * (0.5 + 0.5 * np.cos(np.pi * x / (half + 1)))
+        out = (taps[base - lo - half + 1] * weights).sum(axis=1)
+        return np.clip(out, -32768, 32767).astype(np.int16)
 
     def _put(self, at: int, samples: np.ndarray) -> None:
         samples = samples[-len(self._ring) :]
