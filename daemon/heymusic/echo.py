@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import functools
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,17 @@ FRAME = 160
 TAIL_S = 0.5
 """Echo the filter can model: output + input buffering (~0.1-0.3 s) plus the room's tail."""
 SNAP_S = 0.03
-"""A jump this big is a gap (a paused or reopened device, a mic thread that lost chunks),
-not drift: that side starts over from its clock. Drift never looks like one: the speaker
-side is judged block to block, the read position follows the clocks' measured rates."""
+"""The read position starts over from the clocks when they put it this far off: a
+stretch of playback that began anew, chunks the mic lost."""
+SETTLING_SNAP = 8
+"""Samples: while a clock is new, the read position follows a better estimate this far off
+at once (the first timestamps can be milliseconds late)."""
+GAP_S = 0.5
+"""A side silent this long was stopped (a closed speaker, a reopened mic): its clock
+starts over. Late callbacks (tens of milliseconds) are not gaps."""
+LEAST_LATE_S = 2.0
+"""Window for the least late timestamp: long enough to hold an on-time one, short next to
+the clocks' drift (1000 ppm moves 2 ms in it)."""
 READ_LAG_S = 0.03
 """The mic reads the reference this far behind the clock: the resampler holds back a few
 milliseconds, so the newest reference is not yet written. Sound takes longer than this
@@ -74,13 +83,19 @@ def _speexdsp() -> Any:
     return lib
 
 
-class _ClockRate:
-    """Samples per second of one device's clock, against the monotonic clock."""
+class _Clock:
+    """One device's sample count against the monotonic clock.
+
+    Its timestamps are taken when a thread gets to run, so they are only ever late (by
+    milliseconds, or by a hundred when a callback waits for the GIL): the rate is a least-
+    squares fit over ~RATE_WINDOW_S, the offset the least late of the last LEAST_LATE_S."""
 
     def __init__(self) -> None:
         self._origin: tuple[float, float] | None = None
         self._last = 0.0
         self._sums = np.zeros(5)  # weight, t, count, t*t, t*count
+        self._recent: deque[tuple[float, float]] = deque()
+        """(time, count) of the last LEAST_LATE_S."""
 
     def add(self, when: float, count: float) -> None:
         if self._origin is None:
@@ -89,14 +104,41 @@ class _ClockRate:
         self._sums *= np.exp(-max(t - self._last, 0.0) / RATE_WINDOW_S)
         self._sums += (1.0, t, c, t * t, t * c)
         self._last = t
+        self._recent.append((when, count))
+        while self._recent[0][0] < when - LEAST_LATE_S:
+            self._recent.popleft()
 
-    def rate(self) -> float | None:
-        """None until about a minute has been seen."""
+    def fitted_rate(self) -> float | None:
+        """Samples per second; None until about a minute has been seen. The speaker pulls
+        silence while nothing plays, so both clocks are known before the music starts."""
         w, t, c, tt, tc = self._sums
         if w < 1:
             return None
         var = tt / w - (t / w) ** 2
-        return (tc / w - t / w * c / w) / var if var > 300 else None
+        return float((tc / w - t / w * c / w) / var) if var > 300 else None
+
+    def rate(self) -> float:
+        return self.fitted_rate() or RATE
+
+    def settled(self, when: float) -> bool:
+        """Seen for LEAST_LATE_S: its least late timestamp is an on-time one."""
+        return self._origin is not None and when - self._origin[0] >= LEAST_LATE_S
+
+    def _latest(self) -> tuple[float, float]:
+        """(time, count) of the latest count, timed by the least late recent timestamp
+        (counted back at the current rate over at most LEAST_LATE_S, so a better rate
+        moves it by a fraction of a sample)."""
+        count = self._recent[-1][1]
+        rate = self.rate()
+        return min(when + (count - c) / rate for when, c in self._recent), count
+
+    def count_at(self, when: float) -> float:
+        at, count = self._latest()
+        return count + (when - at) * self.rate()
+
+    def time_of(self, count: float) -> float:
+        at, latest = self._latest()
+        return at + (count - latest) / self.rate()
 
 
 class PlaybackReference:
@@ -105,8 +147,8 @@ class PlaybackReference:
     The speaker and the mic count samples on their own crystals: one device (a USB
     speakerphone, a HAT) shares one, a USB mic beside the Pi's speaker is tens to hundreds
     of ppm off, and at 300 ppm the reference slides 5 samples a second past the echo, which
-    no canceller follows. Both sides' rates are measured against the monotonic clock
-    (`_ClockRate`) and the reference is read at their ratio, between samples when it must.
+    no canceller follows. Both sides' clocks are measured against the monotonic one
+    (`_Clock`) and the reference is read at their ratio, between samples when it must.
 
     `played` runs on the speaker's device thread, `window` on the mic thread."""
 
@@ -123,10 +165,9 @@ class PlaybackReference:
         self._off = 0.0
         """Smoothed distance from the read position to where the clocks put it."""
         self._mic_samples = 0
-        self._speaker_rate = _ClockRate()
-        self._mic_rate = _ClockRate()
-        self._pull = (0.0, 0.0)
-        """(time, input-side position) of the latest block: maps a time to a position."""
+        self._speaker = _Clock()
+        self._mic = _Clock()
+        self._last_pull = self._last_chunk = float("-inf")
         self._resampler: Any = None
 
     def _index(self, when: float) -> int:
@@ -140,19 +181,15 @@ class PlaybackReference:
 
         mono = block.astype(np.float32).mean(axis=1)
         with self._lock:
-            at = self._index(when)
-            # A gap: this block comes later (or sooner) than the last one's length says.
-            # Judged block to block, the clocks' slow drift never looks like one, and on
-            # the input side, since soxr hands its output over in bursts.
-            last, fed = self._pull
-            gap = abs(fed + (when - last) * RATE - self._fed) > SNAP_S * RATE
-            if self._resampler is None or gap:
+            if self._resampler is None or when - self._last_pull > GAP_S:
+                # first block, or the device was stopped: a new stretch of playback
+                at = self._index(when)
                 self._clear(self._written, at)
                 self._written = self._fed = at
                 self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32")
-                self._speaker_rate = _ClockRate()
-            self._speaker_rate.add(when, self._fed)
-            self._pull = (when, self._fed)
+                self._speaker = _Clock()
+            self._speaker.add(when, self._fed)
+            self._last_pull = when
             self._fed += len(block) * RATE / rate
             samples = self._resampler.resample_chunk(mono)
             self._put(self._written, np.clip(samples, -32768, 32767).astype(np.int16))
@@ -164,14 +201,19 @@ class PlaybackReference:
         with self._lock:
             if self._t0 is None:
                 return np.zeros(n, np.int16)
-            when, fed = self._pull
-            due = fed + (end - READ_LAG_S - when) * RATE - n
-            if self._pos is None or abs(due - self._pos) > SNAP_S * RATE:
-                self._pos, self._off = float(round(due)), 0.0
-                self._mic_rate = _ClockRate()
+            if end - self._last_chunk > GAP_S:  # first chunk, or the mic was reopened
+                self._mic = _Clock()
+            self._last_chunk = end
             self._mic_samples += n
-            self._mic_rate.add(end, self._mic_samples)
-            speaker, mic = self._speaker_rate.rate(), self._mic_rate.rate()
+            self._mic.add(end, self._mic_samples)
+            chunk_end = self._mic.time_of(self._mic_samples) - READ_LAG_S
+            due = self._speaker.count_at(chunk_end) - n
+            # until both clocks have an on-time timestamp, `due` still improves by leaps
+            settled = self._mic.settled(end) and self._speaker.settled(end)
+            snap = SNAP_S * RATE if settled else SETTLING_SNAP
+            if self._pos is None or abs(due - self._pos) > snap:
+                self._pos, self._off = float(round(due)), 0.0
+            speaker, mic = self._speaker.fitted_rate(), self._mic.fitted_rate()
             ratio = speaker / mic if speaker and mic else 1.0
             self._off += PULL_BACK * (due - self._pos - self._off)
             excess = np.sign(self._off) * max(abs(self._off) - DRIFT_BAND, 0.0)
