@@ -59,7 +59,7 @@ the share of its excess over the band taken back."""
 TAPS = 16
 """Windowed-sinc taps for reading the reference between samples."""
 HISTORY_S = 4.0
-"""Reference kept for a mic thread that runs late (its queue holds up to 4 s)."""
+"""Reference kept: the filter's tail plus the read lag plus any lateness, several times."""
 
 _SET_SAMPLING_RATE = 24  # speex_echo.h: SPEEX_ECHO_SET_SAMPLING_RATE
 
