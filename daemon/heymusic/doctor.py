@@ -92,7 +92,10 @@ def check_echo(settings: Settings) -> str:
     from heymusic.echo import EchoCanceller, PlaybackReference
 
     EchoCanceller(PlaybackReference()).close()
-    return "echo cancellation: libspeexdsp loads; our own playback is taken out of the mic"
+    line = "echo cancellation: libspeexdsp loads; our own playback is taken out of the mic"
+    if settings.player.kind != "preview":
+        line += " (previews and local files played here, not Spotify on another device)"
+    return line
 
 
 def check_catalog(settings: Settings) -> str:
