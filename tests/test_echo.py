@@ -269,3 +269,26 @@ def test_daemon_without_libspeexdsp_says_so_and_listens_on(
     event = json.loads(line)
     assert event["type"] == "error" and "apt-get install libspeexdsp1" in event["message"]
     assert "listening without it" in event["message"]
+
+
+def test_a_failing_reference_never_stops_the_music(caplog: pytest.LogCaptureFixture) -> None:
+    import miniaudio
+
+    from heymusic.players.audio_out import DeviceSink
+
+    class Broken(PlaybackReference):
+        calls = 0
+
+        def played(self, block: np.ndarray, rate: int, when: float) -> None:
+            Broken.calls += 1
+            raise RuntimeError("resampler exploded")
+
+    sink = DeviceSink("", None, 0.3, [miniaudio.Backend.NULL], reference=Broken())
+    try:
+        block = np.zeros((4410, 2), np.int16)
+        for _ in range(10):  # a second of sound: the device keeps taking it
+            sink.write(block)
+    finally:
+        sink.close()
+    assert Broken.calls == 1  # dropped after the first failure, said once
+    assert "music plays on without echo cancellation" in caplog.text

@@ -249,9 +249,17 @@ class DeviceSink:
             out, pending = pending[:want], pending[want:]
             out += b"\0" * (want - len(out))
             if self._reference is not None:
-                block = np.frombuffer(out, "<i2").reshape(-1, self.channels)
-                self._reference.played(block, self.rate, time.monotonic())
+                self._tell(self._reference, out)
             frames = yield out
+
+    def _tell(self, reference: PlaybackReference, out: bytes) -> None:
+        """The echo canceller hears what plays; a failure there must not stop the music."""
+        block = np.frombuffer(out, "<i2").reshape(-1, self.channels)
+        try:
+            reference.played(block, self.rate, time.monotonic())
+        except Exception:
+            _LOGGER.exception("echo reference failed; music plays on without echo cancellation")
+            self._reference = None
 
     def write(self, block: np.ndarray) -> None:
         if self._device is None:
