@@ -56,6 +56,9 @@ within the band only the measured rates move it, so one clock gives a still refe
 PULL_BACK = 0.01
 """Per mic chunk: the smoothing of that distance (timestamps jitter by milliseconds) and
 the share of its excess over the band taken back."""
+ONE_CLOCK = 3e-6
+"""Fitted rates this close (the fit's own error) are one clock. Two devices that are
+really this close slide 0.05 samples a second, which the band absorbs."""
 TAPS = 16
 """Windowed-sinc taps for reading the reference between samples."""
 HISTORY_S = 4.0
@@ -215,6 +218,8 @@ class PlaybackReference:
                 self._pos, self._off = float(round(due)), 0.0
             speaker, mic = self._speaker.fitted_rate(), self._mic.fitted_rate()
             ratio = speaker / mic if speaker and mic else 1.0
+            if abs(ratio - 1.0) < ONE_CLOCK:
+                ratio = 1.0  # whole-sample reads: no interpolation to blur the reference
             self._off += PULL_BACK * (due - self._pos - self._off)
             excess = np.sign(self._off) * max(abs(self._off) - DRIFT_BAND, 0.0)
             positions = self._pos + np.arange(n) * ratio
