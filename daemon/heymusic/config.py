@@ -73,7 +73,7 @@ class AudioSettings(_Section):
     reaches the recognizer (players that make no sound skip this)."""
     echo_cancel: bool = True
     """Subtract what our own speaker plays from the mic (libspeexdsp), so "hey music" is
-    heard over our music: at 0 dB, ~60 -> ~23 % misses (README). Only for the preview/local
+    heard over our music: at 0 dB, ~60 -> ~24 % misses (README). Only for the preview/local
     player on this machine's speaker; Spotify on another device gives no reference."""
 
 

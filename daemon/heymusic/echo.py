@@ -6,7 +6,7 @@ thread hands every block it plays to `PlaybackReference`, stamped with the time 
 it; the mic thread asks for the reference covering each captured chunk, and libspeexdsp's
 adaptive echo canceller (MDF) learns the speaker -> room -> mic path and subtracts the
 echo. Measured in the README (`bench/echo.py`): ~10 dB less echo, and the wake misses
-over our own music at 0 dB fall from ~60 % to ~23 %, also on two devices whose clocks
+over our own music at 0 dB fall from ~60 % to ~24 %, also on two devices whose clocks
 drift apart.
 
 libspeexdsp is called through ctypes: the PyPI binding (speexdsp 0.1.1) is a SWIG sdist
