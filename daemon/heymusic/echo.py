@@ -172,6 +172,7 @@ class PlaybackReference:
         self._mic = _Clock()
         self._last_pull = self._last_chunk = float("-inf")
         self._resampler: Any = None
+        self._zeros = np.zeros(0, np.float32)
 
     def _index(self, when: float) -> int:
         if self._t0 is None:
@@ -182,7 +183,8 @@ class PlaybackReference:
         """`block` (frames, channels) int16 at `rate` was handed to the device at `when`."""
         import soxr
 
-        mono = block.astype(np.float32).mean(axis=1)
+        # the device pulls silence all day while nothing plays: no downmix for it
+        mono = block.mean(axis=1, dtype=np.float32) if block.any() else self._silence(len(block))
         with self._lock:
             if self._resampler is None or when - self._last_pull > GAP_S:
                 # first block, or the device was stopped: a new stretch of playback
@@ -197,6 +199,11 @@ class PlaybackReference:
             samples = self._resampler.resample_chunk(mono)
             self._put(self._written, np.clip(samples, -32768, 32767).astype(np.int16))
             self._written += len(samples)
+
+    def _silence(self, n: int) -> np.ndarray:
+        if len(self._zeros) != n:
+            self._zeros = np.zeros(n, np.float32)
+        return self._zeros
 
     def window(self, n: int, end: float) -> np.ndarray:
         """The `n` reference samples for a mic chunk whose last sample arrived at `end`:
@@ -262,10 +269,10 @@ class EchoCanceller:
     def __init__(self, reference: PlaybackReference, tail_s: float = TAIL_S) -> None:
         self._lib = _speexdsp()
         self.reference = reference
-        self._state = self._lib.speex_echo_state_init(FRAME, round(tail_s * RATE))
+        self._tail = round(tail_s * RATE)
+        self._state = self._lib.speex_echo_state_init(FRAME, self._tail)
         rate = ctypes.c_int(RATE)
         self._lib.speex_echo_ctl(self._state, _SET_SAMPLING_RATE, ctypes.byref(rate))
-        self._tail = round(tail_s * RATE)
         self._quiet = self._tail  # samples since the reference last had sound
         self._out = np.zeros(FRAME, np.int16)
         self._lock = threading.Lock()
