@@ -91,3 +91,26 @@ def test_piper_speech_is_the_same_in_every_process() -> None:
     first, second = (r.stdout.split() for r in runs)
     assert first[0] == "piper"
     assert first == second
+
+
+def test_a_stream_sounds_the_same_whatever_the_process_built_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training builds streams in two worker processes, each taking whichever stream is next:
+    a stream's piper speech must not depend on what its worker spoke before."""
+    spoken = []
+    say = wake_data._Piper.say
+
+    def counted(self: wake_data._Piper, text: str, spk: wake_data.Speaker) -> np.ndarray:
+        spoken.append(text)
+        return say(self, text, spk)
+
+    monkeypatch.setattr(wake_data._Piper, "say", counted)
+    rng = np.random.default_rng()
+    while not spoken:  # a stream in which piper speaks (most do), or the test cannot fail
+        seed = int(rng.integers(1 << 30))
+        first = build_stream("pos", "train", 20.0, seed)
+    build_stream("speech", "train", 20.0, seed + 1)
+    wake_data._piper().say("something else entirely", wake_data.speakers("train", rng, 1.0))
+    again = build_stream("pos", "train", 20.0, seed)
+    assert np.array_equal(first.audio, again.audio), seed

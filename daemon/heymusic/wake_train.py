@@ -154,14 +154,17 @@ def load_corpus(folder: Path) -> Corpus:
 # ---- models ----------------------------------------------------------------------------------
 
 
-def _mlp(frames: int, hidden: int) -> Any:
+def _mlp(frames: int, hidden: int, seed: int) -> Any:
     """openWakeWord's own recipe: flatten, two LayerNorm'd hidden layers, sigmoid.
 
     Small and heavily regularized on purpose: with hours (not thousands of hours)
     of synthetic negatives, a wider net memorizes the training voices and texts.
+    Its initial weights come from `seed`, not from whatever torch drew before.
     """
     import torch
     from torch import nn
+
+    torch.manual_seed(seed)
 
     class Mlp(nn.Module):
         def __init__(self) -> None:
@@ -336,14 +339,19 @@ def train(
     rounds: int = 3,
     steps: int = 8000,
     hidden: int = 128,
+    train_plan: dict[str, int] = TRAIN_PLAN,
+    eval_plan: dict[str, int] = EVAL_PLAN,
 ) -> dict[str, Any]:
-    """The whole recipe; returns the offline report written beside the features."""
+    """The whole recipe; returns the offline report written beside the features.
+
+    The same seed and plans give bit-identical models (each stream's audio depends on its
+    own seed only), whatever the worker count and whatever was cached before."""
     import torch
 
     torch.set_num_threads(int(os.environ.get("HEYMUSIC_TRAIN_THREADS", "2")))
     t0 = time.monotonic()
-    train_dir = build_features(work_dir, "train", TRAIN_PLAN, seed, workers)
-    eval_dir = build_features(work_dir, "eval", EVAL_PLAN, seed, workers)
+    train_dir = build_features(work_dir, "train", train_plan, seed, workers)
+    eval_dir = build_features(work_dir, "eval", eval_plan, seed, workers)
     tr, ev = load_corpus(train_dir), load_corpus(eval_dir)
     _LOGGER.info(
         "train: %.1f h audio, %d phrases; eval: %.1f h, %d phrases",
@@ -363,7 +371,7 @@ def train(
     ev_idx = np.nonzero(ev.valid(f1))[0]
     for rnd in range(rounds):
         net = train_net(
-            _mlp(f1, hidden),
+            _mlp(f1, hidden, seed + rnd),
             tr,
             f1,
             pos_idx,
@@ -409,7 +417,15 @@ def train(
     hard2 = s1_tr[neg2] >= HARD_SCORE
     prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
     verifier = train_net(
-        _mlp(f2, hidden), tr, f2, pos2, neg2, prob2 / prob2.sum(), steps, seed + 100, "verifier"
+        _mlp(f2, hidden, seed + 100),
+        tr,
+        f2,
+        pos2,
+        neg2,
+        prob2 / prob2.sum(),
+        steps,
+        seed + 100,
+        "verifier",
     )
     export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
 
