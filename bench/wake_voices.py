@@ -64,15 +64,14 @@ def whisper_scores(stream: Any) -> list[float | None]:
     """Per phrase: Whisper's score of the burst the first two stages passed (None: none)."""
     settings = load_settings(None, {"wake": {"asr_check_threshold": 1.0}})
     det = WakeDetector(settings, Transcriber(settings).model)
-    checked = []
+    scores: list[float | None] = [None] * len(stream.phrases)
     for k in range(len(stream.audio) // CHUNK):
         event = det.process(stream.audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
         if isinstance(event, WakeCandidate) and event.asr_score is not None:
-            checked.append((event.audio_s, event.asr_score))
-    return [
-        max((s for t, s in checked if a - 0.2 <= t <= b + 1.0), default=None)
-        for a, b in stream.phrases
-    ]
+            phrase = wake_eval.answered(stream, event.audio_s)  # as wake-eval counts a hit
+            if phrase is not None:
+                scores[phrase] = max(scores[phrase] or 0.0, event.asr_score)
+    return scores
 
 
 def misses(scores: list[float | None]) -> dict[str, str]:

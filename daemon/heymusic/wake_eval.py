@@ -269,16 +269,22 @@ def cascade(
     return np.asarray(out, np.int64)
 
 
+def answered(stream: EvalStream, t: float) -> int | None:
+    """The phrase a wake at `t` seconds answers (None: a false wake)."""
+    inside = (t >= stream.phrases[:, 0] + 0.2) & (t <= stream.phrases[:, 1] + HIT_AFTER_S)
+    return int(np.argmax(inside)) if inside.any() else None
+
+
 def count_hits(stream: EvalStream, wakes_s: np.ndarray) -> tuple[int, int]:
     """(phrases answered, false wakes) for wake times in seconds."""
     hit = np.zeros(len(stream.phrases), bool)
     false = 0
     for t in wakes_s:
-        inside = (t >= stream.phrases[:, 0] + 0.2) & (t <= stream.phrases[:, 1] + HIT_AFTER_S)
-        if inside.any():
-            hit[np.argmax(inside)] = True
-        else:
+        phrase = answered(stream, t)
+        if phrase is None:
             false += 1
+        else:
+            hit[phrase] = True
     return int(hit.sum()), false
 
 
