@@ -35,3 +35,29 @@ def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(
     one = _train(tmp_path / "one", seed, workers=1)
     assert "models/hey_music.onnx" in two and "models/hey_music_verifier.onnx" in two
     assert two == one, seed
+
+
+def test_an_averaged_model_scores_the_mean_of_its_members(tmp_path: Path) -> None:
+    """Stage 1 and the verifier ship as one ONNX file each, whatever the member count:
+    the daemon and openWakeWord see one model with the stock I/O."""
+    import onnxruntime as ort
+    import torch
+
+    members = [wake_train._mlp(wake_train.STAGE1_FRAMES, 16, seed) for seed in (1, 2, 3)]
+    for net in members:
+        net.eval()
+    path = tmp_path / "mean.onnx"
+    wake_train.export_onnx(wake_train.mean_of(members), wake_train.STAGE1_FRAMES, path)
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.shape == [1, wake_train.STAGE1_FRAMES, 96]
+    rng = np.random.default_rng()
+    for _ in range(5):
+        x = rng.normal(size=(1, wake_train.STAGE1_FRAMES, 96)).astype(np.float32)
+        (got,) = session.run(None, {inp.name: x})
+        with torch.no_grad():
+            each = [float(net(torch.from_numpy(x))) for net in members]
+        assert got.shape == (1, 1)
+        assert abs(float(got[0, 0]) - sum(each) / 3) < 1e-6, each
+        assert max(each) - min(each) > 1e-4  # the members differ, so the mean is a mean

@@ -89,16 +89,16 @@ class WakeSettings(_Section):
     verifier_threshold: float = Field(0.9, ge=0, le=1)
     personal: bool = True
     """Also ask the personal verifier `heymusic enroll` made, when there is one."""
-    personal_threshold: float = Field(0.3, ge=0, le=1)
-    """`heymusic wake-eval --enroll`: 5x fewer false wakes and half the clean misses, but
-    more misses over music; 0.1 where music plays loud (README)."""
+    personal_threshold: float = Field(0.1, ge=0, le=1)
+    """`heymusic wake-eval --enroll`: the highest threshold at which no condition misses
+    more than before enrolling; half the clean misses, 2x fewer false wakes (README)."""
     personal_override: float = Field(0.9, ge=0, le=1)
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
     costs ~0.25 s of CPU per candidate and delays the wake by 0.5 s (the audio it waits for)."""
-    asr_check_threshold: float = Field(0.0007, ge=0, le=1)
+    asr_check_threshold: float = Field(0.0005, ge=0, le=1)
     """Weakest token probability of the phrase; the DET sweep in `heymusic wake-eval`."""
 
 

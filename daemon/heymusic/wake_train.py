@@ -9,6 +9,11 @@ Stage 2 (models/hey_music_verifier.onnx) sees a longer context (32 embeddings,
 ~3.4 s of audio) and is trained only on what stage 1 lets through, so it spends its
 capacity on exactly the near-misses that wake the first stage.
 
+Each stage is the mean of MEMBERS nets trained the same way from different initial
+weights and draws (each with its own mining rounds and its own verifier): one ONNX file
+with openWakeWord's I/O, so nothing downstream knows. Averaging cuts the false wakes of
+stages 1 + 2 by a third (README) for 0.05 ms more a chunk.
+
 Torch is used here only; the daemon runs both models with onnxruntime.
 """
 
@@ -60,6 +65,9 @@ STAGE1_FRAMES = 16
 VERIFIER_FRAMES = 32
 STAGE1_FILE = "hey_music.onnx"
 VERIFIER_FILE = "hey_music_verifier.onnx"
+MEMBERS = 2
+"""Nets averaged per stage. Member m draws from seed + MEMBER_SEED_STEP * m."""
+MEMBER_SEED_STEP = 1000
 HARD_SCORE = 0.05
 """Stage-1 score above which a negative frame counts as a near-miss (mined)."""
 
@@ -229,6 +237,24 @@ def train_net(
     return net
 
 
+def mean_of(nets: list[Any]) -> Any:
+    """One net whose score is the mean of `nets`' scores (exported as one ONNX graph)."""
+    from torch import nn
+
+    class Mean(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(nets)
+
+        def forward(self, x: Any) -> Any:
+            total = self.members[0](x)
+            for member in self.members[1:]:
+                total = total + member(x)
+            return total * (1.0 / len(self.members))
+
+    return Mean().eval()
+
+
 def score(net: Any, corpus: Corpus, idx: np.ndarray, frames: int) -> np.ndarray:
     import torch
 
@@ -258,7 +284,9 @@ def export_onnx(net: Any, frames: int, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def update_manifest(out_dir: Path, names: list[str], seed: int, hours: float, phrases: int) -> None:
+def update_manifest(
+    out_dir: Path, names: list[str], seed: int, members: int, hours: float, phrases: int
+) -> None:
     """Read-modify-write models/manifest.json: only this command's own entries change."""
     import hashlib
 
@@ -272,7 +300,7 @@ def update_manifest(out_dir: Path, names: list[str], seed: int, hours: float, ph
                 f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe; Debian "
                 "fortunes and wamerican text; Debian game music and fluidsynth MIDI; noise)"
             ),
-            "command": f"heymusic train-wake --seed {seed}",
+            "command": f"heymusic train-wake --seed {seed} --members {members}",
             "input": f"openWakeWord 0.4.0 speech embeddings [1, {_frames_of(name)}, 96]",
         }
     tmp = path.with_suffix(".tmp")
@@ -331,6 +359,80 @@ def stream_report(
 # ---- command ---------------------------------------------------------------------------------
 
 
+def train_member(
+    tr: Corpus, ev: Corpus, seed: int, rounds: int, steps: int, hidden: int, name: str
+) -> tuple[Any, Any]:
+    """Stage 1 through its hard-negative mining rounds, then a verifier trained on what
+    that stage 1 lets through. `seed` sets every initial weight and draw."""
+    f1 = STAGE1_FRAMES
+    valid = tr.valid(f1)
+    pos_idx = np.nonzero(valid & (tr.labels == 1))[0]
+    neg_idx = np.nonzero(valid & (tr.labels == 0))[0]
+    neg_prob = np.full(len(neg_idx), 1.0 / len(neg_idx))
+    net = None
+    ev_idx = np.nonzero(ev.valid(f1))[0]
+    for rnd in range(rounds):
+        net = train_net(
+            _mlp(f1, hidden, seed + rnd),
+            tr,
+            f1,
+            pos_idx,
+            neg_idx,
+            neg_prob,
+            steps,
+            seed + rnd,
+            f"{name} stage 1 round {rnd + 1}/{rounds}",
+        )
+        neg_scores = score(net, tr, neg_idx, f1)
+        hard = neg_scores >= HARD_SCORE
+        _LOGGER.info(
+            "%s round %d: %d of %d train negative frames score >= %.2f",
+            name,
+            rnd + 1,
+            int(hard.sum()),
+            len(neg_idx),
+            HARD_SCORE,
+        )
+        # this round's mined frames get half of all negative draws (more the higher they
+        # scored), the other half stay uniform over all negatives
+        weight = np.full(len(neg_idx), 0.5 / len(neg_idx))
+        if hard.any():
+            weight[hard] += 0.5 / hard.sum() * (0.3 + neg_scores[hard])
+        neg_prob = weight / weight.sum()
+        s1 = np.zeros(len(ev.labels), np.float32)
+        s1[ev_idx] = score(net, ev, ev_idx, f1)
+        _LOGGER.info(
+            "%s round %d eval: %s",
+            name,
+            rnd + 1,
+            json.dumps(stream_report(ev, s1, None, 0.5, 0.5)["stage1"]),
+        )
+    assert net is not None
+
+    # stage 2: longer context, trained on what stage 1 lets through
+    f2 = VERIFIER_FRAMES
+    valid2 = tr.valid(f2)
+    idx2 = np.nonzero(valid2)[0]
+    s1_tr = np.zeros(len(tr.labels), np.float32)
+    s1_tr[idx2] = score(net, tr, idx2, f1)
+    pos2 = np.nonzero(valid2 & (tr.labels == 1))[0]
+    neg2 = np.nonzero(valid2 & (tr.labels == 0))[0]
+    hard2 = s1_tr[neg2] >= HARD_SCORE
+    prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
+    verifier = train_net(
+        _mlp(f2, hidden, seed + 100),
+        tr,
+        f2,
+        pos2,
+        neg2,
+        prob2 / prob2.sum(),
+        steps,
+        seed + 100,
+        f"{name} verifier",
+    )
+    return net, verifier
+
+
 def train(
     work_dir: Path,
     out_dir: Path,
@@ -339,6 +441,7 @@ def train(
     rounds: int = 3,
     steps: int = 8000,
     hidden: int = 128,
+    members: int = MEMBERS,
     train_plan: dict[str, int] = TRAIN_PLAN,
     eval_plan: dict[str, int] = EVAL_PLAN,
 ) -> dict[str, Any]:
@@ -361,74 +464,20 @@ def train(
         ev.phrases,
     )
 
-    # stage 1 with hard-negative mining rounds
-    f1 = STAGE1_FRAMES
-    valid = tr.valid(f1)
-    pos_idx = np.nonzero(valid & (tr.labels == 1))[0]
-    neg_idx = np.nonzero(valid & (tr.labels == 0))[0]
-    neg_prob = np.full(len(neg_idx), 1.0 / len(neg_idx))
-    net = None
-    ev_idx = np.nonzero(ev.valid(f1))[0]
-    for rnd in range(rounds):
-        net = train_net(
-            _mlp(f1, hidden, seed + rnd),
-            tr,
-            f1,
-            pos_idx,
-            neg_idx,
-            neg_prob,
-            steps,
-            seed + rnd,
-            f"stage 1 round {rnd + 1}/{rounds}",
+    nets, verifiers = [], []
+    for m in range(members):
+        name = f"member {m + 1}/{members}"
+        net, verifier = train_member(
+            tr, ev, seed + MEMBER_SEED_STEP * m, rounds, steps, hidden, name
         )
-        neg_scores = score(net, tr, neg_idx, f1)
-        hard = neg_scores >= HARD_SCORE
-        _LOGGER.info(
-            "round %d: %d of %d train negative frames score >= %.2f",
-            rnd + 1,
-            int(hard.sum()),
-            len(neg_idx),
-            HARD_SCORE,
-        )
-        # this round's mined frames get half of all negative draws (more the higher they
-        # scored), the other half stay uniform over all negatives
-        weight = np.full(len(neg_idx), 0.5 / len(neg_idx))
-        if hard.any():
-            weight[hard] += 0.5 / hard.sum() * (0.3 + neg_scores[hard])
-        neg_prob = weight / weight.sum()
-        s1 = np.zeros(len(ev.labels), np.float32)
-        s1[ev_idx] = score(net, ev, ev_idx, f1)
-        _LOGGER.info(
-            "round %d eval: %s",
-            rnd + 1,
-            json.dumps(stream_report(ev, s1, None, 0.5, 0.5)["stage1"]),
-        )
-    assert net is not None
+        nets.append(net)
+        verifiers.append(verifier)
+    net, verifier = mean_of(nets), mean_of(verifiers)
+    f1, f2 = STAGE1_FRAMES, VERIFIER_FRAMES
     export_onnx(net, f1, out_dir / STAGE1_FILE)
-
-    # stage 2: longer context, trained on what stage 1 lets through
-    f2 = VERIFIER_FRAMES
-    valid2 = tr.valid(f2)
-    idx2 = np.nonzero(valid2)[0]
-    s1_tr = np.zeros(len(tr.labels), np.float32)
-    s1_tr[idx2] = score(net, tr, idx2, f1)
-    pos2 = np.nonzero(valid2 & (tr.labels == 1))[0]
-    neg2 = np.nonzero(valid2 & (tr.labels == 0))[0]
-    hard2 = s1_tr[neg2] >= HARD_SCORE
-    prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
-    verifier = train_net(
-        _mlp(f2, hidden, seed + 100),
-        tr,
-        f2,
-        pos2,
-        neg2,
-        prob2 / prob2.sum(),
-        steps,
-        seed + 100,
-        "verifier",
-    )
     export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
 
+    ev_idx = np.nonzero(ev.valid(f1))[0]
     ev_idx2 = np.nonzero(ev.valid(f2))[0]
     s1 = np.zeros(len(ev.labels), np.float32)
     s1[ev_idx] = score(net, ev, ev_idx, f1)
@@ -438,6 +487,7 @@ def train(
         "minutes": round((time.monotonic() - t0) / 60, 1),
         "train_hours": round(sum(tr.seconds.values()) / 3600, 2),
         "train_phrases": tr.phrases,
+        "members": members,
         "eval_hours": round(sum(ev.seconds.values()) / 3600, 2),
         "eval_phrases": ev.phrases,
         "offline_eval": {
@@ -448,7 +498,7 @@ def train(
     }
     (work_dir / "train_report.json").write_text(json.dumps(report, indent=1))
     hours = sum(tr.seconds.values()) / 3600
-    update_manifest(out_dir, [STAGE1_FILE, VERIFIER_FILE], seed, hours, tr.phrases)
+    update_manifest(out_dir, [STAGE1_FILE, VERIFIER_FILE], seed, members, hours, tr.phrases)
     return report
 
 
@@ -464,7 +514,10 @@ def cmd_train_wake(args: argparse.Namespace, settings: Settings) -> int:
     work_dir = args.work_dir or default_work_dir()
     out_dir = args.out or models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = train(work_dir, out_dir, seed=args.seed)
+    members = MEMBERS if args.members is None else args.members
+    if members < 1:
+        raise UserError(f"--members {members}: train at least one net per stage")
+    report = train(work_dir, out_dir, seed=args.seed, members=members)
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
     return 0
