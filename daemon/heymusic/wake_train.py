@@ -238,8 +238,12 @@ def train_net(
 
 
 def mean_of(nets: list[Any]) -> Any:
-    """One net whose score is the mean of `nets`' scores (exported as one ONNX graph)."""
+    """One net whose score is the mean of `nets`' scores (exported as one ONNX graph); a
+    single net is returned as it is, so `--members 1` exports the plain net."""
     from torch import nn
+
+    if len(nets) == 1:
+        return nets[0]
 
     class Mean(nn.Module):
         def __init__(self) -> None:
