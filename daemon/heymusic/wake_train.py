@@ -452,8 +452,8 @@ def train(
     """The whole recipe; returns the offline report written beside the features.
 
     The same seed and plans give bit-identical models (each stream's audio depends on its
-    own seed only), whatever the worker count and whatever was cached before (README: one
-    unexplained exception on torch's two threads)."""
+    own seed only), whatever the worker count and whatever was cached before (README: not yet
+    always; a rare difference is not explained)."""
     import torch
 
     torch.set_num_threads(int(os.environ.get("HEYMUSIC_TRAIN_THREADS", "2")))
