@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -103,7 +104,10 @@ def build_features(
     if not jobs:
         return out_dir
     os.environ["OMP_NUM_THREADS"] = "1"  # the workers inherit it: one thread each
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawned, not forked: a forked worker inherits whatever the parent had initialized
+    # (torch, onnxruntime sessions), and a stream's features once differed by that
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         futures = {pool.submit(wake_data.stream_features, job): path for path, job in jobs}
         for fut in tqdm(futures, desc=f"{split} streams", unit="stream"):
             data = fut.result()
