@@ -34,7 +34,7 @@ def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(
 
     It still fails now and then (~4 of ~30 runs on 2026-11-26): three times the models
     differed from byte-identical features (torch on two threads), once a music-and-speech
-    stream's features differed, each time in the first (two-worker) training. Feature
+    stream's features differed; both cases checked were the first (two-worker) training. Feature
     workers are now spawned, not forked; whether that was the cause is not proven (README),
     so this stays strict. Torch trains on one thread here to rule that source out too."""
     monkeypatch.setenv("HEYMUSIC_TRAIN_THREADS", "1")
