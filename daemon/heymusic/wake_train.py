@@ -105,7 +105,7 @@ def build_features(
         return out_dir
     os.environ["OMP_NUM_THREADS"] = "1"  # the workers inherit it: one thread each
     # spawned, not forked: a forked worker inherits whatever the parent had initialized
-    # (torch, onnxruntime sessions), and a stream's features once differed by that
+    # (torch, onnxruntime sessions); the suspected cause of a rare feature difference (README)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         futures = {pool.submit(wake_data.stream_features, job): path for path, job in jobs}
