@@ -7,7 +7,14 @@ import pytest
 from scipy.stats import binomtest, poisson
 
 from heymusic import wake_train
-from heymusic.wake_eval import EvalStream, negative_plan, summarize
+from heymusic.wake_eval import (
+    MAX_CLEAN_MISSES,
+    TARGET_MISSES,
+    EvalStream,
+    negative_plan,
+    operating_point,
+    summarize,
+)
 from heymusic.wake_verify import SAMPLE_RATE
 
 
@@ -87,3 +94,30 @@ def _assert_exact_poisson(interval: list[float], count: int, hours: float) -> No
     else:
         assert lo == 0.0
     assert poisson.cdf(count, hi * hours) == pytest.approx(0.025, abs=2e-3)
+
+
+def _point(rng: np.random.Generator) -> dict[str, object]:
+    frr = {c: float(rng.uniform(0, 0.4)) for c in ("clean", "noise_10db", "music_10db")}
+    return {
+        "frr": frr,
+        "frr_clean_noise_music10": float(np.mean(list(frr.values()))),
+        "fa_per_hour": float(rng.uniform(0, 8)),
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_operating_point_meets_the_whole_target_or_follows_the_fallback_rule(
+    seed: int,
+) -> None:
+    """A point under 0.5 false wakes/h that misses a third of the phrases is not the
+    target met: the fallback (fewest false wakes at <= 10 % clean misses) applies."""
+    rng = np.random.default_rng(seed)
+    points = [_point(rng) for _ in range(60)]
+    deaf = {c: 0.3 for c in ("clean", "noise_10db", "music_10db")}
+    quiet_but_deaf = {"frr": deaf, "frr_clean_noise_music10": 0.3, "fa_per_hour": 0.1}
+    chosen = operating_point([*points, quiet_but_deaf])
+    usable = [p for p in points if p["frr"]["clean"] <= MAX_CLEAN_MISSES]  # type: ignore[index]
+    assert chosen is min(usable, key=lambda p: (p["fa_per_hour"], p["frr_clean_noise_music10"]))
+
+    meets = _point(rng) | {"fa_per_hour": 0.4, "frr_clean_noise_music10": TARGET_MISSES}
+    assert operating_point([*points, quiet_but_deaf, meets]) is meets

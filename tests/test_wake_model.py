@@ -157,3 +157,34 @@ def test_corrupt_verifier_is_one_clear_error(tmp_path: Path) -> None:
         Settings.model_validate({"wake": {"models": [str(model)], "verifier": False}})
     )
     assert det.model_names == ["hey_music"]
+
+
+def test_the_eval_fires_where_the_detector_does(whisper: object) -> None:
+    """wake-eval sweeps thresholds offline, from per-frame scores of cached features; it
+    measures the daemon only if its fires, and the verifier scores they passed with, are
+    the detector's own (frame alignment, the verifier reading openWakeWord's buffer, a
+    rejected frame starting no refractory period)."""
+    from heymusic.wake_data import frame_end_s
+    from heymusic.wake_eval import _frame_scores, cascade, window_scores
+    from heymusic.wake_verify import CHUNK_S, Features, Verifier, _session
+
+    cfg = _settings().wake
+    stage1 = _session(models_dir() / "hey_music.onnx")
+    verifier = Verifier({"hey_music": models_dir() / "hey_music_verifier.onnx"})
+    refractory = round(cfg.refractory_seconds / CHUNK_S)
+    rng = np.random.default_rng(TEST_SEED)
+    checked = 0
+    for kind in ("pos", "confusable"):
+        audio = build_stream(kind, "eval", 30.0, seed=int(rng.integers(1 << 30))).audio
+        # a bar Whisper never clears: every burst the first two stages pass comes back
+        det = WakeDetector(_settings(asr_check_threshold=1.0), whisper)
+        heard = [e for e in wake_events(det, audio) if e.asr_score is not None]
+
+        emb = Features().embed(audio)
+        s1 = _frame_scores(stage1, emb, 16)
+        s2 = window_scores(emb, verifier.score, verifier.frames, np.nonzero(s1 >= cfg.threshold)[0])
+        fired = cascade(s1, s2, cfg.threshold, cfg.verifier_threshold, refractory)
+        assert [e.audio_s for e in heard] == pytest.approx(list(frame_end_s(len(s1))[fired]))
+        assert [e.verifier_score for e in heard] == pytest.approx(list(s2[fired]), abs=1e-4)
+        checked += len(fired)
+    assert checked >= 3  # the phrases of the positive stream at least
