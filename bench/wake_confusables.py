@@ -7,7 +7,7 @@ training generator's near-misses and other wake words (`CONFUSABLES + OTHER_WAKE
 none of them "hey music") by `--speakers` held-out speakers drawn at random, between
 1.5 s of quiet room noise, through the daemon's WakeDetector at the config's settings
 (Whisper included), and "hey music" itself by as many speakers per text, for the misses
-that the same settings cost. ~4 min.
+that the same settings cost. ~6 min here.
 
     .venv/bin/python bench/wake_confusables.py [--speakers 4] [--seed 0]
 """
@@ -71,14 +71,14 @@ def main() -> None:
     texts = sorted(set(wake_data.CONFUSABLES + wake_data.OTHER_WAKE_WORDS))
     wakes: Counter[str] = Counter()
     asked = 0
-    by_voice: Counter[str] = Counter()
+    by_speaker: Counter[str] = Counter()
     for text in texts:
         for _ in range(args.speakers):
             spk = wake_data.speakers("eval", rng)
             woke, reached = heard(WakeDetector(settings, whisper), alone(text, spk, rng))
             wakes[text] += woke
             asked += reached
-            by_voice[spk.name] += woke
+            by_speaker[spk.name] += woke
     said = len(texts) * args.speakers
     missed = 0
     for _ in range(said):
@@ -94,7 +94,7 @@ def main() -> None:
         "hey_music_said": said,
         "hey_music_missed": missed,
         "woke_by_text": {t: f"{n}/{args.speakers}" for t, n in wakes.most_common() if n},
-        "woke_by_speaker": dict(by_voice.most_common(8)),
+        "woke_by_speaker": dict(by_speaker.most_common(8)),
     }
     print(json.dumps(report, indent=1))
 

@@ -25,12 +25,11 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from tqdm import tqdm
@@ -109,7 +108,10 @@ def build_features(
     # (torch, onnxruntime sessions); the suspected cause of a rare feature difference (README)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-        with _environ(OMP_NUM_THREADS="1"):  # one thread a worker; they spawn on submit
+        # one thread a worker; they spawn on submit. The parent's environment is put back
+        # after (the stdlib's set-and-restore): its own torch or OpenBLAS start later must
+        # not depend on whether this process built features first.
+        with mock.patch.dict(os.environ, OMP_NUM_THREADS="1"):
             futures = {pool.submit(wake_data.stream_features, job): path for path, job in jobs}
         for fut in tqdm(futures, desc=f"{split} streams", unit="stream"):
             data = fut.result()
@@ -118,23 +120,6 @@ def build_features(
             np.savez(tmp, **data)
             os.replace(tmp, path)
     return out_dir
-
-
-@contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    """Set environment variables for the processes started inside, then restore the
-    parent's own: its later torch or OpenBLAS start must not depend on whether a
-    training in the same process built features first."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @dataclass
