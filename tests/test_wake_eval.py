@@ -101,7 +101,7 @@ def _point(rng: np.random.Generator) -> dict[str, object]:
     return {
         "frr": frr,
         "frr_clean_noise_music10": float(np.mean(list(frr.values()))),
-        "fa_per_hour": float(rng.uniform(0, 8)),
+        "fa_per_hour": float(rng.uniform(0.6, 8)),  # none meets the target on its own
     }
 
 
