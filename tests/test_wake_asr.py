@@ -74,3 +74,30 @@ def test_rejects_random_confusables(synth: Synth, check: AsrCheck) -> None:
 def test_silence_and_short_audio_score_zero(check: AsrCheck) -> None:
     assert check.score(np.zeros(100, np.int16)) == 0.0
     assert check.score(np.zeros(32000, np.int16)) < THRESHOLD
+
+
+def _longer_words(word: str) -> list[str]:
+    """Dictionary words that start with `word` and go on ("music" -> "musician")."""
+    words = Path("/usr/share/dict/words").read_text().split()
+    return sorted({w for w in words if w.startswith(word) and w != word and w.isalpha()})
+
+
+def test_whisper_hears_where_the_phrases_last_word_ends(synth: Synth, check: AsrCheck) -> None:
+    """ "hey musician" starts like "hey music": the phrase's last word must end there. Every
+    dictionary word that starts with "music" and goes on, said after "hey" by held-out voices:
+    Whisper's word-end share falls; for the phrase itself, alone or before a command, it
+    does not."""
+    rng = random.Random(TEST_SEED)
+    commands = rng.sample(["play jazz", "stop", "skip this", "louder", "next", "pause"], 2)
+    longer: list[float] = []
+    for voice in VOICES[:2]:
+        alone = read_pcm(synth("hey music", voice=voice, pad_after=1.0))
+        assert check.forced(_window(alone))[1] > 0.9
+        for command in commands:
+            said = read_pcm(synth(f"hey music, {command}", voice=voice, pad_after=1.0))
+            start = int(np.nonzero(np.abs(said) > 0.05 * np.abs(said).max())[0][0])
+            assert check.forced(said[max(0, start - 3200) : start + 28800])[1] > 0.6, command
+        for word in _longer_words("music"):
+            audio = read_pcm(synth(f"hey {word}", voice=voice, pad_after=1.0))
+            longer.append(check.forced(_window(audio))[1])
+    assert float(np.mean(longer)) < 0.6, longer

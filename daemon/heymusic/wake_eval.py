@@ -231,11 +231,10 @@ class WhisperScores:
     stream name and frame (the streams' audio is cached, or keyed by its hash)."""
 
     def __init__(self, whisper: Any, phrase: str, work_dir: Path) -> None:
-        from heymusic.wake_asr import PAD_S, AsrCheck
+        from heymusic.wake_asr import SCORING, AsrCheck
 
         self._check = AsrCheck(whisper, phrase)
-        # the padding changes every score: scores made with another padding are not reused
-        self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}_pad{PAD_S:g}s.json"
+        self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}_{SCORING}.json"
         self._cache: dict[str, float] = (
             json.loads(self._path.read_text()) if self._path.exists() else {}
         )
