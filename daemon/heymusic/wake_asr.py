@@ -110,7 +110,7 @@ class AsrCheck:
             ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)),
             prompts,
             beam_size=1,
-            max_length=max(map(len, prompts)) + 1,
+            max_length=max(map(len, prompts)) + 4,  # where generation stops is not exact
             return_logits_vocab=True,
             suppress_blank=False,
             suppress_tokens=[],
@@ -122,7 +122,9 @@ class AsrCheck:
             here = steps[start]
             word = here[text[start]]
             longer = here[: self._longer.size][self._longer].sum()
-            glued = steps[len(text)][: self._glued.size][self._glued].sum()
+            # no step after the phrase (decoding stopped at it): no sign the word goes on
+            after = steps[len(text)] if len(steps) > len(text) else np.zeros(1)
+            glued = after[: self._glued.size][self._glued[: after.size]].sum()
             ends = min(ends, float(word / (word + longer + 1e-12) * (1.0 - glued)))
         return heard, ends
 
