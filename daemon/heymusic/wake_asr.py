@@ -8,7 +8,7 @@ best spelling's weakest token probability: "hey mister" scores high on "Hey" and
 "music", "play some music" low on "Hey". That probability is then weighed by how likely
 the phrase's last word ends where the phrase does: "hey musician" gives "Hey music" a fair
 probability (the audio starts like it) and then Whisper's next token is "ian" (see
-`AsrCheck.word_goes_on`). Free decoding was the weak way (FINDINGS: ~10
+`AsrCheck.forced`). Free decoding was the weak way (FINDINGS: ~10
 false wakes/h let through, 40-65 % of true ones dropped); the forced likelihood needs no
 training data, so it does not share the synthetic voices' blind spots with the first
 stages. On held-out candidates it kept 95 % of true wakes while passing 10 % of false ones.
@@ -118,13 +118,15 @@ class AsrCheck:
         heard, ends = 0.0, 1.0
         for text, start, result in zip(self._texts, self._last_word_at, results, strict=True):
             steps = [_softmax(s) for s in result.logits[0][: len(text) + 1]]
-            heard = max(heard, min(float(p[t]) for p, t in zip(steps, text, strict=False)))
+            heard = max(heard, min(float(steps[k][t]) for k, t in enumerate(text)))
             here = steps[start]
             word = here[text[start]]
             longer = here[: self._longer.size][self._longer].sum()
-            # no step after the phrase (decoding stopped at it): no sign the word goes on
-            after = steps[len(text)] if len(steps) > len(text) else np.zeros(1)
-            glued = after[: self._glued.size][self._glued[: after.size]].sum()
+            glued = (  # no step after the phrase (decoding stopped there): no sign it goes on
+                steps[len(text)][: self._glued.size][self._glued].sum()
+                if len(steps) > len(text)
+                else 0.0
+            )
             ends = min(ends, float(word / (word + longer + 1e-12) * (1.0 - glued)))
         return heard, ends
 
