@@ -56,7 +56,7 @@ lint: deps-test
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q --durations=10 tests
 
 check-contract: deps-test
 	python3 ../shared/checks/contract.py
