@@ -363,7 +363,7 @@ def test_a_slow_pipeline_counts_and_reports_overruns(
         assert chunk.shape == (CHUNK,)
         got += 1
         time.sleep(0.02)  # a stage 5x slower than the audio arrives
-        if got == 60:
+        if got == 120:  # the mic has made ~600 chunks by now: far more than its queue holds
             break
     chunks.close()
     overruns = [e.message for e in events if e.type == "notice" and "overrun" in e.message]
@@ -371,6 +371,35 @@ def test_a_slow_pipeline_counts_and_reports_overruns(
     dropped = int(overruns[-1].split(": ")[1].split()[0])
     assert dropped > 0
     assert any("audio overrun" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stall_like_a_slow_boards_wake_check_and_command_loses_no_audio(
+    fake_mic: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loop stops reading while Whisper checks a wake and a command is answered; what
+    is said meanwhile (the command, the next wake) must wait in the queue, not be dropped.
+    8 s of audio arrive during this stall: 4 s would have been lost with a 50-chunk queue."""
+    from heymusic.config import load_settings
+    from heymusic.daemon import _microphone
+
+    fake_mic[1]["FAKE_MIC_SPEED"] = "20"  # 80 ms chunks every 4 ms
+    ctrl = _load_fake_pyaudio(fake_mic, monkeypatch)
+    (ctrl / "present").touch()
+    events: list[Any] = []
+    caplog.set_level(logging.WARNING)
+    chunks = _microphone(load_settings(), events.append, lambda: 0.0, lambda: None)
+    got = 0
+    for _chunk in chunks:
+        got += 1
+        if got == 10:
+            time.sleep(0.4)  # ~100 chunks (8 s of audio) arrive meanwhile
+        if got == 160:
+            break
+    chunks.close()
+    assert not [e for e in events if e.type == "notice" and "overrun" in e.message], events
+    assert not any("audio overrun" in r.getMessage() for r in caplog.records)
 
 
 # --- stages raising mid-command ------------------------------------------------------------

@@ -29,6 +29,12 @@ SAMPLE_RATE = 16000
 CHUNK_SAMPLES = 1280
 """80 ms: the frame openWakeWord is built for, and four 20 ms webrtcvad frames."""
 CHUNK_SECONDS = CHUNK_SAMPLES / SAMPLE_RATE
+MIC_QUEUE_SECONDS = 15.0
+"""Audio the mic thread holds while the loop is busy: Whisper checking a wake candidate
+(0.6-0.8 s here on one or two threads, several times that on a small board) and then a
+command transcribed and acted on (Spotify calls get up to 3 s). What is said meanwhile,
+the command after "hey music" or the next wake, waits instead of being dropped; 15 s is
+480 kB, and the wake model reads the backlog at ~2 ms a chunk."""
 _BLOCK_FRAMES = 16000
 """Frames read from a file at a time (any rate): bounded memory for long files."""
 
@@ -232,7 +238,10 @@ class MicSource:
     """
 
     def __init__(
-        self, device: str = "", queue_chunks: int = 50, echo: EchoCanceller | None = None
+        self,
+        device: str = "",
+        queue_chunks: int = round(MIC_QUEUE_SECONDS / CHUNK_SECONDS),
+        echo: EchoCanceller | None = None,
     ) -> None:
         self._echo = echo
         """Takes our own playback out of each chunk, on this thread: it needs capture times."""
