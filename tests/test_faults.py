@@ -342,13 +342,12 @@ def _load_fake_pyaudio(fake_mic: tuple[Path, dict[str, str]], monkeypatch: pytes
     return ctrl
 
 
-def test_a_slow_pipeline_counts_and_reports_overruns(
+def _fast_mic(
     fake_mic: tuple[Path, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The mic keeps its real-time pace; a consumer that falls behind loses the oldest audio,
-    and every loss is counted, logged and turned into an event, never silent."""
+) -> tuple[Iterator[np.ndarray], list[Any]]:
+    """The daemon's mic loop on a fake mic 20x faster than real time, and its events."""
     from heymusic.config import load_settings
     from heymusic.daemon import _microphone
 
@@ -357,7 +356,17 @@ def test_a_slow_pipeline_counts_and_reports_overruns(
     (ctrl / "present").touch()
     events: list[Any] = []
     caplog.set_level(logging.WARNING)
-    chunks = _microphone(load_settings(), events.append, lambda: 0.0, lambda: None)
+    return _microphone(load_settings(), events.append, lambda: 0.0, lambda: None), events
+
+
+def test_a_slow_pipeline_counts_and_reports_overruns(
+    fake_mic: tuple[Path, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The mic keeps its real-time pace; a consumer that falls behind loses the oldest audio,
+    and every loss is counted, logged and turned into an event, never silent."""
+    chunks, events = _fast_mic(fake_mic, monkeypatch, caplog)
     got = 0
     for chunk in chunks:
         assert chunk.shape == (CHUNK,)
@@ -381,15 +390,7 @@ def test_a_stall_like_a_slow_boards_wake_check_and_command_loses_no_audio(
     """The loop stops reading while Whisper checks a wake and a command is answered; what
     is said meanwhile (the command, the next wake) must wait in the queue, not be dropped.
     8 s of audio arrive during this stall: 4 s would have been lost with a 50-chunk queue."""
-    from heymusic.config import load_settings
-    from heymusic.daemon import _microphone
-
-    fake_mic[1]["FAKE_MIC_SPEED"] = "20"  # 80 ms chunks every 4 ms
-    ctrl = _load_fake_pyaudio(fake_mic, monkeypatch)
-    (ctrl / "present").touch()
-    events: list[Any] = []
-    caplog.set_level(logging.WARNING)
-    chunks = _microphone(load_settings(), events.append, lambda: 0.0, lambda: None)
+    chunks, events = _fast_mic(fake_mic, monkeypatch, caplog)
     got = 0
     for _chunk in chunks:
         got += 1
