@@ -97,7 +97,8 @@ class WakeSettings(_Section):
     doubts it (voices the shipped model hears poorly); 1 = never."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
-    costs ~0.3 s of CPU per candidate and delays the wake by 0.5 s (the audio it waits for)."""
+    costs 0.3-0.7 s of CPU per candidate here (README) and delays the wake by 0.5 s (the
+    audio it waits for)."""
     asr_check_threshold: float = Field(0.0003, ge=0, le=1)
     """Weakest token probability of the phrase times the chance its last word ends there;
     the DET sweep in `heymusic wake-eval`."""

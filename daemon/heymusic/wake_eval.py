@@ -55,7 +55,7 @@ HIT_AFTER_S = 1.0
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ASR_GRID = ((0.5, 0.8), (0.5, 0.9))
-"""(first stage, verifier) thresholds whose fires Whisper checks: ~0.25 s each, so not all.
+"""(first stage, verifier) thresholds whose fires Whisper checks: 0.3-0.7 s each, so not all.
 Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
 ASR_THRESHOLDS = (0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
 
