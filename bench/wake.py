@@ -3,8 +3,8 @@
 Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" model
 (its verifier and Whisper's check included) against openWakeWord's stock "hey jarvis"
 model on the same minute of synthetic speech, fed back to back and then paced in real time
-as a microphone feeds it (each chunk waits for its 80 ms: caches go cold between chunks,
-which costs more than the models), plus the cost of one call of
+as a microphone feeds it (each chunk waits for its 80 ms, and the caches go cold between
+chunks: ~1.5-2 ms a chunk more here), plus the cost of one call of
 the verifier, of a personal (enrolled) verifier and of Whisper's check (each run only on
 candidates).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false

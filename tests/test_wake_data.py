@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +96,6 @@ def test_piper_speech_is_the_same_in_every_process() -> None:
 
 def _first_stream_with_piper(seed: int) -> tuple[int, str]:
     """Worker: the first stream from `seed` up in which piper speaks, and its audio's hash."""
-    import hashlib
-
     spoken = []
     say = wake_data._Piper.say
 
@@ -114,8 +113,6 @@ def _first_stream_with_piper(seed: int) -> tuple[int, str]:
 
 def _stream_after_other_work(seed: int) -> str:
     """Worker: build another stream and speak other piper text first, then `seed`'s stream."""
-    import hashlib
-
     build_stream("speech", "train", 20.0, seed + 1)
     rng = np.random.default_rng(seed)
     wake_data._piper().say("something else entirely", wake_data.speakers("train", rng, 1.0))
@@ -127,12 +124,12 @@ def test_a_stream_sounds_the_same_whatever_its_worker_built_before_it() -> None:
     is next: a stream's audio (piper's sampling noise included) must not depend on what its
     worker spoke before.
 
-    The workers here are spawned as training spawns them. This compared two builds inside
-    the test process until 2026-11-27, and one CI run of ~20 found the stream's first seconds
-    (espeak speech over a music track, not piper) a little different after the 361 tests before it
-    in that process. ~300 rebuilds here did not reproduce it: alone, under load, and after
-    the whole suite. Training never builds in such a process, so the test checks the
-    workers training has."""
+    The workers here are spawned as training spawns them. Until 2026-11-27 this compared
+    two builds inside the test process, and one CI run (stop 19) found the stream's first
+    seconds (espeak speech over a music track, not piper) a little different after the 361
+    tests before it in that process. 190 seeds rebuilt here did not reproduce it: alone,
+    two processes at once, and after the whole suite. Training never builds in such a
+    process, so the test checks the workers training has."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
