@@ -31,7 +31,7 @@ CHUNK_SAMPLES = 1280
 CHUNK_SECONDS = CHUNK_SAMPLES / SAMPLE_RATE
 MIC_QUEUE_SECONDS = 15.0
 """Audio the mic thread holds while the loop is busy: Whisper checking a wake candidate
-(0.6-0.85 s here on two threads or one, several times that on a small board) and then a
+(0.3-0.7 s here on two threads, ~0.85 s on one, several times that on a small board) and a
 command transcribed and acted on (Spotify calls get up to 3 s). What is said meanwhile,
 the command after "hey music" or the next wake, waits instead of being dropped; 15 s is
 480 kB, and the wake model reads the backlog at ~2 ms a chunk."""
