@@ -70,3 +70,33 @@ def test_corrupt_model_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not an onnx graph" * 10)
     with pytest.raises(UserError, match=r"broken\.onnx cannot be loaded"):
         WakeDetector(_settings(models=[str(bad)]))
+
+
+def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path]) -> None:
+    """The lean feature buffers (heymusic.wake) change what is copied, not what is computed:
+    every score equals stock openwakeword's, with chunks of any size it accepts."""
+    import openwakeword
+
+    from heymusic.wake import _load_model, resolve_wake_model
+
+    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    text = " ".join(random.sample(words, 6))
+    clips = [read_pcm(synth(text)), read_pcm(synth("hey jarvis")), read_pcm(synth(text[::-1]))]
+    audio = mix_noise(np.concatenate(clips), snr_db=random.choice([15, 25, 35]))
+    paths = [resolve_wake_model(_settings(), name) for name in (STOCK, "hey_music.onnx")]
+    ours, stock = _load_model(paths), openwakeword.Model(wakeword_model_paths=list(map(str, paths)))
+    assert type(ours.preprocessor) is not type(stock.preprocessor)  # the lean one is in use
+    rng = np.random.default_rng(random.randrange(1000))
+    start, peak, compared = 0, 0.0, 0
+    while (
+        len(chunk := audio[start : start + int(rng.choice([400, 1000, 1280, 1280, 2560]))]) >= 400
+    ):
+        start += len(chunk)
+        scores = ours.predict(chunk)
+        assert scores == stock.predict(chunk), f"chunk at {start}: {text!r}"
+        peak, compared = max(peak, scores["hey_jarvis_v0.1"]), compared + 1
+    assert compared > 50
+    assert peak > 0.3, text  # the phrase was heard: scores that decide something were compared
+    np.testing.assert_array_equal(
+        ours.preprocessor.get_features(120), stock.preprocessor.get_features(120)
+    )
