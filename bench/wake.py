@@ -4,7 +4,9 @@ Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" mode
 (its verifier and Whisper's check included) against openWakeWord's stock "hey jarvis"
 model on the same minute of synthetic speech, fed back to back and then paced in real time
 as a microphone feeds it (each chunk waits for its 80 ms, and the caches go cold between
-chunks: ~1.5-2 ms a chunk more here), plus the cost of one call of
+chunks: ~1.5-2 ms a chunk more here); paced in a quiet room (nobody speaking), with the
+wake models skipped while webrtcvad hears no voice (the default) and without; plus the
+cost of one call of
 the verifier, of a personal (enrolled) verifier and of Whisper's check (each run only on
 candidates).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
@@ -27,7 +29,7 @@ import numpy as np
 from heymusic.asr import Transcriber
 from heymusic.config import Settings
 from heymusic.wake import WakeDetector
-from heymusic.wake_data import build_stream
+from heymusic.wake_data import build_stream, colored_noise, to_int16
 
 CHUNK = 1280
 SR = 16000
@@ -56,6 +58,12 @@ def cpu_cost(
         "cpu_percent_of_one_core": round(100 * busy / (n * CHUNK / SR), 2),
         "wakes_and_candidates": events,
     }
+
+
+def quiet_room(seconds: float) -> np.ndarray:
+    """Nobody speaking: pink noise at -55 dBFS, a quiet room through a USB microphone."""
+    hiss = colored_noise("pink", int(seconds * SR), np.random.default_rng(0))
+    return to_int16(hiss * 10 ** (-55 / 20))
 
 
 def asr_check_ms(whisper: Any, audio: np.ndarray) -> float:
@@ -108,6 +116,10 @@ def main() -> None:
     audio = build_stream("speech", "eval", 60.0, seed=12345).audio
     ours = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
     stock = Settings.model_validate({"wake": {"models": ["hey_jarvis_v0.1.onnx"]}})
+    no_skip = Settings.model_validate(
+        {"wake": {"models": ["hey_music.onnx"], "skip_silence": False}}
+    )
+    room = quiet_room(PACED_SECONDS)
     whisper = Transcriber(ours).model
     out: dict[str, object] = {
         "audio_seconds": round(len(audio) / SR, 1),
@@ -115,6 +127,8 @@ def main() -> None:
         "baseline_hey_jarvis": cpu_cost(stock, audio),
         "hey_music_paced": cpu_cost(ours, audio[: PACED_SECONDS * SR], whisper, paced=True),
         "baseline_hey_jarvis_paced": cpu_cost(stock, audio[: PACED_SECONDS * SR], paced=True),
+        "hey_music_paced_quiet_room": cpu_cost(ours, room, whisper, paced=True),
+        "hey_music_paced_quiet_room_no_skip": cpu_cost(no_skip, room, whisper, paced=True),
         "verifier_ms_per_candidate": verifier_ms(ours, audio),
         "personal_verifier_ms_per_candidate": personal_verifier_ms(audio),
         "whisper_check_ms_per_candidate": asr_check_ms(whisper, audio),

@@ -134,6 +134,47 @@ def test_three_wakes_at_known_times(synth: Synth, whisper: object) -> None:
         assert abs(t - end) <= 0.5, (wakes, ends)
 
 
+def test_skipping_silence_changes_no_score_it_computes(synth: Synth) -> None:
+    """Quiet stretches (silence, low hiss) of random length between random speech and
+    held-out "hey music": the detector that skips them gives every chunk it scores the
+    score, and every event, of the one that scores all chunks, and skips the digital
+    silence once 2.1 s of it passed (webrtcvad may call hiss after speech a voice)."""
+    rng = np.random.default_rng(random.randrange(10_000))
+    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    parts: list[np.ndarray] = []
+    skippable = 0
+    for voice in random.sample(HELDOUT_VOICES, 3):
+        hiss = rng.standard_normal(int(rng.uniform(1, 3) * SR)) * 10 ** rng.uniform(-3.5, -2.2)
+        silent_chunks = int(rng.uniform(3, 6) / 0.08)
+        skippable += silent_chunks - 28  # the 26 chunks a wake score reads; the first, partly
+        sentence = " ".join(random.sample(words, 5))
+        parts += [to_int16(hiss), np.zeros(silent_chunks * 1280, np.int16)]
+        parts += [read_pcm(synth(sentence, pad_after=0.3)), read_pcm(synth("hey music", voice))]
+    audio = np.concatenate([*parts, np.zeros(3 * SR, np.int16)])
+
+    def run(skip: bool) -> tuple[dict[int, dict[str, float]], list[object]]:
+        det = WakeDetector(_settings(asr_check=False, skip_silence=skip))
+        scores: dict[int, dict[str, float]] = {}
+        predict, events = det._model.predict, []
+
+        def record(chunk: np.ndarray) -> dict[str, float]:
+            scores[k] = predict(chunk)
+            return scores[k]
+
+        det._model.predict = record
+        for k in range(len(audio) // 1280):
+            event = det.process(audio[k * 1280 : (k + 1) * 1280], (k + 1) * 0.08)
+            events += [event] if event is not None else []
+        return scores, events
+
+    every, every_events = run(skip=False)
+    some, some_events = run(skip=True)
+    assert {k: every[k] for k in some} == some
+    assert some_events == every_events
+    assert any(isinstance(e, Wake) for e in every_events)  # the scores compared decided a wake
+    assert len(every) - len(some) >= skippable, (len(some), len(every))
+
+
 def test_missing_model_is_one_clear_error() -> None:
     with pytest.raises(UserError, match="not found"):
         WakeDetector(Settings.model_validate({"wake": {"models": ["no_such_model.onnx"]}}))

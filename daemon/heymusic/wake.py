@@ -28,14 +28,10 @@ from heymusic.events import Wake, WakeCandidate
 from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
 from heymusic.wake_enroll import load_personal
+from heymusic.wake_features import MEL_CHUNKS, VoiceGate, lean_features_class
 from heymusic.wake_verify import CHUNK, EMB_OFFSET
 
 _LOGGER = logging.getLogger(__name__)
-
-MEL_FRAMES_KEPT = 2 * 97
-"""Mel frames kept (2 s): an 80 ms chunk's embedding reads the newest 76, a chunk of up to
-1.5 s the newest 76 + 8 per extra 80 ms. openWakeWord keeps 10 s and copies them all on
-every chunk."""
 
 
 def openwakeword_resources() -> Path:
@@ -134,7 +130,7 @@ def _load_model(paths: list[Path]) -> Any:
 
     try:
         oww_model.ort = oww_utils.ort = _LeanOrt(onnxruntime)
-        oww_model.AudioFeatures = _lean_features_class()
+        oww_model.AudioFeatures = lean_features_class()
         model = oww_model.Model(wakeword_model_paths=[str(p) for p in paths])
     except Exception as err:  # onnxruntime raises its own exception types
         bad = _first_unloadable(paths)
@@ -152,42 +148,6 @@ def _load_model(paths: list[Path]) -> Any:
     if sorted(model.models) != sorted(wanted):
         raise UserError(f"openwakeword loaded {sorted(model.models)} instead of {wanted}")
     return model
-
-
-def _lean_features_class() -> type:
-    """openWakeWord's streaming feature extractor with the same scores and fewer copies.
-
-    Per 80 ms chunk, openwakeword 0.4.0 turns the chunk into Python ints, copies its whole
-    raw-audio deque (10 s) into a list to read the newest 1760 samples back into an array,
-    and stacks the newest mel frames under 10 s of old ones. That bookkeeping cost ~0.85 ms
-    a chunk paced in real time, a sixth of the detector. Here the raw audio stays int16 and
-    only what is read is kept; the models see the same numbers (a test compares the scores
-    to stock openwakeword's bit for bit).
-    """
-    from openwakeword.utils import AudioFeatures
-
-    class LeanFeatures(AudioFeatures):
-        melspectrogram_buffer: np.ndarray
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.raw_tail = np.zeros(0, np.int16)
-            self.melspectrogram_max_len = MEL_FRAMES_KEPT
-
-        def _buffer_raw_data(self, x: Any) -> None:
-            if len(x) < 400:  # openwakeword's own rule (a mel frame needs 25 ms)
-                raise ValueError("The number of input frames must be at least 400 samples")
-            chunk = np.asarray(x, np.int16)
-            # openwakeword reads the accumulated samples + 480 of context
-            keep = self.accumulated_samples + len(chunk) + 480
-            self.raw_tail = np.concatenate((self.raw_tail, chunk))[-keep:]
-
-        def _streaming_melspectrogram(self, n_samples: int) -> None:
-            frames = self._get_melspectrogram(self.raw_tail[-n_samples - 480 :])
-            buffer = np.vstack((self.melspectrogram_buffer, frames))
-            self.melspectrogram_buffer = buffer[-self.melspectrogram_max_len :]
-
-    return LeanFeatures
 
 
 def _first_unloadable(paths: list[Path]) -> Path:
@@ -243,6 +203,15 @@ class WakeDetector:
         self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
         """Audio for Whisper's check; the verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
+        features = self._model.preprocessor
+        features.read_frames = max(
+            [*self._model.model_inputs.values(), *(p.frames for p in self._personal.values())]
+            + ([self._verifier.frames] if self._verifier is not None else [])
+        )
+        # a wake score reads the last 16 embeddings (stock and ours), 26 chunks of audio; the
+        # verifiers read further back, but only on chunks the wake model fired on
+        hold = max(self._model.model_inputs.values()) + MEL_CHUNKS
+        self._gate = VoiceGate(hold) if cfg.skip_silence else None
         self._rejected = False
         self._samples = 0
         """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
@@ -259,7 +228,9 @@ class WakeDetector:
         """Score one chunk ending at `audio_s` seconds into the input."""
         self._recent.append(chunk)
         self._samples += len(chunk)
-        scores: dict[str, float] = self._model.predict(chunk)
+        scores: dict[str, float] = {}
+        if self._gate is None or self._gate.open(chunk) or not self._skip(chunk):
+            scores = self._model.predict(chunk)
         if self._pending is not None:
             return self._settle(audio_s)
         if not scores:
@@ -289,6 +260,14 @@ class WakeDetector:
             return None
         self._last_fire_s = audio_s
         return Wake(audio_s, float(score), model)
+
+    def _skip(self, chunk: np.ndarray) -> bool:
+        """Store a chunk no score can need yet (heymusic.wake_features); False = not stored."""
+        if not self._model.preprocessor.defer(chunk):
+            return False
+        for name in self.model_names:  # openwakeword zeroes its first 5 scores: count this one
+            self._model.prediction_buffer[name].append(0.0)
+        return True
 
     def _reject(self, candidate: WakeCandidate) -> WakeCandidate | None:
         """The first rejected frame of a burst is reported, the rest are not."""
