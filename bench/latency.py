@@ -5,9 +5,10 @@
 Speaks >= 20 commands with espeak-ng (phrase table + songs from the catalog source, several
 voices, light noise), runs them through `heymusic simulate --json` and reports p50/p95 of
 wake -> speech_end (audio seconds), ASR ms and end-of-speech -> player command (ms), plus the
-simulate process's peak RSS. Then feeds `heymusic run --input -` silence in real time and
-measures its CPU use once READY, against a baseline in the same run: openWakeWord alone over
-the same amount of silence in this process. Targets (2-core machine) are in the output.
+simulate process's peak RSS. Then feeds `heymusic run --input -` a quiet room (pink noise at
+-55 dBFS, nobody speaking) in real time and measures its CPU use once READY, against a
+baseline in the same run: the wake detector alone, back to back, over the same audio in this
+process. Targets (2-core machine) are in the output.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from heymusic.wake_data import quiet_room
 
 ROOT = Path(__file__).resolve().parents[1]
 HEYMUSIC = ROOT / ".venv" / "bin" / "heymusic"
@@ -157,10 +160,10 @@ def bench_idle(seconds: float, work: Path) -> dict[str, object]:
         while b"READY=1" not in sock.recv(4096):
             pass
         threading.Thread(target=drain, daemon=True).start()
-        chunk = np.zeros(1280, np.int16).tobytes()
+        room = quiet_room(seconds)
         cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
         for n in range(int(seconds / 0.08)):
-            proc.stdin.write(chunk)
+            proc.stdin.write(room[n * 1280 : (n + 1) * 1280].tobytes())
             proc.stdin.flush()
             time.sleep(max(0.0, t0 + (n + 1) * 0.08 - time.monotonic()))
         cpu = _cpu_seconds(proc.pid) - cpu0
@@ -179,16 +182,16 @@ def bench_idle(seconds: float, work: Path) -> dict[str, object]:
 
 
 def bench_wake_only(seconds: float) -> dict[str, object]:
-    """Baseline: the wake model alone on the same silence, in this process."""
+    """Baseline: the wake detector alone on the same quiet room, in this process."""
     from heymusic.config import load_settings
     from heymusic.wake import WakeDetector
 
     detector = WakeDetector(load_settings())
-    chunk = np.zeros(1280, np.int16)
+    room = quiet_room(seconds)
     start = time.process_time()
     n = int(seconds / 0.08)
     for i in range(n):
-        detector.process(chunk, (i + 1) * 0.08)
+        detector.process(room[i * 1280 : (i + 1) * 1280], (i + 1) * 0.08)
     cpu = time.process_time() - start
     return {"wake_only_cpu_percent_of_realtime": round(100 * cpu / seconds, 2)}
 

@@ -29,7 +29,7 @@ import numpy as np
 from heymusic.asr import Transcriber
 from heymusic.config import Settings
 from heymusic.wake import WakeDetector
-from heymusic.wake_data import build_stream, colored_noise, to_int16
+from heymusic.wake_data import build_stream, quiet_room
 
 CHUNK = 1280
 SR = 16000
@@ -58,12 +58,6 @@ def cpu_cost(
         "cpu_percent_of_one_core": round(100 * busy / (n * CHUNK / SR), 2),
         "wakes_and_candidates": events,
     }
-
-
-def quiet_room(seconds: float) -> np.ndarray:
-    """Nobody speaking: pink noise at -55 dBFS, a quiet room through a USB microphone."""
-    hiss = colored_noise("pink", int(seconds * SR), np.random.default_rng(0))
-    return to_int16(hiss * 10 ** (-55 / 20))
 
 
 def asr_check_ms(whisper: Any, audio: np.ndarray) -> float:

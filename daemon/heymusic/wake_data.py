@@ -699,6 +699,12 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     return Stream(kind, to_int16(audio), phrases)
 
 
+def quiet_room(seconds: float, seed: int = 0) -> np.ndarray:
+    """Nobody speaking, as int16: pink noise at -55 dBFS, a quiet room through a USB mic."""
+    hiss = colored_noise("pink", int(seconds * SAMPLE_RATE), np.random.default_rng(seed))
+    return to_int16(hiss * 10 ** (-55 / 20))
+
+
 def to_int16(audio: np.ndarray) -> np.ndarray:
     return np.clip(audio * 32768, -32768, 32767).astype(np.int16)
 
