@@ -146,7 +146,7 @@ def test_skipping_silence_changes_no_score_it_computes(synth: Synth) -> None:
     for voice in random.sample(HELDOUT_VOICES, 3):
         hiss = rng.standard_normal(int(rng.uniform(1, 3) * SR)) * 10 ** rng.uniform(-3.5, -2.2)
         silent_chunks = int(rng.uniform(3, 6) / 0.08)
-        skippable += silent_chunks - 28  # the 26 chunks a wake score reads; the first, partly
+        skippable += silent_chunks - 28  # 26 chunks before the gate shuts, 2 for chunk edges
         sentence = " ".join(random.sample(words, 5))
         parts += [to_int16(hiss), np.zeros(silent_chunks * 1280, np.int16)]
         parts += [read_pcm(synth(sentence, pad_after=0.3)), read_pcm(synth("hey music", voice))]

@@ -165,8 +165,9 @@ class WakeDetector:
     """Feed 80 ms int16 chunks; returns a Wake when a model's score crosses the threshold
     and the later stages agree, a WakeCandidate when one of them does not.
 
-    Stages: the openWakeWord model (every chunk), on each frame over the threshold the
-    embedding verifier and, once someone enrolled, the personal verifier (which may vouch
+    Stages: the openWakeWord model (every chunk, except that while webrtcvad hears no voice
+    chunks are stored, not scored: heymusic.wake_features), on each frame over the threshold
+    the embedding verifier and, once someone enrolled, the personal verifier (which may vouch
     for a frame the embedding verifier doubts), then Whisper (`AsrCheck`, once per burst,
     `AFTER_S` later, when a Whisper model is given). After a fire it stays quiet for
     `refractory_seconds` so one utterance wakes once; a Whisper rejection also starts that

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-CHUNK = 1280
-"""80 ms at 16 kHz: openWakeWord's step (one embedding per chunk)."""
+from heymusic.wake_verify import CHUNK, EMB_OFFSET, SAMPLE_RATE
+
 CONTEXT = 480
 """Samples before a chunk its melspectrogram also reads (openwakeword's 160 * 3)."""
 MEL_WINDOW = 76
 """Mel frames per embedding."""
-MEL_CHUNKS = 10
+MEL_CHUNKS = EMB_OFFSET + 1
 """Chunks of audio behind one embedding's 76 mel frames (8 frames a chunk: 9.5, rounded up)."""
 MEL_FRAMES_KEPT = 2 * 97
 """Mel frames kept (2 s): an 80 ms chunk's embedding reads the newest 76, a chunk of up to
@@ -127,6 +127,8 @@ class VoiceGate:
         data = np.asarray(chunk, "<i2").tobytes()
         step = 2 * FRAME
         # every frame, not up to the first voiced one: webrtcvad adapts to each frame it sees
-        voiced = [self._vad.is_speech(data[i : i + step], 16000) for i in range(0, len(data), step)]
+        voiced = [
+            self._vad.is_speech(data[i : i + step], SAMPLE_RATE) for i in range(0, len(data), step)
+        ]
         self._quiet_chunks = 0 if any(voiced) else self._quiet_chunks + 1
         return self._quiet_chunks < self._hold
