@@ -73,8 +73,8 @@ def test_corrupt_model_names_the_file(tmp_path: Path) -> None:
 
 
 def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path]) -> None:
-    """The lean feature buffers (heymusic.wake) change what is copied, not what is computed:
-    every score equals stock openwakeword's, with chunks of any size it accepts."""
+    """The lean feature buffers (heymusic.wake_features) change what is copied, not what is
+    computed: every score equals stock openwakeword's, with chunks of any size it accepts."""
     import openwakeword
 
     from heymusic.wake import _load_model, resolve_wake_model
