@@ -84,11 +84,16 @@ class SpeechDetector:
     def is_speech(self, chunk: np.ndarray) -> bool:
         if float(np.sqrt(np.mean(chunk.astype(np.float32) ** 2))) < MIN_SPEECH_RMS:
             return False
+        voiced, frames = self.voiced_frames(chunk)
+        return voiced * 2 >= frames > 0
+
+    def voiced_frames(self, chunk: np.ndarray) -> tuple[int, int]:
+        """(voiced, all) 20 ms frames of the chunk; webrtcvad is asked about every one, as it
+        adapts to each frame it sees."""
         data = chunk.astype("<i2").tobytes()
         step = FRAME_SAMPLES * 2
         frames = [data[i : i + step] for i in range(0, len(data) - step + 1, step)]
-        voiced = sum(self._vad.is_speech(f, SAMPLE_RATE) for f in frames)
-        return voiced * 2 >= len(frames) > 0
+        return sum(self._vad.is_speech(f, SAMPLE_RATE) for f in frames), len(frames)
 
 
 class CommandRecorder:

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from heymusic.wake_verify import CHUNK, EMB_OFFSET, SAMPLE_RATE
+from heymusic.vad import SpeechDetector
+from heymusic.wake_verify import CHUNK, EMB_OFFSET
 
 CONTEXT = 480
 """Samples before a chunk its melspectrogram also reads (openwakeword's 160 * 3)."""
@@ -31,8 +32,6 @@ MEL_FRAMES_KEPT = 2 * 97
 """Mel frames kept (2 s): an 80 ms chunk's embedding reads the newest 76, a chunk of up to
 1.5 s the newest 76 + 8 per extra 80 ms. openWakeWord keeps 10 s and copies them all on
 every chunk."""
-FRAME = 320
-"""webrtcvad's 20 ms frame; four make a chunk."""
 
 
 def lean_features_class() -> type:
@@ -115,20 +114,13 @@ class VoiceGate:
     keeps it shut ~80-100 % of the time (README)."""
 
     def __init__(self, hold_chunks: int) -> None:
-        import webrtcvad
-
-        self._vad = webrtcvad.Vad(0)
+        self._vad = SpeechDetector(aggressiveness=0)
         self._hold = hold_chunks
         self._quiet_chunks = 0
 
     def open(self, chunk: np.ndarray) -> bool:
         if len(chunk) != CHUNK:
             return True
-        data = np.asarray(chunk, "<i2").tobytes()
-        step = 2 * FRAME
-        # every frame, not up to the first voiced one: webrtcvad adapts to each frame it sees
-        voiced = [
-            self._vad.is_speech(data[i : i + step], SAMPLE_RATE) for i in range(0, len(data), step)
-        ]
-        self._quiet_chunks = 0 if any(voiced) else self._quiet_chunks + 1
+        voiced, _ = self._vad.voiced_frames(chunk)
+        self._quiet_chunks = 0 if voiced else self._quiet_chunks + 1
         return self._quiet_chunks < self._hold
