@@ -4,9 +4,9 @@ Default: CPU cost of the daemon's WakeDetector with the shipped "hey music" mode
 (its verifier and Whisper's check included) against openWakeWord's stock "hey jarvis"
 model on the same minute of synthetic speech, fed back to back and then paced in real time
 as a microphone feeds it (each chunk waits for its 80 ms, and the caches go cold between
-chunks: ~1.5-2 ms a chunk more here); paced in a quiet room (nobody speaking), with the
-wake models skipped while webrtcvad hears no voice (the default) and without; plus the
-cost of one call of the verifier, of a personal (enrolled) verifier and of Whisper's check
+chunks: ~1.5-2 ms a chunk more here), scored in groups as the daemon does and one chunk at
+a time; paced in a quiet room (nobody speaking), with the wake models skipped while
+webrtcvad hears no voice (the default) and without; plus the cost of one call of the verifier, of a personal (enrolled) verifier and of Whisper's check
 (each run only on candidates).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
 accepts per hour, DET points; ~10-20 min the first time, audio is cached).
@@ -37,11 +37,18 @@ PACED_SECONDS = 30
 
 
 def cpu_cost(
-    settings: Settings, audio: np.ndarray, whisper: Any = None, paced: bool = False
+    settings: Settings,
+    audio: np.ndarray,
+    whisper: Any = None,
+    paced: bool = False,
+    one_at_a_time: bool = False,
 ) -> dict[str, float]:
     """Process-time per 80 ms chunk over a stream fed chunk by chunk (all threads);
-    `paced`: each chunk handed over when its 80 ms have passed, as from a microphone."""
+    `paced`: each chunk handed over when its 80 ms have passed, as from a microphone;
+    `one_at_a_time`: each chunk scored as it comes, not in groups (heymusic.wake)."""
     det = WakeDetector(settings, whisper)
+    if one_at_a_time:
+        det.group_chunks = 1
     n = len(audio) // CHUNK
     events = 0
     t0 = time.process_time()
@@ -119,6 +126,9 @@ def main() -> None:
         "hey_music": cpu_cost(ours, audio, whisper),
         "baseline_hey_jarvis": cpu_cost(stock, audio),
         "hey_music_paced": cpu_cost(ours, audio[: PACED_SECONDS * SR], whisper, paced=True),
+        "hey_music_paced_one_chunk_at_a_time": cpu_cost(
+            ours, audio[: PACED_SECONDS * SR], whisper, paced=True, one_at_a_time=True
+        ),
         "baseline_hey_jarvis_paced": cpu_cost(stock, audio[: PACED_SECONDS * SR], paced=True),
         "hey_music_paced_quiet_room": cpu_cost(ours, room, whisper, paced=True),
         "hey_music_paced_quiet_room_no_skip": cpu_cost(no_skip, room, whisper, paced=True),

@@ -175,6 +175,59 @@ def test_skipping_silence_changes_no_score_it_computes(synth: Synth) -> None:
     assert len(every) - len(some) >= skippable, (len(some), len(every))
 
 
+def test_scoring_chunks_in_groups_changes_no_score_and_delays_no_wake(whisper: object) -> None:
+    """A random stream of held-out "hey music" among other speech and near-misses, with a
+    reset (as after a command) at a random chunk: scored in groups, every chunk gets the
+    score, and the stream the events, of scoring one chunk at a time; each Wake comes on
+    the first chunk `AFTER_S` after its fire, as Whisper's wait makes it; without Whisper
+    a Wake comes on the chunk that fired."""
+    from heymusic.wake_asr import AFTER_S
+
+    rng = np.random.default_rng(random.randrange(10_000))
+    audio = np.concatenate(
+        [
+            build_stream(kind, "eval", 20.0, seed=int(rng.integers(1 << 30))).audio
+            for kind in ("pos", "confusable")
+        ]
+    )
+    reset_at = int(rng.integers(100, len(audio) // 1280 - 100))
+
+    def run(
+        group: int | None, asr: bool
+    ) -> tuple[list[dict[str, float]], list[tuple[int, object]]]:
+        det = WakeDetector(_settings(asr_check=asr), whisper)
+        if group is not None:
+            det.group_chunks = group
+        scores: list[dict[str, float]] = []
+        predict, events = det._model.predict, []
+
+        def record(chunk: np.ndarray) -> dict[str, float]:
+            scores.append(predict(chunk))
+            return scores[-1]
+
+        det._model.predict = record
+        for k in range(len(audio) // 1280):
+            if k == reset_at:
+                det.reset()
+            event = det.process(audio[k * 1280 : (k + 1) * 1280], (k + 1) * 0.08)
+            events += [(k, event)] if event is not None else []
+        return scores, events
+
+    grouped, grouped_events = run(None, asr=True)
+    single, single_events = run(1, asr=True)
+    assert grouped == single[: len(grouped)]  # the last chunks may still be held
+    assert [e for _, e in grouped_events] == [e for _, e in single_events]
+    wakes = [(k, e) for k, e in grouped_events if isinstance(e, Wake)]
+    assert wakes and len(wakes) < len(grouped_events)  # the scores decided wakes and rejections
+    assert wakes == [(k, e) for k, e in single_events if isinstance(e, Wake)]
+    for k, wake in wakes:
+        assert (k + 1) * 0.08 - wake.audio_s == pytest.approx(0.08 * np.ceil(AFTER_S / 0.08 - 1e-6))
+    _, without_whisper = run(None, asr=False)
+    assert any(isinstance(e, Wake) for _, e in without_whisper)
+    for k, event in without_whisper:
+        assert (k + 1) * 0.08 == pytest.approx(event.audio_s)
+
+
 def test_missing_model_is_one_clear_error() -> None:
     with pytest.raises(UserError, match="not found"):
         WakeDetector(Settings.model_validate({"wake": {"models": ["no_such_model.onnx"]}}))
