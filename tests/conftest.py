@@ -128,4 +128,4 @@ def wake_events(detector: Any, audio: np.ndarray) -> list[Any]:
         event = detector.process(audio[k * chunk : (k + 1) * chunk], (k + 1) * chunk / SAMPLE_RATE)
         if event is not None:
             out.append(event)
-    return out
+    return out + detector.finish()

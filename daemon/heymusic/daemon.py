@@ -127,7 +127,7 @@ class Pipeline:
 
     def finish(self) -> list[Event]:
         """End of input: let a command in progress end as if silence followed."""
-        events: list[Event] = []
+        events: list[Event] = [] if self._listening else list(self.wake.finish())
         silence = np.zeros(CHUNK_SAMPLES, dtype=np.int16)
         while self._listening:
             events.extend(self.feed(silence))

@@ -255,6 +255,13 @@ class WakeDetector:
             self._score_held()
         return self._events.popleft() if self._events else None
 
+    def finish(self) -> list[Wake | WakeCandidate]:
+        """End of input: score the chunks still held; the events not handed out yet."""
+        self._score_held()
+        events = list(self._events)
+        self._events.clear()
+        return events
+
     def _score_held(self) -> None:
         for chunk, audio_s in self._held:
             event = self._step(chunk, audio_s)

@@ -482,19 +482,16 @@ def run_detector(
     audio_s = 0.0
     for stream in tqdm(streams, desc="streaming detector", unit="stream"):
         det = WakeDetector(settings, whisper)
-        times = []
+        events = []
         n = len(stream.audio) // CHUNK
+        t0 = time.process_time()
         for k in range(n):
-            chunk = stream.audio[k * CHUNK : (k + 1) * CHUNK]
-            t0 = time.process_time()
-            event = det.process(chunk, (k + 1) * CHUNK_S)
-            busy += time.process_time() - t0
-            if isinstance(event, Wake):
-                times.append(event.audio_s)
-            elif isinstance(event, WakeCandidate):
-                candidates += 1
+            events.append(det.process(stream.audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK_S))
+        events += det.finish()
+        busy += time.process_time() - t0
+        candidates += sum(isinstance(e, WakeCandidate) for e in events)
         audio_s += n * CHUNK_S
-        wakes.append(np.asarray(times))
+        wakes.append(np.asarray([e.audio_s for e in events if isinstance(e, Wake)]))
     out = summarize(streams, wakes)
     out["rejected_candidates"] = candidates
     out["cpu_percent_of_one_core"] = round(100 * busy / audio_s, 2)
