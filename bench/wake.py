@@ -6,8 +6,9 @@ model on the same minute of synthetic speech, fed back to back and then paced in
 as a microphone feeds it (each chunk waits for its 80 ms, and the caches go cold between
 chunks: ~1.5-2 ms a chunk more here), scored in groups as the daemon does and one chunk at
 a time; paced in a quiet room (nobody speaking), with the wake models skipped while
-webrtcvad hears no voice (the default) and without; plus the cost of one call of the verifier, of a personal (enrolled) verifier and of Whisper's check
-(each run only on candidates).
+webrtcvad hears no voice (the default) and without; plus the cost of one call of the
+verifier, of a personal (enrolled) verifier and of Whisper's check (each run only on
+candidates).
 --accuracy also runs the full `heymusic wake-eval` (misses per condition, false
 accepts per hour, DET points; ~10-20 min the first time, audio is cached).
 
@@ -58,6 +59,7 @@ def cpu_cost(
         if paced:
             due += CHUNK / SR
             time.sleep(max(0.0, due - time.monotonic()))
+    events += len(det.finish())
     busy = time.process_time() - t0
     return {
         "ms_per_chunk": round(1000 * busy / n, 3),

@@ -179,9 +179,8 @@ def test_scoring_chunks_in_groups_changes_no_score_and_delays_no_wake(whisper: o
     """A random stream of held-out "hey music" among other speech and near-misses, with a
     reset (as after a command) at a random chunk: scored in groups, every chunk gets the
     score, and the stream the events (with `finish`), of scoring one chunk at a time; each
-    Wake comes on
-    the first chunk `AFTER_S` after its fire, as Whisper's wait makes it; without Whisper
-    a Wake comes on the chunk that fired."""
+    Wake comes on the first chunk `AFTER_S` after its fire, as Whisper's wait makes it;
+    without Whisper a Wake comes on the chunk that fired."""
     from heymusic.wake_asr import AFTER_S
 
     rng = np.random.default_rng(random.randrange(10_000))

@@ -34,11 +34,12 @@ from heymusic.wake_verify import CHUNK, CHUNK_S, EMB_OFFSET
 _LOGGER = logging.getLogger(__name__)
 
 GROUP_CHUNKS = 4
-"""Chunks scored back to back per call while no score can be waited on. Scored one per
+"""Chunks scored back to back per call while no burst waits for Whisper. Scored one per
 80 ms, each chunk finds the feature models' weights gone from the CPU caches: 4 at a time
-took 4.3-4.8 % of one core paced while someone talks, against 5.8-6.0 % one at a time. Only
-when every model's wake waits `AsrCheck.after_seconds` for Whisper anyway: a fire scored
-up to 240 ms late is then checked, and reported, on the same chunk as one scored at once."""
+took 4.6-4.9 % of one core paced while someone talks, against 5.8-6.0 % one at a time
+(bench/wake.py). Only when every model's wake waits `AsrCheck.after_seconds` for Whisper
+anyway: a fire scored up to 240 ms late is then checked, and reported, on the same chunk
+as one scored at once."""
 
 
 def openwakeword_resources() -> Path:
