@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import string
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,9 +35,17 @@ unpadded 2 s gave garbage, but at 15 s the encoder runs 3.5x faster (0.26 s inst
 negatives) the scores sat on the same misses-vs-false-wakes curve as at 30 s (10 s was
 slightly worse over music). The scores are a little lower: thresholds tuned at 30 s do not
 carry over."""
-SCORING = f"pad{PAD_S:g}s_wordend"
-"""Names how a score is made (the padding, the word-end weighting). wake-eval caches scores
-under it, so scores made another way are never reused."""
+FIRST_WORD_ODDS = 1 / 300
+"""Below these odds of the transcript starting with the phrase's first word rather than its
+second, the first word is not there: "music" said alone. Not higher, because a real "hey
+music" after other speech can fall to 1/400 (Whisper writes "The music", "in music"): at
+1/150 wake-eval missed two more phrases. At 1/300 it gave the same misses and false wakes
+as without the bar (2 of its 948 real candidates Whisper passed fell below, each phrase
+woken on another frame or missed anyway), and turned down 5 of the 11 times "music" said
+alone woke the detector (60 held-out speakers; README)."""
+SCORING = f"pad{PAD_S:g}s_wordend_first{1 / FIRST_WORD_ODDS:g}"
+"""Names how a score is made (the padding, the word-end weighting, the first-word bar).
+wake-eval caches scores under it, so scores made another way are never reused."""
 _SOT = ("<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")
 
 
@@ -50,6 +58,20 @@ def spellings(phrase: str) -> list[str]:
     rest = [{w.lower(), w.capitalize()} for w in words[1:]]
     out = {head + sep + " ".join(tail) for tail in itertools.product(*rest) for sep in (" ", ", ")}
     return sorted(out) if rest else [head]
+
+
+class Forced(NamedTuple):
+    """Whisper's view of the phrase forced on a window (`AsrCheck.forced`)."""
+
+    heard: float
+    ends: float
+    first_word_odds: float
+
+
+def _word_forms(phrase: str) -> set[str]:
+    """The phrase's second word as a transcript may write it: {"music", "Music"}."""
+    words = phrase.split()
+    return {words[1].lower(), words[1].capitalize()} if len(words) > 1 else set()
 
 
 class AsrCheck:
@@ -76,16 +98,26 @@ class AsrCheck:
         """Word-initial tokens of longer words that start with the last: " musician"."""
         self._glued = np.array([t[:1] in _LOWER for t in vocab], dtype=bool)
         """Tokens that carry on the word before them (no leading space): "ian", "al"."""
+        self._first = sorted({text[0] for text in self._texts})
+        """The phrase's first token: " Hey"."""
+        self._second = sorted(
+            {tok.encode(f" {w}", add_special_tokens=False).ids[0] for w in _word_forms(phrase)}
+        )
+        """What a transcript without the first word starts with: " Music", " music"."""
         self.phrase = phrase
 
     def score(self, audio: np.ndarray) -> float:
-        """int16 16 kHz audio, the last `window_seconds` of it is checked: `heard` x `ends`."""
-        heard, ends = self.forced(audio)
-        return heard * ends
+        """int16 16 kHz audio, the last `window_seconds` of it is checked: `heard` x `ends`,
+        0 when Whisper hears the words start without the phrase's first word."""
+        forced = self.forced(audio)
+        if forced.first_word_odds < FIRST_WORD_ODDS:
+            return 0.0
+        return forced.heard * forced.ends
 
-    def forced(self, audio: np.ndarray) -> tuple[float, float]:
-        """(heard, ends): the best spelling's weakest token probability, and how sure Whisper
-        is that the phrase's last word ends where the phrase does.
+    def forced(self, audio: np.ndarray) -> Forced:
+        """The best spelling's weakest token probability (`heard`), how sure Whisper is that
+        the phrase's last word ends where the phrase does (`ends`), and the odds that the
+        words start with the phrase's first word rather than its second (`first_word_odds`).
 
         The forced likelihood only asks whether the audio starts like the phrase, and a
         longer word that starts with the last one does: 4 of 4 held-out speakers woke the
@@ -94,14 +126,18 @@ class AsrCheck:
         and after " Music" it goes on with "ian". So per spelling: the word's share of the
         tokens that are it or a longer word starting with it, times the chance that the next
         token does not carry the word on; the least over spellings. A wake phrase is whole
-        words, and a pause, punctuation or a new word (a command) all end it. All spellings
-        in one batched decoder pass, on the audio encoded once.
+        words, and a pause, punctuation or a new word (a command) all end it.
+
+        "music" said alone scores "Hey music" as high as a Caribbean voice's real "hey music"
+        (Whisper hears its "hey" as " K" or " I"): a few in 10,000 for " Hey". What tells
+        them apart is what Whisper would write first instead: " Music" for the one, another
+        word for the other. All spellings in one batched decoder pass, on the audio encoded once.
         """
         import ctranslate2
 
         clip = audio[-round(self.window_seconds * 16000) :].astype(np.float32) / 32768.0
         if clip.size < 1600 or not self._texts:
-            return 0.0, 1.0
+            return Forced(0.0, 1.0, 1.0)
         fe = self._whisper.feature_extractor
         mel = fe(clip, padding=fe.n_samples)[:, : round(PAD_S * fe.sampling_rate / fe.hop_length)]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32))
@@ -129,7 +165,9 @@ class AsrCheck:
                 else 0.0
             )
             ends = min(ends, float(word / (word + longer + 1e-12) * (1.0 - glued)))
-        return heard, ends
+        first = _softmax(results[0].logits[0][0])  # the same for every spelling
+        odds = float(first[self._first].max() / (first[self._second].sum() + 1e-12))
+        return Forced(heard, ends, odds if self._second else float("inf"))
 
 
 def _softmax(logits: Any) -> np.ndarray:
