@@ -10,9 +10,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.local_http import LocalHTTPServer
 
 DEVICES = [
     {
@@ -85,7 +87,7 @@ class SpotifyStub:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.api_base = self.base + "/v1/"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import soundfile as sf
 
 from heymusic.players.spotify_auth import TokenCache
 from tests.conftest import SAMPLE_RATE, Synth, read_pcm
+from tests.local_http import LocalHTTPServer
 from tests.spotify_stub import SpotifyStub
 
 GENRES = {
@@ -52,7 +53,7 @@ class _ClipServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 

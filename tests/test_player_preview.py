@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from heymusic.players.audio_out import RecordingSink
 from heymusic.players.base import PlayerState
 from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer
 from heymusic.players.state import load_state
+from tests.local_http import LocalHTTPServer
 
 RATE = 16000
 #: Each served clip is a tone of its own pitch, so the recording tells which one played.
@@ -76,7 +77,7 @@ class _Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
