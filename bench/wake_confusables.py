@@ -48,13 +48,9 @@ def alone(text: str, spk: wake_data.Speaker, rng: np.random.Generator) -> np.nda
 
 def heard(detector: WakeDetector, audio: np.ndarray) -> tuple[bool, bool]:
     """(woke, reached Whisper) for one utterance through a fresh detector."""
-    woke = asked = False
-    for k in range(len(audio) // CHUNK):
-        event = detector.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
-        woke |= isinstance(event, Wake)
-        asked |= isinstance(event, Wake) or (
-            isinstance(event, WakeCandidate) and event.asr_score is not None
-        )
+    events = detector.events(audio)
+    woke = any(isinstance(e, Wake) for e in events)
+    asked = woke or any(isinstance(e, WakeCandidate) and e.asr_score is not None for e in events)
     return woke, asked
 
 

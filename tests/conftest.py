@@ -7,7 +7,6 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -118,14 +117,3 @@ def mix_noise(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     power = float(np.mean(active**2)) if active.size else 1.0
     noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), size=x.shape)
     return np.clip(x + noise, -32768, 32767).astype(np.int16)
-
-
-def wake_events(detector: Any, audio: np.ndarray) -> list[Any]:
-    """Feed int16 audio to a WakeDetector in 80 ms chunks; its Wake/WakeCandidate events."""
-    chunk = 1280
-    out = []
-    for k in range(len(audio) // chunk):
-        event = detector.process(audio[k * chunk : (k + 1) * chunk], (k + 1) * chunk / SAMPLE_RATE)
-        if event is not None:
-            out.append(event)
-    return out + detector.finish()

@@ -17,7 +17,7 @@ from heymusic.errors import UserError
 from heymusic.events import Wake
 from heymusic.wake import WakeDetector
 from heymusic.wake_data import midi_music, reverb
-from tests.conftest import TEST_SEED, Synth, read_pcm, wake_events
+from tests.conftest import TEST_SEED, Synth, read_pcm
 
 SR = 16000
 DEVICE_RATE = 44100
@@ -118,8 +118,8 @@ def test_wakes_over_our_own_loud_music(synth: Synth, music: np.ndarray) -> None:
     assert kept >= 5.0, kept
 
     settings = Settings.model_validate({"wake": {"asr_check": False}})
-    wakes = [e.audio_s for e in wake_events(WakeDetector(settings), cleaned) if isinstance(e, Wake)]
-    raw = [e.audio_s for e in wake_events(WakeDetector(settings), mic) if isinstance(e, Wake)]
+    wakes = [e.audio_s for e in WakeDetector(settings).events(cleaned) if isinstance(e, Wake)]
+    raw = [e.audio_s for e in WakeDetector(settings).events(mic) if isinstance(e, Wake)]
     assert len(wakes) >= 2 and len(wakes) >= len(raw), (wakes, raw)
     assert all(any(s < t < s + 2.0 for s in starts) for t in wakes), wakes
 

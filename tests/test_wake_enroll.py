@@ -31,7 +31,7 @@ from heymusic.wake_enroll import (
     save,
 )
 from heymusic.wake_enroll_eval import Person
-from tests.conftest import TEST_SEED, wake_events
+from tests.conftest import TEST_SEED
 
 SR = 16000
 
@@ -169,11 +169,11 @@ def test_the_detector_asks_the_personal_verifier(
         {"wake": {"asr_check": False, "personal_override": override}}
     )
 
-    plain = wake_events(WakeDetector(settings), audio)
+    plain = WakeDetector(settings).events(audio)
     wakes = [e for e in plain if isinstance(e, Wake)]
     assert len(wakes) >= 2, plain
     save(_fixed(sign), personal_path("hey_music"))
-    gated = wake_events(WakeDetector(settings), audio)
+    gated = WakeDetector(settings).events(audio)
     gated_wakes = [e.audio_s for e in gated if isinstance(e, Wake)]
     if sign > 0 and override == 1.0:
         assert gated_wakes == [e.audio_s for e in wakes]

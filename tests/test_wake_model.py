@@ -29,7 +29,7 @@ from heymusic.wake_data import (
     midi_music,
     to_int16,
 )
-from tests.conftest import TEST_SEED, Synth, read_pcm, wake_events
+from tests.conftest import TEST_SEED, Synth, read_pcm
 
 SR = 16000
 HELDOUT_VOICES = [
@@ -56,7 +56,7 @@ def whisper(whisper_dir: Path) -> object:
 
 def _wakes(audio: np.ndarray, whisper: object) -> list[float]:
     det = WakeDetector(_settings(), whisper)
-    return [e.audio_s for e in wake_events(det, audio) if isinstance(e, Wake)]
+    return [e.audio_s for e in det.events(audio) if isinstance(e, Wake)]
 
 
 def test_test_voices_are_held_out() -> None:
@@ -109,7 +109,7 @@ def test_the_verifier_does_not_pass_the_silence_a_detector_starts_with() -> None
     for seed in range(12340, 12346):
         audio = build_stream("speech", "eval", 4.0, seed=seed).audio
         det = WakeDetector(_settings(asr_check=False))
-        for event in wake_events(det, audio[: 2 * SR]):
+        for event in det.events(audio[: 2 * SR]):
             assert not isinstance(event, Wake), (seed, event)
             verified_at_start.append(event.verifier_score)
     assert all(score < 0.5 for score in verified_at_start), verified_at_start
@@ -272,7 +272,7 @@ def test_the_eval_fires_where_the_detector_does(whisper: object) -> None:
         audio = build_stream(kind, "eval", 30.0, seed=int(rng.integers(1 << 30))).audio
         # a bar Whisper never clears: every burst the first two stages pass comes back
         det = WakeDetector(_settings(asr_check_threshold=1.0), whisper)
-        heard = [e for e in wake_events(det, audio) if e.asr_score is not None]
+        heard = [e for e in det.events(audio) if e.asr_score is not None]
 
         emb = Features().embed(audio)
         s1 = _frame_scores(stage1, emb, 16)

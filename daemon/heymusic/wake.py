@@ -263,6 +263,16 @@ class WakeDetector:
         self._events.clear()
         return events
 
+    def events(self, audio: np.ndarray) -> list[Wake | WakeCandidate]:
+        """A whole recording (int16 16 kHz, timed from its start), 80 ms at a time as a
+        microphone feeds it, then `finish`: every event (evals, benches, tests)."""
+        out = []
+        for k in range(len(audio) // CHUNK):
+            event = self.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK_S)
+            if event is not None:
+                out.append(event)
+        return out + self.finish()
+
     def _score_held(self) -> None:
         for chunk, audio_s in self._held:
             event = self._step(chunk, audio_s)

@@ -49,13 +49,18 @@ wake-eval caches scores under it, so scores made another way are never reused.""
 _SOT = ("<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")
 
 
+def _cases(word: str) -> set[str]:
+    """How a transcript may write a word after the phrase's first: {"music", "Music"}."""
+    return {word.lower(), word.capitalize()}
+
+
 def spellings(phrase: str) -> list[str]:
     """How a transcript may start with the phrase: "hey music" -> " Hey music", " Hey, Music"..."""
     words = phrase.split()
     if not words:
         return []
     head = " " + words[0].capitalize()  # the window starts with the phrase: a sentence start
-    rest = [{w.lower(), w.capitalize()} for w in words[1:]]
+    rest = [_cases(w) for w in words[1:]]
     out = {head + sep + " ".join(tail) for tail in itertools.product(*rest) for sep in (" ", ", ")}
     return sorted(out) if rest else [head]
 
@@ -66,12 +71,6 @@ class Forced(NamedTuple):
     heard: float
     ends: float
     first_word_odds: float
-
-
-def _word_forms(phrase: str) -> set[str]:
-    """The phrase's second word as a transcript may write it: {"music", "Music"}."""
-    words = phrase.split()
-    return {words[1].lower(), words[1].capitalize()} if len(words) > 1 else set()
 
 
 class AsrCheck:
@@ -100,8 +99,11 @@ class AsrCheck:
         """Tokens that carry on the word before them (no leading space): "ian", "al"."""
         self._first = sorted({text[0] for text in self._texts})
         """The phrase's first token: " Hey"."""
-        self._second = sorted(
-            {tok.encode(f" {w}", add_special_tokens=False).ids[0] for w in _word_forms(phrase)}
+        words = phrase.split()
+        self._second = (
+            sorted({tok.encode(f" {w}", add_special_tokens=False).ids[0] for w in _cases(words[1])})
+            if len(words) > 1
+            else []
         )
         """What a transcript without the first word starts with: " Music", " music"."""
         self.phrase = phrase

@@ -482,12 +482,9 @@ def run_detector(
     audio_s = 0.0
     for stream in tqdm(streams, desc="streaming detector", unit="stream"):
         det = WakeDetector(settings, whisper)
-        events = []
         n = len(stream.audio) // CHUNK
         t0 = time.process_time()
-        for k in range(n):
-            events.append(det.process(stream.audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK_S))
-        events += det.finish()
+        events = det.events(stream.audio)
         busy += time.process_time() - t0
         candidates += sum(isinstance(e, WakeCandidate) for e in events)
         audio_s += n * CHUNK_S
