@@ -265,23 +265,30 @@ def test_corrupt_verifier_is_one_clear_error(tmp_path: Path) -> None:
     assert det.model_names == ["hey_music"]
 
 
-def test_the_eval_fires_where_the_detector_does(whisper: object) -> None:
+def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path) -> None:
     """wake-eval sweeps thresholds offline, from per-frame scores of cached features; it
-    measures the daemon only if its fires, and the verifier scores they passed with, are
-    the detector's own (frame alignment, the verifier reading openWakeWord's buffer, a
-    rejected frame starting no refractory period)."""
+    measures the daemon only if its fires, and the verifier and Whisper scores they got, are
+    the detector's own (frame alignment, the verifier reading openWakeWord's buffer and
+    padding it at a stream's start, a rejected frame starting no refractory period, Whisper
+    hearing the same 2 s)."""
     from heymusic.wake_data import frame_end_s
-    from heymusic.wake_eval import _frame_scores, cascade, window_scores
-    from heymusic.wake_verify import CHUNK_S, Features, Verifier, _session
+    from heymusic.wake_eval import WhisperScores, _frame_scores, cascade, window_scores
+    from heymusic.wake_verify import CHUNK_S, SAMPLE_RATE, Features, Verifier, _session
 
     cfg = _settings().wake
     stage1 = _session(models_dir() / "hey_music.onnx")
     verifier = Verifier({"hey_music": models_dir() / "hey_music_verifier.onnx"})
     refractory = round(cfg.refractory_seconds / CHUNK_S)
     rng = np.random.default_rng(TEST_SEED)
-    checked = 0
-    for kind in ("pos", "confusable"):
-        audio = build_stream(kind, "eval", 30.0, seed=int(rng.integers(1 << 30))).audio
+    pos = build_stream("pos", "eval", 30.0, seed=int(rng.integers(1 << 30)))
+    confusable = build_stream("confusable", "eval", 30.0, seed=int(rng.integers(1 << 30)))
+    streams = [("pos", pos.audio), ("confusable", confusable.audio)]
+    for start_s in (1.0, 1.4, 1.8, 2.2, 2.6):  # the first phrase before the verifier's 3.4 s
+        lead = round((pos.phrases[0][0] - start_s) * SAMPLE_RATE)
+        audio = pos.audio[lead:] if lead > 0 else np.pad(pos.audio, (-lead, 0))
+        streams.append((f"start {start_s}", audio[: round((start_s + 3) * SAMPLE_RATE)]))
+    checked = early = 0
+    for kind, audio in streams:
         # a bar Whisper never clears: every burst the first two stages pass comes back
         det = WakeDetector(_settings(asr_check_threshold=1.0), whisper)
         heard = [e for e in det.events(audio) if e.asr_score is not None]
@@ -292,5 +299,10 @@ def test_the_eval_fires_where_the_detector_does(whisper: object) -> None:
         fired = cascade(s1, s2, cfg.threshold, cfg.verifier_threshold, refractory)
         assert [e.audio_s for e in heard] == pytest.approx(list(frame_end_s(len(s1))[fired]))
         assert [e.verifier_score for e in heard] == pytest.approx(list(s2[fired]), abs=1e-4)
+        offline = WhisperScores(whisper, "hey music", tmp_path)
+        expected = [offline.score(kind, audio, int(i)) for i in fired]
+        assert [e.asr_score for e in heard] == pytest.approx(expected, rel=1e-4)
         checked += len(fired)
+        early += int((fired < verifier.frames - 1).sum())
     assert checked >= 3  # the phrases of the positive stream at least
+    assert early >= 1  # a phrase heard before the verifier's window fills

@@ -14,6 +14,7 @@ import ctypes.util
 import importlib
 import importlib.util
 import logging
+import math
 import sys
 import types
 from collections import deque
@@ -29,7 +30,7 @@ from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
 from heymusic.wake_enroll import load_personal
 from heymusic.wake_features import MEL_CHUNKS, VoiceGate, lean_features_class
-from heymusic.wake_verify import CHUNK, CHUNK_S, EMB_OFFSET
+from heymusic.wake_verify import CHUNK, CHUNK_S, EMB_OFFSET, SAMPLE_RATE
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -211,8 +212,10 @@ class WakeDetector:
         )
         self._asr_threshold = cfg.asr_check_threshold
         keep_s = max((c.window_seconds for c in self._asr_checks.values()), default=0.0)
-        self._recent: deque[np.ndarray] = deque(maxlen=round(keep_s / 0.08))
-        """Audio for Whisper's check; the verifier reads openWakeWord's own embeddings."""
+        self._recent: deque[np.ndarray] = deque(maxlen=math.ceil(keep_s / CHUNK_S - 1e-9) + 1)
+        """Audio for Whisper's check, one chunk more than its window: the check is settled
+        on the first chunk ending `after_seconds` or more after the fire, and that chunk's
+        overhang is cut off. The verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
         features = self._model.preprocessor
         features.read_frames = max(
@@ -348,7 +351,9 @@ class WakeDetector:
             return None
         self._pending = None
         self._last_fire_s = fire_s
-        heard = check.score(np.concatenate(self._recent))
+        heard = check.score(
+            _cut(np.concatenate(self._recent), audio_s - fire_s - check.after_seconds)
+        )
         if heard < self._asr_threshold:
             return WakeCandidate(fire_s, score, model, verified, heard, personal)
         return Wake(fire_s, score, model)
@@ -361,6 +366,15 @@ class WakeDetector:
         self._recent.clear()
         self._rejected = False
         self._pending = None
+
+
+def _cut(audio: np.ndarray, overhang_s: float) -> np.ndarray:
+    """`audio` without its last `overhang_s` seconds: Whisper hears exactly `after_seconds`
+    after the fire, as wake-eval measured it (AFTER_S = 0.5 s is 6.25 chunks, so the
+    chunk that settles a check ends 60 ms later; that 60 ms had made the daemon's windows
+    differ from the eval's)."""
+    overhang = round(overhang_s * SAMPLE_RATE)
+    return audio[: len(audio) - overhang] if overhang > 0 else audio
 
 
 def _load_verifier(settings: Settings) -> Any:

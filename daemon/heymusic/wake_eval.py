@@ -219,10 +219,12 @@ def window_scores(
     emb: np.ndarray, score: Callable[[np.ndarray], float], frames: int, where: np.ndarray
 ) -> np.ndarray:
     """`score` of the `frames` embeddings ending at each frame in `where` (0 elsewhere):
-    a later stage, asked only where stage 1 fired."""
+    a later stage, asked only where stage 1 fired. Near a stream's start it gets the
+    embeddings there are, as the detector's verifiers do (they pad them): scoring 0 there
+    had made the eval miss each condition's first phrase, which the daemon hears."""
     out = np.zeros(len(emb), np.float32)
-    for i in where[where >= frames - 1]:
-        out[i] = score(emb[i - frames + 1 : i + 1])
+    for i in where:
+        out[i] = score(emb[max(0, i - frames + 1) : i + 1])
     return out
 
 
