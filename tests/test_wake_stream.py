@@ -14,7 +14,7 @@ from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Wake
 from heymusic.wake import WakeDetector
-from tests.conftest import mix_noise, read_pcm
+from tests.conftest import TEST_SEED, mix_noise, read_pcm
 
 STOCK = "hey_jarvis_v0.1.onnx"
 
@@ -50,7 +50,7 @@ def test_refractory_period_decides_repeat_firing(synth: Callable[..., Path]) -> 
 
 def test_ordinary_speech_does_not_wake(synth: Callable[..., Path]) -> None:
     words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
-    sentence = " ".join(random.sample(words, 12))
+    sentence = " ".join(random.Random(TEST_SEED).sample(words, 12))
     audio = mix_noise(read_pcm(synth(sentence, pad_before=0.5)), snr_db=20)
     assert _wakes(WakeDetector(_settings()), audio) == [], sentence
 
@@ -80,13 +80,14 @@ def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path])
     from heymusic.wake import _load_model, resolve_wake_model
 
     words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
-    text = " ".join(random.sample(words, 6))
+    pick = random.Random(TEST_SEED)
+    text = " ".join(pick.sample(words, 6))
     clips = [read_pcm(synth(text)), read_pcm(synth("hey jarvis")), read_pcm(synth(text[::-1]))]
-    audio = mix_noise(np.concatenate(clips), snr_db=random.choice([15, 25, 35]))
+    audio = mix_noise(np.concatenate(clips), snr_db=pick.choice([15, 25, 35]))
     paths = [resolve_wake_model(_settings(), name) for name in (STOCK, "hey_music.onnx")]
     ours, stock = _load_model(paths), openwakeword.Model(wakeword_model_paths=list(map(str, paths)))
     assert type(ours.preprocessor) is not type(stock.preprocessor)  # the lean one is in use
-    rng = np.random.default_rng(random.randrange(1000))
+    rng = np.random.default_rng(TEST_SEED)
     start, peak, compared = 0, 0.0, 0
     while (
         len(chunk := audio[start : start + int(rng.choice([400, 1000, 1280, 1280, 2560]))]) >= 400
