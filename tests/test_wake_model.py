@@ -83,6 +83,17 @@ def test_heldout_voices_detected(synth: Synth, whisper: object) -> None:
     assert detected >= len(HELDOUT_VOICES) - 1
 
 
+def test_a_recording_that_ends_with_the_phrase_still_wakes(synth: Synth, whisper: object) -> None:
+    """`heymusic simulate` on a clip cut right after "hey music": the 0.5 s Whisper waits
+    for never comes, so at the end of input it hears the audio there is (as wake-eval does
+    at a stream's end)."""
+    detected = 0
+    for i, voice in enumerate(HELDOUT_VOICES):
+        said = synth("hey music", voice=voice, speed=140 + 10 * i, pad_before=1.5, pad_after=0.0)
+        detected += bool(_wakes(read_pcm(said), whisper))
+    assert detected >= len(HELDOUT_VOICES) - 1
+
+
 _RANDOM_CONFUSABLES = random.Random(TEST_SEED).sample(CONFUSABLES + OTHER_WAKE_WORDS, 3)
 
 
@@ -271,7 +282,8 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
     measures the daemon only if its fires, and the verifier and Whisper scores they got, are
     the detector's own (frame alignment, the verifier reading openWakeWord's buffer and
     padding it at a stream's start, a rejected frame starting no refractory period, Whisper
-    hearing the same 2 s)."""
+    hearing the same 2 s, also when the input ends before it)."""
+    from heymusic.wake_asr import AFTER_S
     from heymusic.wake_data import frame_end_s
     from heymusic.wake_eval import WhisperScores, _frame_scores, cascade, window_scores
     from heymusic.wake_verify import CHUNK_S, SAMPLE_RATE, Features, Verifier, _session
@@ -299,7 +311,11 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
                 np.pad(phrase, (quiet + round((start_s - 2.1) * SAMPLE_RATE), 0)),
             )
         )
-    checked = early = 0
+    # input that ends before Whisper's 0.5 s after the fire, and not on a whole chunk
+    for k, (start, end) in enumerate(pos.phrases[:3]):
+        said = pos.audio[round(start * SAMPLE_RATE) : round((end + 0.3) * SAMPLE_RATE) + 77]
+        streams.append((f"cut after phrase {k}", np.pad(said, (quiet + SAMPLE_RATE, 0))))
+    checked = early = late = 0
     for kind, audio in streams:
         # a bar Whisper never clears: every burst the first two stages pass comes back
         det = WakeDetector(_settings(asr_check_threshold=1.0), whisper)
@@ -316,5 +332,7 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
         assert [e.asr_score for e in heard] == pytest.approx(expected, rel=1e-4)
         checked += len(fired)
         early += int((fired < verifier.frames - 1).sum())
+        late += int((frame_end_s(len(s1))[fired] + AFTER_S > len(audio) / SAMPLE_RATE).sum())
     assert checked >= 3  # the phrases of the positive stream at least
     assert early >= 1  # a phrase heard before the verifier's window fills
+    assert late >= 1  # a phrase the input ends right after

@@ -229,6 +229,8 @@ class WakeDetector:
         self._rejected = False
         self._samples = 0
         """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
+        self._heard_s = 0.0
+        """Where the last chunk scored ends, in seconds of input."""
         self._pending: tuple[float, float, str, float, float | None] | None = None
         """A burst waiting for Whisper: (fire time, score, model, verifier, personal score)."""
         # a fire scored k chunks late is still checked on time while k <= wait / 80 ms
@@ -260,8 +262,12 @@ class WakeDetector:
         return self._events.popleft() if self._events else None
 
     def finish(self) -> list[Wake | WakeCandidate]:
-        """End of input: score the chunks still held; the events not handed out yet."""
+        """End of input: score the chunks still held, and give a burst still waiting for
+        Whisper its verdict on the audio there is (a recording that ends right after the
+        phrase; wake-eval scores it so); the events not handed out yet."""
         self._score_held()
+        if self._pending is not None:
+            self._events.append(self._verdict(self._heard_s))
         events = list(self._events)
         self._events.clear()
         return events
@@ -287,6 +293,7 @@ class WakeDetector:
         """Score one chunk; its event, if any."""
         self._recent.append(chunk)
         self._samples += len(chunk)
+        self._heard_s = audio_s
         scores: dict[str, float] = {}
         if self._gate is None or self._gate.open(chunk) or not self._skip(chunk):
             scores = self._model.predict(chunk)
@@ -345,10 +352,16 @@ class WakeDetector:
     def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
         """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
         assert self._pending is not None
+        fire_s, _, model, _, _ = self._pending
+        if audio_s - fire_s < self._asr_checks[model].after_seconds - 1e-6:
+            return None
+        return self._verdict(audio_s)
+
+    def _verdict(self, audio_s: float) -> Wake | WakeCandidate:
+        """Whisper's verdict on the burst waiting for it, from the audio up to `audio_s`."""
+        assert self._pending is not None
         fire_s, score, model, verified, personal = self._pending
         check = self._asr_checks[model]
-        if audio_s - fire_s < check.after_seconds - 1e-6:
-            return None
         self._pending = None
         self._last_fire_s = fire_s
         heard = check.score(

@@ -229,8 +229,9 @@ def window_scores(
 
 
 class WhisperScores:
-    """Whisper's check of the audio ending `AFTER_S` after a fire frame, cached on disk by
-    stream name and frame (the streams' audio is cached, or keyed by its hash)."""
+    """Whisper's check of the audio ending `AFTER_S` after a fire frame (or where the
+    stream's last whole chunk ends, as the detector's input does), cached on disk by stream
+    name and frame (the streams' audio is cached, or keyed by its hash)."""
 
     def __init__(self, whisper: Any, phrase: str, work_dir: Path) -> None:
         from heymusic.wake_asr import SCORING, AsrCheck
@@ -247,7 +248,8 @@ class WhisperScores:
         ref = f"{name}:{frame}"
         if ref not in self._cache:
             end = round((wake_data.frame_end_s(frame + 1)[-1] + AFTER_S) * SAMPLE_RATE)
-            self._cache[ref] = self._check.score(audio[:end])
+            heard = len(audio) - len(audio) % CHUNK  # near the end: what the detector heard
+            self._cache[ref] = self._check.score(audio[: min(end, heard)])
         return self._cache[ref]
 
     def save(self) -> None:
