@@ -245,10 +245,11 @@ class WhisperScores:
     def score(self, name: str, audio: np.ndarray, frame: int) -> float:
         from heymusic.wake_asr import AFTER_S
 
-        ref = f"{name}:{frame}"
+        end = round((wake_data.frame_end_s(frame + 1)[-1] + AFTER_S) * SAMPLE_RATE)
+        heard = len(audio) - len(audio) % CHUNK  # near the end: what the detector heard
+        # a window cut at the end is keyed apart: caches before the cut scored partial chunks
+        ref = f"{name}:{frame}" if end <= heard else f"{name}:{frame}:to_end"
         if ref not in self._cache:
-            end = round((wake_data.frame_end_s(frame + 1)[-1] + AFTER_S) * SAMPLE_RATE)
-            heard = len(audio) - len(audio) % CHUNK  # near the end: what the detector heard
             self._cache[ref] = self._check.score(audio[: min(end, heard)])
         return self._cache[ref]
 
