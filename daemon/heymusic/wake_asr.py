@@ -40,9 +40,9 @@ FIRST_WORD_ODDS = 1 / 300
 second, the first word is not there: "music" said alone. Not higher, because a real "hey
 music" after other speech can fall to 1/400 (Whisper writes "The music", "in music"): at
 1/150 wake-eval missed two more phrases. At 1/300 its offline sweep gave the same misses
-and false wakes as without the bar at the default, and the streaming detector missed 2
-more clean phrases of 150 (both right at Whisper's own bar); it turned down 5 of the 11
-times "music" said alone woke the detector (60 held-out speakers; README)."""
+and false wakes as without the bar at the default and at the eval's pick (the streaming
+detector, whose Whisper window now matches the eval's, gives the same at the pick); it turned
+down 5 of the 11 times "music" said alone woke the detector (60 held-out speakers; README)."""
 SCORING = f"pad{PAD_S:g}s_wordend_first{1 / FIRST_WORD_ODDS:g}"
 """Names how a score is made (the padding, the word-end weighting, the first-word bar).
 wake-eval caches scores under it, so scores made another way are never reused."""
