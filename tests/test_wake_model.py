@@ -26,6 +26,7 @@ from heymusic.wake_data import (
     Speaker,
     active_span,
     build_stream,
+    dictionary_words,
     midi_music,
     to_int16,
 )
@@ -152,7 +153,7 @@ def test_skipping_silence_changes_no_score_it_computes(synth: Synth) -> None:
     silence once 2.1 s of it passed (webrtcvad may call hiss after speech a voice)."""
     rng = np.random.default_rng(TEST_SEED)
     pick = random.Random(TEST_SEED)
-    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    words = dictionary_words()
     parts: list[np.ndarray] = []
     skippable = 0
     for voice in pick.sample(HELDOUT_VOICES, 3):

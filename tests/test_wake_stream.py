@@ -14,6 +14,7 @@ from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Wake
 from heymusic.wake import WakeDetector
+from heymusic.wake_data import dictionary_words
 from tests.conftest import TEST_SEED, mix_noise, read_pcm
 
 STOCK = "hey_jarvis_v0.1.onnx"
@@ -49,7 +50,7 @@ def test_refractory_period_decides_repeat_firing(synth: Callable[..., Path]) -> 
 
 
 def test_ordinary_speech_does_not_wake(synth: Callable[..., Path]) -> None:
-    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    words = dictionary_words()
     sentence = " ".join(random.Random(TEST_SEED).sample(words, 12))
     audio = mix_noise(read_pcm(synth(sentence, pad_before=0.5)), snr_db=20)
     assert _wakes(WakeDetector(_settings()), audio) == [], sentence
@@ -79,7 +80,7 @@ def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path])
 
     from heymusic.wake import _load_model, resolve_wake_model
 
-    words = [w.strip() for w in Path("/usr/share/dict/words").read_text().split() if w.isalpha()]
+    words = dictionary_words()
     pick = random.Random(TEST_SEED)
     text = " ".join(pick.sample(words, 6))
     clips = [read_pcm(synth(text)), read_pcm(synth("hey jarvis")), read_pcm(synth(text[::-1]))]
