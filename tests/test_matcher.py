@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from rapidfuzz.utils import default_process
 
+from heymusic import wake_data
 from heymusic.catalog import Track, read_source
 from heymusic.matcher import TitleMatcher, request_words
+from tests.conftest import TEST_SEED
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +111,18 @@ def test_unknown_song_scores_low(matcher: TitleMatcher) -> None:
 def test_request_words_strip_the_lead_in() -> None:
     assert request_words("Hey music, play Blinding Lights!") == ["blinding", "lights"]
     assert request_words("a music please put on some hard rock") == ["hard", "rock"]
+
+
+def test_a_request_starting_with_word_music_keeps_them() -> None:
+    """ "party music for the weekend" is a request; only "hey <x> music" or "<x> music" before
+    a verb is a misheard wake phrase (it once became the title "On The Weekend")."""
+    rng = random.Random(TEST_SEED)
+    vocab = [w for w in wake_data.dictionary_words() if w.isalpha() and w.islower()]
+    for _ in range(50):
+        lead, *rest = rng.sample(vocab, rng.randint(2, 6))
+        assert request_words(f"{lead} music {' '.join(rest)}")[-len(rest) - 1 :] == [
+            "music",
+            *rest,
+        ]
+        assert request_words(f"{lead} music play {' '.join(rest)}") == rest
+        assert request_words(f"hey {lead} music, {' '.join(rest)}") == rest

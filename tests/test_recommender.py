@@ -16,15 +16,19 @@ import pytest
 from heymusic.catalog import Track
 from heymusic.cli import main
 from heymusic.config import load_settings
+from heymusic.intents import IntentParser
 from heymusic.recommender import Recommender, load_recommender
 from heymusic.song_features import (
     ERA_WORDS,
     MOODS,
     SPOKEN,
+    TEMPLATES,
     decade_of,
+    make_request,
     mood_of,
     satisfies,
 )
+from tests.conftest import TEST_SEED
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,26 @@ def test_title_with_like_in_it_is_a_title_request(rec: Recommender) -> None:
     for track in rng.sample(titled, 5):
         results = rec.recommend(f"play {track.name} by {track.artist}", k=5)
         assert (results[0][0].name, results[0][0].artist) == (track.name, track.artist)
+
+
+def test_generated_requests_are_not_taken_for_titles(rec: Recommender) -> None:
+    """Mood, genre and era requests (the recommender's own templates, filled from random
+    songs) reach the song index, not a title: "rage music for tonight" once played the song
+    "For Tonight", its "rage music" taken for a misheard wake phrase (8 of 400 requests)."""
+    rng = random.Random(TEST_SEED)
+    parser = IntentParser(["hey music"])
+    titled = []
+    for _ in range(400):
+        request = None
+        while request is None or "artist" in request.wants:
+            request = make_request(
+                rng.choice(rec.catalog.tracks), rng.randrange(len(TEMPLATES)), rng
+            )
+        intent = parser.parse(f"hey music, play {request.text}")
+        named = rec._named(intent.query or "")
+        if named is not None:
+            titled.append((request.text, named[0].track.name))
+    assert not titled, titled
 
 
 def test_artist_request_and_more_like_artist(rec: Recommender) -> None:

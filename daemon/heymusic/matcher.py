@@ -22,8 +22,10 @@ from heymusic.catalog import Track
 
 TITLE_WEIGHT = 0.65
 ARTIST_WEIGHT = 0.35
-#: The wake phrase (often misheard: "hey new sick"), politeness, then one verb, then filler.
-_WAKE = re.compile(r"^(?:(?:hey|ok|okay|a)\s+)?(?:\w+\s+)?(?:music|musics)\s+")
+#: The wake phrase (often misheard: "a music"), politeness, then one verb, then filler. Without
+#: its "hey" (or "ok", "a") a wake phrase is only taken off before a verb: "some music for
+#: tonight" is a request, not a misheard "hey music" before the title "For Tonight".
+_WAKE = re.compile(r"^(?:(hey|ok|okay|a)\s+)?(?:\w+\s+)?(?:music|musics)\s+")
 _POLITE = re.compile(
     r"^(?:(?:please|can you|could you|would you|i want to hear|i wanna hear|let's hear|"
     r"let s hear|i'd like)\s+)*"
@@ -54,7 +56,11 @@ def request_variants(text: str) -> list[list[str]]:
 
     Only one verb is dropped, so "play Play Me" keeps its title.
     """
-    cleaned = _VERB.sub("", _POLITE.sub("", _WAKE.sub("", default_process(text))), count=1)
+    text = default_process(text)
+    wake = _WAKE.match(text)
+    if wake and (wake.group(1) or _VERB.match(_POLITE.sub("", text[wake.end() :]))):
+        text = text[wake.end() :]
+    cleaned = _VERB.sub("", _POLITE.sub("", text), count=1)
     variants = [cleaned.split()]
     bare = _FILLER.sub("", cleaned).split()
     if bare and bare != variants[0]:
