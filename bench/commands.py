@@ -12,7 +12,7 @@ recommender. Three kinds, drawn at random:
 - title: "play <title> by <artist>" of a random catalog song, right if it comes first.
 Every command is wrong (another action, a song nobody asked for) or no action (cancel,
 unknown: the "sorry" earcon). Whisper's prompt-only transcript (one decode, as before the
-prompt-echo check) is scored in the same run as the baseline. ~5 min for 120 here.
+prompt-echo check) is scored in the same run as the baseline. ~6 min for 120 here.
 
     .venv/bin/python bench/commands.py [--n 120] [--seed 0]
 """
