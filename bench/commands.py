@@ -135,7 +135,7 @@ def main() -> None:
     counts: dict[str, Counter[str]] = {"typed": Counter(), "prompted": Counter(), "now": Counter()}
     by: dict[str, Counter[str]] = {}
     """Outcomes per kind of command and per group of voices."""
-    echoes = redecoded_ms = 0.0
+    echoes, redecoded_ms = 0, 0.0
     examples = []
     for _ in tqdm(range(args.n), desc="commands", unit="command"):
         want = draw(rec, controls, rng)
@@ -177,7 +177,7 @@ def main() -> None:
                 "seed": args.seed,
                 "outcomes": {k: dict(v) for k, v in counts.items()},
                 "by": {k: dict(sorted(v.items())) for k, v in sorted(by.items())},
-                "prompt_echoes": int(echoes),
+                "prompt_echoes": echoes,
                 "redecode_ms_mean": round(redecoded_ms / echoes, 1) if echoes else None,
                 "changed": examples,
             },

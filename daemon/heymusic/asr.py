@@ -129,8 +129,8 @@ class Transcriber:
         """int16 16 kHz mono in, text out (one line, stripped).
 
         Where Whisper cannot make out the words it may write its prompt instead: one of the
-        example requests word for word ("play some jazz" for a Danish voice asking for a
-        song), or one sentence over and over. Acting on that plays what nobody asked for,
+        example requests word for word ("play some jazz" for a Danish voice saying "could
+        you pause please"), or one sentence over and over. Acting on that plays what nobody asked for,
         so such a transcript is decoded again without the prompt, and that one is kept
         unless it also holds the request's last word (the person did ask for jazz).
         """
