@@ -8,7 +8,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from heymusic import wake_data
@@ -99,28 +98,22 @@ def test_prompt_echo_is_an_example_request_word_for_word_or_a_loop() -> None:
     assert prompt_echo("Hey music, next. Next.", WAKE) is None  # one word said twice
 
 
-def _espeak(text: str, voice: str) -> np.ndarray:
-    base, _, variant = voice.partition("+")
-    speech = wake_data.espeak(text, wake_data.Speaker("espeak", base, variant), 150, 50)
-    speech = speech * (0.1 / (wake_data.rms(speech) + 1e-9))
-    pad = np.zeros(8000, np.float32)
-    return wake_data.to_int16(np.concatenate([pad, speech, pad]))
-
-
 ECHOED = (
     ("da", "could you pause please"),
+    ("fi", "could you pause please"),
     ("pl", "play Brown Eyed Girl by Van Morrison"),
-    ("en-gb-scotland+f4", "play something mellow for a rainy evening"),
 )
 """Voices Whisper base hears badly: here each made it write its prompt (a request of it
 word for word, or a loop) instead of the command."""
 
 
-def test_a_transcript_that_is_the_prompt_is_decoded_again_without_it(whisper_dir: Path) -> None:
+def test_a_transcript_that_is_the_prompt_is_decoded_again_without_it(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
     transcriber = Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}}))
     echoed = 0
     for voice, command in ECHOED:
-        audio = _espeak(f"hey music, {command}", voice)
+        audio = read_pcm(synth(f"hey music, {command}", voice, pad_after=0.5))
         prompted = transcriber.decode(audio, transcriber.prompt)
         heard = transcriber.transcribe(audio)
         if prompt_echo(prompted, WAKE) is None:
@@ -132,7 +125,7 @@ def test_a_transcript_that_is_the_prompt_is_decoded_again_without_it(whisper_dir
 
     # someone who does ask for an example request gets it, though it reads as an echo
     request = [c.rstrip(".") for c in COMMAND_EXAMPLES if c.startswith("play ")][-1]
-    audio = _espeak(f"hey music, {request}", "en-us")
+    audio = read_pcm(synth(f"hey music, {request}", pad_after=0.5))
     prompted = transcriber.decode(audio, transcriber.prompt)
     assert prompt_echo(prompted, WAKE) is not None
     assert transcriber.transcribe(audio) == prompted

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from heymusic import catalog
 from heymusic.config import Settings, cache_dir
 from heymusic.errors import UserError
 
@@ -167,7 +168,7 @@ class Transcriber:
 
 
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"[a-z0-9&']+", text.lower()))
+    return tuple(catalog.words(text))
 
 
 _REQUESTS = tuple(words for c in COMMAND_EXAMPLES if (words := _words(c))[0] == "play")
