@@ -47,23 +47,25 @@ def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(
 
 
 def test_an_averaged_model_scores_the_mean_of_its_members(tmp_path: Path) -> None:
-    """Stage 1 and the verifier ship as one ONNX file each, whatever the member count:
-    the daemon and openWakeWord see one model with the stock I/O."""
+    """Stage 1 and the verifier ship as one ONNX file each, whatever the member count and
+    kind (`--conv-members`): the daemon and openWakeWord see one model with the stock I/O."""
     import onnxruntime as ort
     import torch
 
-    members = [wake_train._mlp(wake_train.STAGE1_FRAMES, 16, seed) for seed in (1, 2, 3)]
+    frames = wake_train.STAGE1_FRAMES
+    members = [wake_train._mlp(frames, 16, seed) for seed in (1, 2)]
+    members.append(wake_train._conv(frames, 16, 3))
     for net in members:
         net.eval()
     path = tmp_path / "mean.onnx"
-    wake_train.export_onnx(wake_train.mean_of(members), wake_train.STAGE1_FRAMES, path)
+    wake_train.export_onnx(wake_train.mean_of(members), frames, path)
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
-    assert inp.shape == [1, wake_train.STAGE1_FRAMES, 96]
+    assert inp.shape == [1, frames, 96]
     rng = np.random.default_rng()
     for _ in range(5):
-        x = rng.normal(size=(1, wake_train.STAGE1_FRAMES, 96)).astype(np.float32)
+        x = rng.normal(size=(1, frames, 96)).astype(np.float32)
         (got,) = session.run(None, {inp.name: x})
         with torch.no_grad():
             each = [float(net(torch.from_numpy(x))) for net in members]

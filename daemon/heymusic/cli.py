@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, help="cache for generated audio and features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--members", type=int, help="nets averaged per stage (1: a single net)")
+    p.add_argument(
+        "--conv-members",
+        type=int,
+        default=0,
+        help="temporal-conv nets averaged in beside them (default 0; README: not shipped yet)",
+    )
     p.add_argument("--out", type=Path, help="write the models here (default: the models dir)")
 
     p = _add(
