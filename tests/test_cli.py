@@ -48,7 +48,9 @@ def test_bad_negative_hours_is_one_line_before_any_work(tmp_path: Path) -> None:
 
 def test_bad_member_counts_are_one_line_before_any_work(tmp_path: Path) -> None:
     for option, count in (("--members", "0"), ("--conv-members", "-1")):
-        out = _run("train-wake", "--work-dir", str(tmp_path), "--out", str(tmp_path), option, count)
+        out = _run(
+            "train-wake", "--work-dir", str(tmp_path), "--out", str(tmp_path / "m"), option, count
+        )
         assert out.returncode == 2 and option in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not any(tmp_path.iterdir())  # nothing was built

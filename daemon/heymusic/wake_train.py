@@ -429,7 +429,7 @@ def train_member(
     steps: int,
     hidden: int,
     name: str,
-    make_net: Callable[[int, int, int], Any] = _mlp,
+    make_net: Callable[[int, int, int], Any],
 ) -> tuple[Any, Any]:
     """Stage 1 through its hard-negative mining rounds, then a verifier trained on what
     that stage 1 lets through, both nets made by `make_net(frames, hidden, seed)`.
@@ -538,10 +538,9 @@ def train(
 
     nets, verifiers = [], []
     # member m of each kind draws from seed + MEMBER_SEED_STEP * m
-    plan = [(m, _mlp, "") for m in range(members)]
-    plan += [(m, _conv, "conv ") for m in range(conv_members)]
-    for m, make_net, kind in plan:
-        name = f"{kind}member {m + 1}/{conv_members if kind else members}"
+    plan = [(f"member {m + 1}/{members}", _mlp, m) for m in range(members)]
+    plan += [(f"conv member {m + 1}/{conv_members}", _conv, m) for m in range(conv_members)]
+    for name, make_net, m in plan:
         net, verifier = train_member(
             tr, ev, seed + MEMBER_SEED_STEP * m, rounds, steps, hidden, name, make_net
         )
@@ -589,14 +588,14 @@ def cmd_train_wake(args: argparse.Namespace, settings: Settings) -> int:
         import torch  # noqa: F401
     except ImportError as err:
         raise UserError("training needs torch: pip install -e '.[train]'") from err
-    work_dir = args.work_dir or default_work_dir()
-    out_dir = args.out or models_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     members = MEMBERS if args.members is None else args.members
     if members < 1:
         raise UserError(f"--members {members}: train at least one net per stage")
     if args.conv_members < 0:
         raise UserError(f"--conv-members {args.conv_members}: give 0 or more")
+    work_dir = args.work_dir or default_work_dir()
+    out_dir = args.out or models_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = train(
         work_dir, out_dir, seed=args.seed, members=members, conv_members=args.conv_members
     )
