@@ -95,16 +95,30 @@ def test_a_recording_that_ends_with_the_phrase_still_wakes(synth: Synth, whisper
     assert detected >= len(HELDOUT_VOICES) - 1
 
 
-_RANDOM_CONFUSABLES = random.Random(TEST_SEED).sample(CONFUSABLES + OTHER_WAKE_WORDS, 3)
+CONFUSABLE_VOICES = ("en-us", "en-029+f3")
 
 
-@pytest.mark.parametrize(
-    "text", ["hey jarvis", "music", "play some music", "hey mister", *_RANDOM_CONFUSABLES]
-)
+@pytest.mark.parametrize("text", ["hey jarvis", "music", "play some music", "hey mister"])
 def test_confusables_do_not_wake(synth: Synth, whisper: object, text: str) -> None:
-    for voice in ("en-us", "en-029+f3"):
+    for voice in CONFUSABLE_VOICES:
         audio = read_pcm(synth(text, voice=voice, pad_before=1.5))
         assert _wakes(audio, whisper) == [], (text, voice)
+
+
+def test_random_near_misses_rarely_wake(synth: Synth, whisper: object) -> None:
+    """Near-misses said alone do wake it now and then (bench/wake_confusables.py: 8 % for
+    held-out speakers), so a random draw is held to a rate, not to none. Said by these two
+    voices, the generator's 60 near-misses and other wake words woke the shipped models 8
+    times in 120 ("they music", "hey muse", ...): 12 drawn at random give more than 4
+    wakes in 1 draw of ~40; with the two-member models shipped before (18 in 120), 1 in 3."""
+    texts = random.Random(TEST_SEED).sample(CONFUSABLES + OTHER_WAKE_WORDS, 12)
+    woke = [
+        (text, voice)
+        for text in texts
+        for voice in CONFUSABLE_VOICES
+        if _wakes(read_pcm(synth(text, voice=voice, pad_before=1.5)), whisper)
+    ]
+    assert len(woke) <= 4, woke
 
 
 def test_music_alone_does_not_wake(whisper: object) -> None:

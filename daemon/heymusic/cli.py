@@ -116,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--conv-members",
         type=int,
-        default=0,
-        help="temporal-conv nets averaged in beside them (default 0; README: not shipped yet)",
+        help="temporal-conv nets averaged in beside them (default 2, as shipped; 0: MLPs only)",
     )
     p.add_argument("--out", type=Path, help="write the models here (default: the models dir)")
 

@@ -12,8 +12,9 @@ capacity on exactly the near-misses that wake the first stage.
 Each stage is the mean of MEMBERS nets trained the same way from different initial
 weights and draws (each with its own mining rounds and its own verifier): one ONNX file
 with openWakeWord's I/O, so nothing downstream knows. Averaging cuts the false wakes of
-stages 1 + 2 by a third (README) for 0.05 ms more a chunk. `--conv-members` adds nets of
-another kind (`_conv`) to the mean: measured, not yet the shipped recipe.
+stages 1 + 2 by a third (README) for 0.05 ms more a chunk. CONV_MEMBERS nets of another
+kind (`_conv`) join the mean: their errors differ from the MLPs', which halves the false
+wakes again at the same misses (README).
 
 Torch is used here only; the daemon runs both models with onnxruntime.
 """
@@ -72,6 +73,8 @@ VERIFIER_FILE = "hey_music_verifier.onnx"
 MEMBERS = 2
 """Nets averaged per stage. Member m draws from seed + MEMBER_SEED_STEP * m."""
 MEMBER_SEED_STEP = 1000
+CONV_MEMBERS = 2
+"""Temporal-conv nets averaged in beside the MEMBERS MLPs (conv member m: the same seeds)."""
 HARD_SCORE = 0.05
 """Stage-1 score above which a negative frame counts as a near-miss (mined)."""
 
@@ -211,7 +214,7 @@ def _conv(frames: int, hidden: int, seed: int, channels: int = 32) -> Any:
 
     Alone it misses more held-out voices than `_mlp`; as extra members beside the MLPs
     (`--conv-members`) its errors differ from theirs, and the average wakes less often
-    at the same misses (README, wake word: "Next: temporal-conv members").
+    at the same misses (README, wake word: "Why four members").
     """
     import torch
     from torch import nn
@@ -361,8 +364,10 @@ def update_manifest(
                 f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe; Debian "
                 "fortunes and wamerican text; Debian game music and fluidsynth MIDI; noise)"
             ),
-            "command": f"heymusic train-wake --seed {seed} --members {members}"
-            + (f" --conv-members {conv_members}" if conv_members else ""),
+            "command": (
+                f"heymusic train-wake --seed {seed} --members {members} "
+                f"--conv-members {conv_members}"
+            ),
             "input": f"openWakeWord 0.4.0 speech embeddings [1, {_frames_of(name)}, 96]",
         }
     tmp = path.with_suffix(".tmp")
@@ -512,7 +517,7 @@ def train(
     steps: int = 8000,
     hidden: int = 128,
     members: int = MEMBERS,
-    conv_members: int = 0,
+    conv_members: int = CONV_MEMBERS,
     train_plan: dict[str, int] = TRAIN_PLAN,
     eval_plan: dict[str, int] = EVAL_PLAN,
 ) -> dict[str, Any]:
@@ -591,14 +596,13 @@ def cmd_train_wake(args: argparse.Namespace, settings: Settings) -> int:
     members = MEMBERS if args.members is None else args.members
     if members < 1:
         raise UserError(f"--members {members}: train at least one net per stage")
-    if args.conv_members < 0:
-        raise UserError(f"--conv-members {args.conv_members}: give 0 or more")
+    conv_members = CONV_MEMBERS if args.conv_members is None else args.conv_members
+    if conv_members < 0:
+        raise UserError(f"--conv-members {conv_members}: give 0 or more")
     work_dir = args.work_dir or default_work_dir()
     out_dir = args.out or models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = train(
-        work_dir, out_dir, seed=args.seed, members=members, conv_members=args.conv_members
-    )
+    report = train(work_dir, out_dir, seed=args.seed, members=members, conv_members=conv_members)
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
     return 0
