@@ -210,7 +210,8 @@ def _mlp(frames: int, hidden: int, seed: int) -> Any:
 
 def _conv(frames: int, hidden: int, seed: int, channels: int = 32) -> Any:
     """A temporal-conv net: three 1-D convolutions along the frames (dilations 1, 2, 4,
-    shared weights), then the MLP's head on what they keep of each frame.
+    shared weights), then one hidden layer (the MLP has two) over what they keep of each
+    frame.
 
     Alone it misses more held-out voices than `_mlp`; as extra members beside the MLPs
     (`--conv-members`) its errors differ from theirs, and the average wakes less often
