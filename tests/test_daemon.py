@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heymusic.catalog import Track
 from heymusic.config import Settings
 from heymusic.daemon import EventLog, Pipeline, _NoRecommender
 from heymusic.events import Event, IntentEvent, PlayerCommand, StageError, Transcript
@@ -94,6 +95,35 @@ def test_one_breath_command_gets_no_cue_over_it_and_still_counts(
     assert [e.name for e in events if isinstance(e, IntentEvent)] == ["pause"]
     actions = [a for a, _ in player.commands]
     assert "duck" in actions and ("earcon", "listening") not in player.commands
+
+
+def test_the_verifier_is_told_when_the_player_plays(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """The same "hey music, pause" is held to `verifier_threshold` while nothing plays and
+    to `verifier_threshold_playing` once the player plays (bars of 1.0, which no verifier
+    score reaches, and 0.0)."""
+    settings = Settings.model_validate(
+        {
+            "wake": {"verifier_threshold": 1.0, "verifier_threshold_playing": 0.0},
+            "asr": {"model_dir": str(whisper_dir)},
+        }
+    )
+    player = LogPlayer()
+    pipeline = Pipeline(settings, player, _NoRecommender("unused"))
+    said = read_pcm(
+        synth("hey music, pause", voice="en-gb-x-gbcwmd", pad_before=1.0, pad_after=2.5)
+    )
+
+    def intents() -> list[str]:
+        events: list[Event] = []
+        for start in range(0, len(said) - 1279, 1280):
+            events.extend(pipeline.feed(said[start : start + 1280]))
+        return [e.name for e in events if isinstance(e, IntentEvent)]
+
+    assert intents() == []
+    player.play([Track("t1", "Alpha", "A")])
+    assert intents() == ["pause"]
 
 
 def test_the_daemon_log_keeps_what_was_said_private(capsys: pytest.CaptureFixture[str]) -> None:

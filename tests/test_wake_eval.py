@@ -13,6 +13,7 @@ from heymusic.wake_eval import (
     EvalStream,
     negative_plan,
     operating_point,
+    playing_point,
     summarize,
 )
 from heymusic.wake_verify import SAMPLE_RATE
@@ -121,3 +122,50 @@ def test_the_operating_point_meets_the_whole_target_or_follows_the_fallback_rule
 
     meets = _point(rng) | {"fa_per_hour": 0.4, "frr_clean_noise_music10": TARGET_MISSES}
     assert operating_point([*points, quiet_but_deaf, meets]) is meets
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_playing_bar_adds_no_false_wakes_over_music(seed: int) -> None:
+    """The bar while music plays is the lowest verifier bar that wakes no more often by
+    mistake on the streams with music than the chosen point; its point takes that bar's
+    wakes on those streams and the chosen bar's elsewhere."""
+    rng = np.random.default_rng(seed)
+    streams = [
+        _stream(f"pos_{c}", 600, [(s, s + 0.8) for s in range(5, 595, 5)])
+        for c in ("clean", "noise_10db", "music_10db", "music_0db")
+    ]
+    streams += [_stream(kind, 3600, []) for kind in ("speech", "music", "music_speech")]
+    bars = (0.5, 0.6, 0.7, 0.8, 0.9)
+    wakes_at = {}
+    for bar in bars:  # a lower bar answers more phrases and wakes more often by mistake
+        wakes_at[0.5, bar, 0.0003] = [
+            np.sort(rng.uniform(0, 600, int(rng.integers(60, 110)) + int(100 * (1 - bar))))
+            if s.kind == "pos"
+            else np.sort(rng.uniform(0, 3600, int(rng.poisson(3 + 10 * (1 - bar)))))
+            for s in streams
+        ]
+    chosen = {"threshold": 0.5, "verifier_threshold": 0.9, "asr_threshold": 0.0003}
+    point = playing_point(streams, wakes_at, chosen)
+    assert point is not None
+
+    def false_with_music(bar: float) -> int:
+        wakes = wakes_at[0.5, bar, 0.0003]
+        return sum(
+            len(w) for s, w in zip(streams, wakes, strict=True) if s.kind != "pos" and s.with_music
+        )
+
+    bar = point["verifier_threshold_playing"]
+    assert false_with_music(bar) <= false_with_music(0.9)
+    assert all(false_with_music(b) > false_with_music(0.9) for b in bars if b < bar)
+    mixed = [wakes_at[0.5, bar if s.with_music else 0.9, 0.0003][k] for k, s in enumerate(streams)]
+    assert {k: v for k, v in point.items() if k not in chosen} == {
+        "verifier_threshold_playing": bar,
+        **summarize(streams, mixed),
+    }
+    assert [s.name for s in streams if s.with_music] == [
+        "pos_music_10db",
+        "pos_music_0db",
+        "music",
+        "music_speech",
+    ]
+    assert playing_point(streams, wakes_at, {**chosen, "asr_threshold": None}) is None

@@ -121,6 +121,25 @@ def test_random_near_misses_rarely_wake(synth: Synth, whisper: object) -> None:
     assert len(woke) <= 4, woke
 
 
+def test_the_verifier_bar_while_music_plays(synth: Synth, whisper: object) -> None:
+    """The daemon tells the detector when its player plays; the verifier then holds a
+    candidate to `verifier_threshold_playing` instead. With bars no score reaches (1.0;
+    the verifier's highest over 8,801 eval fires is 0.9997) and every score passes (0.0),
+    the same "hey music" is turned down before Whisper in a quiet room and wakes with
+    music playing."""
+    audio = read_pcm(synth("hey music", voice="en-gb-x-gbcwmd", pad_before=1.5))
+
+    def events(playing: bool) -> list[Wake | WakeCandidate]:
+        settings = _settings(verifier_threshold=1.0, verifier_threshold_playing=0.0)
+        det = WakeDetector(settings, whisper)
+        det.music_playing = playing
+        return det.events(audio)
+
+    quiet = events(playing=False)
+    assert quiet and all(isinstance(e, WakeCandidate) and e.asr_score is None for e in quiet)
+    assert [type(e) for e in events(playing=True)] == [Wake]
+
+
 def test_music_alone_does_not_wake(whisper: object) -> None:
     rng = np.random.default_rng(7)
     music = midi_music(20.0, rng)

@@ -48,7 +48,7 @@ from heymusic.events import (
     WakeCandidate,
 )
 from heymusic.intents import Intent, IntentParser
-from heymusic.players.base import Player
+from heymusic.players.base import Player, PlayerState
 from heymusic.vad import CommandRecorder
 from heymusic.wake import WakeDetector, release_freed_memory
 
@@ -102,6 +102,7 @@ class Pipeline:
         self.samples += len(chunk)
         events: list[Event] = [Notice(self.audio_s, m) for m in _drain(self.messages)]
         # The wake model hears every chunk, so its feature window never holds stale audio.
+        self.wake.music_playing = self.player.state is PlayerState.PLAYING
         wake = self.wake.process(chunk, self.audio_s)
         if not self._listening:
             self.recorder.idle(chunk)

@@ -217,6 +217,10 @@ class WakeDetector:
         on the first chunk ending `after_seconds` or more after the fire, and that chunk's
         overhang is cut off. The verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
+        self._verifier_threshold_playing = cfg.verifier_threshold_playing
+        self.music_playing = False
+        """Set by the daemon while its player plays: the verifier's bar is then
+        `verifier_threshold_playing` (music masks the phrase)."""
         features = self._model.preprocessor
         features.read_frames = max(
             [*self._model.model_inputs.values(), *(p.frames for p in self._personal.values())]
@@ -313,7 +317,8 @@ class WakeDetector:
         if self._verifier is not None and self._verifier.covers(model):
             verified = self._verifier.score(self._heard_embeddings(self._verifier.frames), model)
         vouched = personal is not None and personal >= self._personal_override
-        doubted = verified < self._verifier_threshold and not vouched
+        bar = self._verifier_threshold_playing if self.music_playing else self._verifier_threshold
+        doubted = verified < bar and not vouched
         if doubted or (personal is not None and personal < self._personal_threshold):
             # A rejected frame starts no refractory period: the next frames of the same
             # burst (the phrase completing) are checked again; one event per burst.

@@ -54,9 +54,12 @@ HIT_AFTER_S = 1.0
 """A wake this long after the phrase end still answers it."""
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-ASR_GRID = ((0.5, 0.8), (0.5, 0.9))
-"""(first stage, verifier) thresholds whose fires Whisper checks: 0.3-0.7 s each, so not all.
+ASR_GRID = ((0.5, 0.8), (0.5, 0.6, 0.7, 0.8, 0.9))
+"""First-stage x verifier thresholds whose fires Whisper checks: 0.3-0.7 s each, so not all.
 Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
+WITH_MUSIC = ("pos_music_10db", "pos_music_0db", "music", "music_speech")
+"""Streams with music in them (positives by condition, negatives by kind): what the mic
+hears while our player plays, where `verifier_threshold_playing` applies."""
 ASR_THRESHOLDS = (0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
 
 
@@ -66,6 +69,11 @@ class EvalStream:
     kind: str
     audio: np.ndarray
     phrases: np.ndarray
+
+    @property
+    def with_music(self) -> bool:
+        condition = "pos_" + self.name.split("_", 1)[1] if self.kind == "pos" else self.kind
+        return condition in WITH_MUSIC
 
 
 def _say_as(spk: wake_data.Speaker, text: str, rng: np.random.Generator) -> np.ndarray:
@@ -356,8 +364,9 @@ def _embeddings(feats: Features, stream: EvalStream, work_dir: Path) -> np.ndarr
 
 def sweep(
     streams: list[EvalStream], settings: Settings, work_dir: Path, whisper: Any = None
-) -> tuple[list[dict[str, Any]], Any]:
-    """DET points for stage 1 alone and the cascade, from per-frame scores."""
+) -> tuple[list[dict[str, Any]], dict[tuple[float, float, float], list[np.ndarray]]]:
+    """DET points for stage 1 alone and the cascade, from per-frame scores; and the wakes
+    of each point with Whisper's check (`asr_points`)."""
     from heymusic.wake import resolve_wake_model
     from heymusic.wake_verify import Verifier, _session, verifier_path
 
@@ -390,9 +399,11 @@ def sweep(
                 for (s1, _), f in zip(scores, fired[t1, t2], strict=True)
             ]
             points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
+    wakes_at: dict[tuple[float, float, float], list[np.ndarray]] = {}
     if whisper is not None:
-        points += asr_points(streams, scores, fired, settings, work_dir, whisper)
-    return points, scores
+        asr, wakes_at = asr_points(streams, scores, fired, settings, work_dir, whisper)
+        points += asr
+    return points, wakes_at
 
 
 def asr_points(
@@ -402,8 +413,9 @@ def asr_points(
     settings: Settings,
     work_dir: Path,
     whisper: Any,
-) -> list[dict[str, Any]]:
-    """DET points with Whisper's check on the fires of the first two stages.
+) -> tuple[list[dict[str, Any]], dict[tuple[float, float, float], list[np.ndarray]]]:
+    """DET points with Whisper's check on the fires of the first two stages, and the wake
+    times (per stream) of each (first stage, verifier, Whisper) point.
 
     A burst Whisper rejects still starts the refractory period (as in WakeDetector), so
     the fires are the same with or without it and Whisper only removes some of them.
@@ -425,11 +437,12 @@ def asr_points(
         if n % 100 == 99 or n == len(todo) - 1:
             whisper_scores.save()
     points = []
+    wakes_at = {}
     for key in itertools.product(*ASR_GRID):
         if key not in fired:
             continue
         for t3 in ASR_THRESHOLDS:
-            wakes = [
+            wakes_at[(*key, t3)] = wakes = [
                 wake_data.frame_end_s(len(s1))[[i for i in f if heard[k, int(i)] >= t3]]
                 for k, ((s1, _), f) in enumerate(zip(scores, fired[key], strict=True))
             ]
@@ -441,7 +454,35 @@ def asr_points(
                     **summarize(streams, wakes),
                 }
             )
-    return points
+    return points, wakes_at
+
+
+def playing_point(
+    streams: list[EvalStream],
+    wakes_at: dict[tuple[float, float, float], list[np.ndarray]],
+    chosen: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The verifier's bar while our music plays: the lowest one that wakes no more often by
+    mistake on the streams with music than the chosen point does (music masks the phrase,
+    so a lower bar there buys back misses). Its point: that bar on the streams with music,
+    the chosen one on the rest (None: the chosen point has no Whisper check)."""
+    t1, t2, t3 = chosen["threshold"], chosen["verifier_threshold"], chosen.get("asr_threshold")
+    if t3 is None or (t1, t2, t3) not in wakes_at:
+        return None
+
+    def false_with_music(wakes: list[np.ndarray]) -> int:
+        """False wakes on the negative streams with music (as `summarize` counts them)."""
+        pairs = zip(streams, wakes, strict=True)
+        return sum(count_hits(s, w)[1] for s, w in pairs if s.with_music and s.kind != "pos")
+
+    limit = false_with_music(wakes_at[t1, t2, t3])
+    bars = sorted(v for (a, v, c) in wakes_at if (a, c) == (t1, t3) and v <= t2)
+    bar = next(v for v in bars if false_with_music(wakes_at[t1, v, t3]) <= limit)
+    mixed = [
+        p if s.with_music else q
+        for s, p, q in zip(streams, wakes_at[t1, bar, t3], wakes_at[t1, t2, t3], strict=True)
+    ]
+    return {**chosen, "verifier_threshold_playing": bar, **summarize(streams, mixed)}
 
 
 def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None:
@@ -476,7 +517,8 @@ def operating_point(points: list[dict[str, Any]]) -> dict[str, Any]:
 def run_detector(
     streams: list[EvalStream], settings: Settings, whisper: Any = None
 ) -> dict[str, Any]:
-    """The daemon's own WakeDetector, chunk by chunk: wakes, candidates, CPU."""
+    """The daemon's own WakeDetector, chunk by chunk: wakes, candidates, CPU. On streams
+    with music it is told music plays, as the daemon tells it while its player plays."""
     from heymusic.wake import WakeDetector
 
     if not settings.wake.asr_check:
@@ -487,6 +529,7 @@ def run_detector(
     audio_s = 0.0
     for stream in tqdm(streams, desc="streaming detector", unit="stream"):
         det = WakeDetector(settings, whisper)
+        det.music_playing = stream.with_music
         n = len(stream.audio) // CHUNK
         t0 = time.process_time()
         events = det.events(stream.audio)
@@ -523,17 +566,21 @@ def evaluate(
         from heymusic.asr import Transcriber
 
         whisper = Transcriber(settings).model
-    points, _ = sweep(streams, settings, work_dir, whisper)
+    points, wakes_at = sweep(streams, settings, work_dir, whisper)
     cfg = settings.wake
     stage1_only = [p for p in points if p["verifier_threshold"] == 0.0 and "asr_threshold" not in p]
     t2 = cfg.verifier_threshold if cfg.verifier else 0.0
     chosen = operating_point(points)
+    playing = playing_point(streams, wakes_at, chosen)
     at_chosen = settings.model_copy(
         update={
             "wake": cfg.model_copy(
                 update={
                     "threshold": chosen["threshold"],
                     "verifier_threshold": chosen["verifier_threshold"],
+                    "verifier_threshold_playing": (playing or chosen).get(
+                        "verifier_threshold_playing", chosen["verifier_threshold"]
+                    ),
                     "verifier": chosen["verifier_threshold"] > 0,
                     "asr_check": "asr_threshold" in chosen,
                     "asr_check_threshold": chosen.get("asr_threshold", cfg.asr_check_threshold),
@@ -554,6 +601,7 @@ def evaluate(
             points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
         ),
         "operating_point": chosen,
+        "operating_point_playing_aware": playing,
         "det_points": points,
     }
     out = work_dir / "wake_eval.json"
