@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from heymusic import wake_train
 
@@ -27,19 +26,18 @@ def _train(work_dir: Path, seed: int, workers: int) -> dict[str, str]:
     return {str(f.relative_to(work_dir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
-def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two workers take streams in the order they finish; one worker takes them in turn.
-    Before each stream seeded piper itself, the models came out different.
+def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(tmp_path: Path) -> None:
+    """Two workers take streams in the order they finish, and train two members at a time
+    in their own processes; one worker takes streams in turn and trains the members one
+    after another in this process. Before each stream seeded piper itself, the models came
+    out different.
 
     It failed now and then (~4 of ~30 runs on 2026-11-26): three times the models
     differed from byte-identical features (torch on two threads), once a music-and-speech
     stream's features differed; both cases checked were the first (two-worker) training. Feature
     workers are now spawned, not forked, and it passed 32 runs in a row since; a failure this
-    rare is not proven gone (README), so this stays strict. Torch trains on one thread here
-    to rule that source out too."""
-    monkeypatch.setenv("HEYMUSIC_TRAIN_THREADS", "1")
+    rare is not proven gone (README), so this stays strict. Torch trains every member on one
+    thread, which rules that source out too."""
     seed = int(np.random.default_rng().integers(1000))
     two = _train(tmp_path / "two", seed, workers=2)
     one = _train(tmp_path / "one", seed, workers=1)

@@ -509,6 +509,64 @@ def train_member(
     return net, verifier
 
 
+NET_KINDS: dict[str, Callable[[int, int, int], Any]] = {"mlp": _mlp, "conv": _conv}
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """One member's training, as a worker process gets it (corpora by folder: a worker
+    loads them itself rather than unpickle ~200 MB of them)."""
+
+    train_dir: Path
+    eval_dir: Path
+    seed: int
+    rounds: int
+    steps: int
+    hidden: int
+    name: str
+    kind: str
+    log_level: int
+
+
+def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A member's stage-1 and verifier weights, trained on one torch thread: a member's
+    weights then depend on its seed only, not on the thread count or on which members
+    train beside it (two threads gave different models from the same features, README)."""
+    import torch
+
+    logging.basicConfig(
+        level=job.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    torch.set_num_threads(1)
+    tr, ev = load_corpus(job.train_dir), load_corpus(job.eval_dir)
+    make_net = NET_KINDS[job.kind]
+    net, verifier = train_member(
+        tr, ev, job.seed, job.rounds, job.steps, job.hidden, job.name, make_net
+    )
+    return net.state_dict(), verifier.state_dict()
+
+
+def train_members(jobs: list[MemberJob], workers: int) -> list[tuple[Any, Any]]:
+    """(stage 1, verifier) of every member, `workers` members at a time (one thread each;
+    in this process when 1): the same nets either way."""
+    if workers <= 1 or len(jobs) <= 1:
+        weights = [train_member_job(job) for job in jobs]
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+            with mock.patch.dict(os.environ, OMP_NUM_THREADS="1"):
+                futures = [pool.submit(train_member_job, job) for job in jobs]
+            weights = [fut.result() for fut in futures]
+    nets = []
+    for job, (stage1, verifier) in zip(jobs, weights, strict=True):
+        make_net = NET_KINDS[job.kind]
+        net, ver = make_net(STAGE1_FRAMES, job.hidden, 0), make_net(VERIFIER_FRAMES, job.hidden, 0)
+        net.load_state_dict(stage1)
+        ver.load_state_dict(verifier)
+        nets.append((net.eval(), ver.eval()))
+    return nets
+
+
 def train(
     work_dir: Path,
     out_dir: Path,
@@ -529,7 +587,7 @@ def train(
     difference before feature workers were spawned, none in 32 test runs since)."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("HEYMUSIC_TRAIN_THREADS", "2")))
+    torch.set_num_threads(1)  # as the members train: the ensemble's scores below alike
     t0 = time.monotonic()
     train_dir = build_features(work_dir, "train", train_plan, seed, workers)
     eval_dir = build_features(work_dir, "eval", eval_plan, seed, workers)
@@ -542,17 +600,26 @@ def train(
         ev.phrases,
     )
 
-    nets, verifiers = [], []
     # member m of each kind draws from seed + MEMBER_SEED_STEP * m
-    plan = [(f"member {m + 1}/{members}", _mlp, m) for m in range(members)]
-    plan += [(f"conv member {m + 1}/{conv_members}", _conv, m) for m in range(conv_members)]
-    for name, make_net, m in plan:
-        net, verifier = train_member(
-            tr, ev, seed + MEMBER_SEED_STEP * m, rounds, steps, hidden, name, make_net
+    plan = [(f"member {m + 1}/{members}", "mlp", m) for m in range(members)]
+    plan += [(f"conv member {m + 1}/{conv_members}", "conv", m) for m in range(conv_members)]
+    level = logging.getLogger().getEffectiveLevel()
+    jobs = [
+        MemberJob(
+            train_dir,
+            eval_dir,
+            seed + MEMBER_SEED_STEP * m,
+            rounds,
+            steps,
+            hidden,
+            name,
+            kind,
+            level,
         )
-        nets.append(net)
-        verifiers.append(verifier)
-    net, verifier = mean_of(nets), mean_of(verifiers)
+        for name, kind, m in plan
+    ]
+    trained = train_members(jobs, workers)
+    net, verifier = mean_of([n for n, _ in trained]), mean_of([v for _, v in trained])
     f1, f2 = STAGE1_FRAMES, VERIFIER_FRAMES
     export_onnx(net, f1, out_dir / STAGE1_FILE)
     export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
