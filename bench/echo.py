@@ -205,6 +205,7 @@ def positives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dic
 def negatives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dict[str, Any]:
     """Our own playback says things (podcasts, songs with talk, near-misses); nobody speaks."""
     counts = {"without": 0, "with_canceller": 0}
+    by_kind: dict[str, dict[str, int]] = {}
     n = max(1, round(args.negative_minutes * 60 / STREAM_SECONDS / 3))
     seconds = 0.0
     rng = np.random.default_rng(args.seed + 1)
@@ -219,14 +220,20 @@ def negatives(args: argparse.Namespace, settings: Settings, whisper: Any) -> dic
             echo *= 10 ** (-24 / 20) * 32768 / (wake_data.rms(echo) + 1e-9)  # talking level
             mic = (echo + rng.normal(0, 3, len(echo))).clip(-32768, 32767).astype(np.int16)
             cleaned, _ = cancel(mic, played, rng, args.drift_ppm)
-            counts["without"] += len(wakes(settings, whisper, mic))
-            counts["with_canceller"] += len(wakes(settings, whisper, cleaned))
+            woke = {
+                "without": len(wakes(settings, whisper, mic)),
+                "with_canceller": len(wakes(settings, whisper, cleaned)),
+            }
+            for k, v in woke.items():
+                counts[k] += v
+                by_kind.setdefault(kind, dict.fromkeys(counts, 0))[k] += v
             seconds += len(mic) / SR
     hours = seconds / 3600
     return {
         "hours": round(hours, 2),
         **{f"false_wakes_per_hour_{k}": round(v / hours, 2) for k, v in counts.items()},
         **{f"false_wakes_{k}": v for k, v in counts.items()},
+        "false_wakes_by_kind": by_kind,
     }
 
 
@@ -242,12 +249,20 @@ def main() -> None:
     parser.add_argument(
         "--clocks", action="store_true", help="only the clock cases (drift, late callbacks)"
     )
+    parser.add_argument(
+        "--verifier-threshold-playing",
+        type=float,
+        help="the verifier's bar while our music plays (default: the config's)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.clocks:
         print(json.dumps({"echo_removed_by_clocks": clocks(args.seed)}, indent=1))
         return
-    settings = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
+    wake: dict[str, Any] = {"models": ["hey_music.onnx"]}
+    if args.verifier_threshold_playing is not None:
+        wake["verifier_threshold_playing"] = args.verifier_threshold_playing
+    settings = Settings.model_validate({"wake": wake})
     whisper = Transcriber(settings).model
     out: dict[str, Any] = {"positives": positives(args, settings, whisper)}
     if args.negative_minutes > 0:
