@@ -578,9 +578,9 @@ def evaluate(
                 update={
                     "threshold": chosen["threshold"],
                     "verifier_threshold": chosen["verifier_threshold"],
-                    "verifier_threshold_playing": (playing or chosen).get(
-                        "verifier_threshold_playing", chosen["verifier_threshold"]
-                    ),
+                    "verifier_threshold_playing": playing["verifier_threshold_playing"]
+                    if playing
+                    else chosen["verifier_threshold"],
                     "verifier": chosen["verifier_threshold"] > 0,
                     "asr_check": "asr_threshold" in chosen,
                     "asr_check_threshold": chosen.get("asr_threshold", cfg.asr_check_threshold),
