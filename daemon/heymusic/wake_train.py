@@ -515,7 +515,7 @@ NET_KINDS: dict[str, Callable[[int, int, int], Any]] = {"mlp": _mlp, "conv": _co
 @dataclass(frozen=True)
 class MemberJob:
     """One member's training, as a worker process gets it (corpora by folder: a worker
-    loads them itself rather than unpickle ~200 MB of them)."""
+    loads them itself rather than unpickle ~90 MB of them)."""
 
     train_dir: Path
     eval_dir: Path
