@@ -57,7 +57,7 @@ V_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ASR_GRID = ((0.5, 0.8), (0.5, 0.6, 0.7, 0.8, 0.9))
 """First-stage x verifier thresholds whose fires Whisper checks: 0.3-0.7 s each, so not all.
 Scores are cached per stream and frame in the work dir (they do not depend on the model)."""
-WITH_MUSIC = ("pos_music_10db", "pos_music_0db", "music", "music_speech")
+WITH_MUSIC = ("music_10db", "music_0db", "music", "music_speech")
 """Streams with music in them (positives by condition, negatives by kind): what the mic
 hears while our player plays, where `verifier_threshold_playing` applies."""
 ASR_THRESHOLDS = (0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
@@ -71,9 +71,13 @@ class EvalStream:
     phrases: np.ndarray
 
     @property
+    def condition(self) -> str:
+        """A positive stream's condition (pos_clean, pos2_music_0db, ...); else its kind."""
+        return self.name.split("_", 1)[1] if self.kind == "pos" else self.kind
+
+    @property
     def with_music(self) -> bool:
-        condition = "pos_" + self.name.split("_", 1)[1] if self.kind == "pos" else self.kind
-        return condition in WITH_MUSIC
+        return self.condition in WITH_MUSIC
 
 
 def _say_as(spk: wake_data.Speaker, text: str, rng: np.random.Generator) -> np.ndarray:
@@ -327,7 +331,7 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
     for stream, w in zip(streams, wakes, strict=True):
         hits, false = count_hits(stream, w)
         if stream.kind == "pos":
-            condition = stream.name.split("_", 1)[1]  # pos_clean, pos2_music_0db, ...
+            condition = stream.condition
             frr[condition] = round(1 - hits / len(stream.phrases), 4)
             frr_ci[condition] = wilson_ci(len(stream.phrases) - hits, len(stream.phrases))
         else:
