@@ -30,7 +30,7 @@ from heymusic.intents import wake_phrases_from_models
 from heymusic.wake_asr import AsrCheck
 from heymusic.wake_enroll import load_personal
 from heymusic.wake_features import MEL_CHUNKS, VoiceGate, lean_features_class
-from heymusic.wake_verify import CHUNK, CHUNK_S, EMB_OFFSET, SAMPLE_RATE
+from heymusic.wake_verify import CHUNK, CHUNK_S, EMB_OFFSET, SAMPLE_RATE, load_verifier
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class WakeDetector:
         self._threshold = cfg.threshold
         self._refractory_s = cfg.refractory_seconds
         self._last_fire_s = float("-inf")
-        self._verifier = _load_verifier(settings) if cfg.verifier else None
+        self._verifier = load_verifier(settings) if cfg.verifier else None
         self._personal = load_personal(settings, self.model_names)
         self._personal_threshold = cfg.personal_threshold
         self._personal_override = cfg.personal_override
@@ -393,12 +393,3 @@ def _cut(audio: np.ndarray, overhang_s: float) -> np.ndarray:
     differ from the eval's)."""
     overhang = round(overhang_s * SAMPLE_RATE)
     return audio[: len(audio) - overhang] if overhang > 0 else audio
-
-
-def _load_verifier(settings: Settings) -> Any:
-    """The second stage when its module is present; None = first stage only."""
-    if importlib.util.find_spec("heymusic.wake_verify") is None:
-        return None
-    from heymusic import wake_verify  # type: ignore[attr-defined,unused-ignore]
-
-    return wake_verify.load_verifier(settings)
