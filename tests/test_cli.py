@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
+from heymusic.config import Settings
 from tests.conftest import PROJECT_DIR
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
@@ -71,3 +73,16 @@ def test_doctor_says_something_about_every_part() -> None:
     ]
     assert "ok    echo         echo cancellation: libspeexdsp loads" in out.stdout
     assert out.returncode in (0, 1)
+
+
+def test_doctor_names_a_missing_query_encoder_file(tmp_path: Path) -> None:
+    """A folder with the tokenizer but no model passed before: the daemon then failed later."""
+    shipped = Settings().model_path(Settings().recommender.query_encoder_dir)
+    encoder = tmp_path / "query_encoder"
+    shutil.copytree(shipped, encoder, ignore=shutil.ignore_patterns("model.onnx"))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[recommender]\nquery_encoder_dir = "{encoder}"\n')
+    out = _run("--config", str(config), "doctor")
+    line = next(x for x in out.stdout.splitlines() if x.split()[1:2] == ["recommender"])
+    assert line.startswith("FAIL") and str(encoder / "model.onnx") in line, line
+    assert out.returncode == 1

@@ -38,13 +38,15 @@ def check_whisper(settings: Settings) -> str:
 
 
 def check_recommender_models(settings: Settings) -> str:
-    path = settings.model_path(settings.recommender.query_encoder_dir)
-    if not path.is_dir():
+    from heymusic.recommender import model_files
+
+    missing = [path for path in model_files(settings) if not path.is_file()]
+    if missing:
         raise UserError(
-            f"query encoder {path} missing: music requests will fail; reinstall heymusic "
-            "or run export_onnx.py"
+            f"query encoder file {missing[0]} missing: music requests will fail; reinstall "
+            "heymusic or run export_onnx.py"
         )
-    return f"query encoder at {path}"
+    return f"query encoder at {settings.model_path(settings.recommender.query_encoder_dir)}"
 
 
 def check_microphone(settings: Settings) -> str:

@@ -156,10 +156,6 @@ class Recommender:
         query = np.asarray(self.index.vectors[row])
         return self._serve(self._search(query, k, [*exclude, track.track_id]))
 
-    def mark_played(self, track_id: str) -> None:
-        """A song played this session is not served again by semantic search or radio."""
-        self.served.append(track_id)
-
     # --- internals ----------------------------------------------------------------------------
 
     def _named(self, text: str) -> tuple[Match, bool] | None:
