@@ -12,9 +12,9 @@ capacity on exactly the near-misses that wake the first stage.
 Each stage is the mean of MEMBERS nets trained the same way from different initial
 weights and draws (each with its own mining rounds and its own verifier): one ONNX file
 with openWakeWord's I/O, so nothing downstream knows. Averaging cuts the false wakes of
-stages 1 + 2 by a third (docs/wake-word-log.md) for 0.05 ms more a chunk. CONV_MEMBERS nets of another
-kind (`_conv`) join the mean: their errors differ from the MLPs', which halves the false
-wakes again at the same misses (README's table of the shipped models).
+stages 1 + 2 by a third (docs/wake-word-log.md) for 0.05 ms more a chunk. CONV_MEMBERS
+nets of another kind (`_conv`) join the mean: their errors differ from the MLPs', which
+halves the false wakes again at the same misses (README's table of the shipped models).
 
 Torch is used here only; the daemon runs both models with onnxruntime.
 """
