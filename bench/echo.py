@@ -138,12 +138,7 @@ def wakes(settings: Settings, whisper: Any, audio: np.ndarray, playing: bool = T
     """Wake times; `playing`: told our music plays, as the daemon tells it while it does."""
     det = WakeDetector(settings, whisper)
     det.music_playing = playing
-    times = []
-    for k in range(len(audio) // CHUNK):
-        event = det.process(audio[k * CHUNK : (k + 1) * CHUNK], (k + 1) * CHUNK / SR)
-        if isinstance(event, Wake):
-            times.append(event.audio_s)
-    return np.asarray(times)
+    return np.asarray([e.audio_s for e in det.events(audio) if isinstance(e, Wake)])
 
 
 def rms_db(x: np.ndarray) -> float:
