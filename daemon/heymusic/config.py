@@ -94,9 +94,10 @@ class WakeSettings(_Section):
     verifier_threshold_playing: float = Field(0.7, ge=0, le=1)
     """The bar while our player plays: music masks the phrase, and 0.7 misses a third
     fewer over it (ours at 0 dB: 22 against 33 %) with no more false wakes over music in
-    `heymusic wake-eval` (its rule picks it). Our own playback alone woke it 4 times in
-    1.1 h against 2 (bench/echo.py), and in a quiet room it would wake twice as often
-    (README). Set it to `verifier_threshold` for one bar always."""
+    `heymusic wake-eval` (its rule picks it). Our own playback alone, talking like a
+    near-miss, woke it 10 times in 3.48 h against 6 (bench/echo.py), and in a quiet room
+    it would wake twice as often (README). Set it to `verifier_threshold` for one bar
+    always."""
     personal: bool = True
     """Also ask the personal verifier `heymusic enroll` made, when there is one."""
     personal_threshold: float = Field(0.1, ge=0, le=1)
