@@ -77,7 +77,8 @@ def test_doctor_says_something_about_every_part() -> None:
 
 def test_doctor_names_a_missing_query_encoder_file(tmp_path: Path) -> None:
     """A folder with the tokenizer but no model passed before: the daemon then failed later."""
-    shipped = Settings().model_path(Settings().recommender.query_encoder_dir)
+    settings = Settings()
+    shipped = settings.model_path(settings.recommender.query_encoder_dir)
     encoder = tmp_path / "query_encoder"
     shutil.copytree(shipped, encoder, ignore=shutil.ignore_patterns("model.onnx"))
     config = tmp_path / "config.toml"

@@ -38,15 +38,16 @@ def check_whisper(settings: Settings) -> str:
 
 
 def check_recommender_models(settings: Settings) -> str:
-    from heymusic.recommender import model_files
+    from heymusic.encoder import query_files
 
-    missing = [path for path in model_files(settings) if not path.is_file()]
+    folder = settings.model_path(settings.recommender.query_encoder_dir)
+    missing = [path for path in query_files(folder) if not path.is_file()]
     if missing:
         raise UserError(
             f"query encoder file {missing[0]} missing: music requests will fail; reinstall "
             "heymusic or run export_onnx.py"
         )
-    return f"query encoder at {settings.model_path(settings.recommender.query_encoder_dir)}"
+    return f"query encoder at {folder}"
 
 
 def check_microphone(settings: Settings) -> str:

@@ -38,6 +38,18 @@ def _session(path: Path, threads: int) -> Any:
         raise UserError(f"cannot load {path} ({err}); reinstall or re-export the model") from err
 
 
+def query_files(model_dir: Path) -> list[Path]:
+    """What QueryEncoder loads from `model_dir`: encoder.json, tokenizer.json and the graph
+    encoder.json names (`doctor` checks them before the daemon needs them)."""
+    meta_path = model_dir / "encoder.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    return [meta_path, model_dir / "tokenizer.json", _graph(model_dir, meta)]
+
+
+def _graph(model_dir: Path, meta: dict[str, Any]) -> Path:
+    return model_dir / meta.get("file", "model.onnx")
+
+
 class QueryEncoder:
     """Text -> unit vector with the ONNX query tower."""
 
@@ -53,7 +65,8 @@ class QueryEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding(pad_id=int(self.meta.get("pad_id", 0)))
-        self.session = _session(model_dir / self.meta.get("file", "model.onnx"), threads)
+        self.graph = _graph(model_dir, self.meta)
+        self.session = _session(self.graph, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 

@@ -16,7 +16,6 @@ import logging
 import re
 from collections import deque
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -61,7 +60,7 @@ class SongModels:
         self.query_dir = settings.model_path(rec.query_encoder_dir)
         self.query = QueryEncoder(self.query_dir)
         if self.query.kind == ZERO_SHOT:
-            self.song_files = [self.query_dir / self.query.meta.get("file", "model.onnx")]
+            self.song_files = [self.query.graph]
         else:
             song_path = settings.model_path(rec.song_encoder)
             self.song_files = [song_path, song_path.parent / FEATURES_FILE]
@@ -281,10 +280,3 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         genre = f" [{track.genre}]" if track.genre else ""
         print(f"{n}. {track.name} - {track.artist}{year}{genre}  {score:.3f}")
     return 0
-
-
-def model_files(settings: Settings) -> list[Path]:
-    """The model files the recommender needs (for `doctor`)."""
-    rec = settings.recommender
-    qdir = settings.model_path(rec.query_encoder_dir)
-    return [qdir / "model.onnx", qdir / "tokenizer.json", qdir / "encoder.json"]
