@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from heymusic.catalog import Track
+from heymusic.catalog import Track, words
 from heymusic.cli import main
 from heymusic.config import load_settings
 from heymusic.intents import IntentParser
+from heymusic.matcher import _VERSION
 from heymusic.recommender import Recommender, load_recommender
 from heymusic.song_features import (
+    DESCRIPTIVE_WORDS,
     ERA_WORDS,
     MOODS,
     SPOKEN,
@@ -90,6 +92,43 @@ def test_title_request_plays_that_song_first(rec: Recommender) -> None:
         assert results[0][0].name == track.name and results[0][0].artist == track.artist
         assert all(0.0 <= s <= 1.0 for _, s in results)
         assert track.track_id not in [t.track_id for t, _ in results[1:]]
+
+
+def _same_song(a: Track, b: Track) -> bool:
+    """The same song, whatever its version: "Iron Man" and "Iron Man - 2014 Remaster"."""
+
+    def song(t: Track) -> tuple[str, str]:
+        return _VERSION.sub("", t.name).lower(), t.artist
+
+    return song(a) == song(b)
+
+
+def test_title_requests_for_random_songs(rec: Recommender) -> None:
+    """Any song of the catalog, popular or not, asked for by title and artist comes first."""
+    rng = random.Random(TEST_SEED)
+    wrong = []
+    for track in rng.sample(rec.catalog.tracks, 300):
+        rec.served.clear()
+        first = rec.recommend(f"play {track.name} by {track.artist}", k=1)[0][0]
+        if not _same_song(first, track):
+            wrong.append((track.name, track.artist, first.name, first.artist))
+    assert not wrong, wrong
+
+
+def test_songs_named_with_tag_words_are_title_requests(rec: Recommender) -> None:
+    """Playlist names become tag words, and playlists are named after artists and hits: a
+    request made only of such words ("uprising by muse") is still a title request."""
+    tag_words = {w for t in rec.catalog.tracks for g in t.tags for w in words(g)}
+    named = [
+        t
+        for t in rec.catalog.tracks
+        if all(w in tag_words | DESCRIPTIVE_WORDS for w in words(f"{t.name} by {t.artist}"))
+    ]
+    assert len(named) >= 8, "the catalog has too few songs named only with tag words"
+    for track in random.Random(TEST_SEED).sample(named, 8):
+        rec.served.clear()
+        first = rec.recommend(f"play {track.name} by {track.artist}", k=1)[0][0]
+        assert _same_song(first, track), (track.name, track.artist, first.name, first.artist)
 
 
 def test_title_with_like_in_it_is_a_title_request(rec: Recommender) -> None:

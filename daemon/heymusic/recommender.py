@@ -109,6 +109,21 @@ def build_index(
     return loaded if loaded is not None else VectorIndex(vectors)
 
 
+def descriptive_words(tracks: Sequence[Track]) -> frozenset[str]:
+    """Words that describe music (moods, eras, genres, the catalog's tag words) rather than
+    name a song or an artist: a request made only of them is not searched as a title.
+
+    Tags also hold playlist-name words, and playlists are often named after an artist and
+    their hits ("Muse - Uprising, Starlight, Madness"): such a word names, so words of artist
+    names are left out unless a genre uses them. Otherwise "play uprising by muse", all of
+    its words tags, was taken for a description and never reached the title match.
+    """
+    genres = {w for t in tracks for g in (t.genre, t.subgenre) if g for w in [g, *words(g)]}
+    artists = {w for t in tracks for w in words(t.artist)}
+    tags = {w for t in tracks for g in t.tags for w in words(g)}
+    return frozenset(DESCRIPTIVE_WORDS | genres | (tags - artists))
+
+
 class Recommender:
     """What `ask`, the daemon's play intent and radio mode call."""
 
@@ -121,9 +136,7 @@ class Recommender:
         self.index = index
         self.matcher = TitleMatcher(catalog.tracks)
         self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
-        self.descriptive = DESCRIPTIVE_WORDS | {
-            w for t in catalog.tracks for g in t.tags for w in words(g)
-        }
+        self.descriptive = descriptive_words(catalog.tracks)
 
     # --- public API ---------------------------------------------------------------------------
 
