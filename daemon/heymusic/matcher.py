@@ -40,6 +40,11 @@ COMMON_WORD_ROWS = 400
 _VERSION = re.compile(r"\s*(?:\(.*?\)|\[.*?\]|\s-\s.*)$")
 
 
+def plain_title(name: str) -> str:
+    """A title without its version: "Iron Man - 2014 Remaster" -> "Iron Man"."""
+    return _VERSION.sub("", name) or name
+
+
 @dataclass(frozen=True)
 class Match:
     """The best catalog match for a request: a song, or only an artist."""
@@ -130,16 +135,42 @@ class TitleMatcher:
 
     def best_title(self, text: str) -> Match | None:
         """The best song for a "play <title> [by <artist>]" request, whatever its score."""
-        variants = request_variants(text)
-        if not variants or not self.tracks:
-            return None
-        rows = self._candidates(variants[0])
+        rows, best = self._title_scores(text)
         if not rows.size:
             return None
+        top = float(best.max())
+        tied = rows[best >= top - 1e-3]
+        i = int(tied[np.argmax(self.popularity[tied])])
+        return Match(self.tracks[i], top, "title")
+
+    def title_candidates(self, text: str, n: int, min_score: float) -> list[Match]:
+        """The n best songs for a title request scoring at least `min_score`, best first,
+        one per song: its versions ("Song", "Song - Remastered") count once, the most
+        popular kept. For a second opinion from the audio when the best is not sure."""
+        rows, best = self._title_scores(text)
+        order = np.lexsort((-self.popularity[rows], -best))
+        found: list[Match] = []
+        seen: set[tuple[str, int]] = set()
+        for j in order:
+            if best[j] < min_score or len(found) >= n:
+                break
+            row = int(rows[j])
+            song = (self.short_titles[row], int(self.artist_of[row]))
+            if song not in seen:
+                seen.add(song)
+                found.append(Match(self.tracks[row], float(best[j]), "title"))
+        return found
+
+    def _title_scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate rows and each one's best score over the request's (title, artist) splits."""
+        variants = request_variants(text)
+        rows = self._candidates(variants[0]) if variants and self.tracks else np.zeros(0, np.int64)
+        best = np.zeros(len(rows), dtype=np.float32)
+        if not rows.size:
+            return rows, best
         titles = [default_process(self.tracks[r].name) for r in rows]
         shorts = [self.short_titles[r] for r in rows]
         artists = [self.artist_names[r] for r in rows]
-        best = np.zeros(len(rows), dtype=np.float32)
         for words in variants:
             for title, artist in self.splits(words):
                 scores = np.maximum(
@@ -152,10 +183,7 @@ class TitleMatcher:
                     )[0]
                     scores = TITLE_WEIGHT * scores + ARTIST_WEIGHT * artist_scores
                 np.maximum(best, scores, out=best)
-        top = float(best.max())
-        tied = rows[best >= top - 1e-3]
-        i = int(tied[np.argmax(self.popularity[tied])])
-        return Match(self.tracks[i], top, "title")
+        return rows, best
 
     def _artist_scores(self, query: str) -> np.ndarray:
         scores = process.cdist([query], self.artists, scorer=fuzz.ratio, dtype=np.float32)[0]

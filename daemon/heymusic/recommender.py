@@ -20,12 +20,13 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from heymusic import events
+from heymusic.asr_rescore import Heard
 from heymusic.catalog import Catalog, Track, load_catalog, words
 from heymusic.config import Settings, state_dir
 from heymusic.encoder import ZERO_SHOT, QueryEncoder, SongEncoder
 from heymusic.errors import UserError
 from heymusic.index import VectorIndex, load_index, save_index
-from heymusic.matcher import Match, TitleMatcher, request_words
+from heymusic.matcher import Match, TitleMatcher, plain_title, request_words
 from heymusic.song_features import DESCRIPTIVE_WORDS, SongFeaturizer, song_text
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ SESSION_MEMORY = 500
 OVERFETCH = 12
 #: An artist-only request needs a near-exact artist name.
 MIN_ARTIST_MATCH = 90.0
+RECHECK_CANDIDATES = 8
+"""Near matches of a weak title request whose fit to the audio is checked."""
+RECHECK_MIN_MATCH = 60.0
+"""Only near matches scoring this much in text are checked (the fuzzy score, 0-100)."""
+RECHECK_MAX_LOSS = 8.0
+"""A near match is taken when Whisper finds it at most this much less likely than its own
+words (nats over the request)..."""
+RECHECK_MIN_LEAD = 12.0
+"""...and this much likelier than the next near match (nats)."""
 
 
 class SongModels:
@@ -141,11 +151,17 @@ class Recommender:
     # --- public API ---------------------------------------------------------------------------
 
     def recommend(
-        self, text: str, k: int | None = None, exclude: Collection[str] = ()
+        self,
+        text: str,
+        k: int | None = None,
+        exclude: Collection[str] = (),
+        heard: Heard | None = None,
     ) -> list[tuple[Track, float]]:
-        """The best k songs for a spoken request; scores in [0, 1]."""
+        """The best k songs for a spoken request; scores in [0, 1]. `heard`, when the request
+        was spoken, says how well other requests fit its audio (`asr_rescore`): a title the
+        text matches weakly is then settled by the audio."""
         k = k or self.settings.recommender.k
-        named = self._named(text)
+        named = self._named(text, heard)
         if named is not None:
             match, like = named
             if like:
@@ -170,7 +186,7 @@ class Recommender:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _named(self, text: str) -> tuple[Match, bool] | None:
+    def _named(self, text: str, heard: Heard | None = None) -> tuple[Match, bool] | None:
         """A strong title or artist match (and whether the request asked for "like" it)."""
         found = _LIKE.search(" ".join(request_words(text)))
         if found:  # "Like A Fool by Crazy P" is a title: a near-exact title match wins
@@ -193,7 +209,42 @@ class Recommender:
             return None  # "play happy", "some rock": a description, not a title
         if title and title.score >= self.settings.recommender.min_title_match:
             return title, bool(found)
+        if title and heard is not None and not found and self.settings.recommender.recheck_titles:
+            rechecked = self._heard_title(target, heard)
+            return (rechecked, False) if rechecked else None
         return None
+
+    def _heard_title(self, text: str, heard: Heard) -> Match | None:
+        """The near match the audio prefers, if it fits the audio about as well as Whisper's
+        own words and clearly better than the next near match; else None.
+
+        The bars were chosen on 160 title requests by random synthetic voices and checked on
+        two other draws (README): there they took the songs found from 46 to 67 of 238, and
+        turned 2 of 100 mood requests into titles (none that were answered right before).
+        The cost: a song missing from the catalog is now and then replaced by one that
+        sounds like it, where semantic search answered before.
+        """
+        candidates = self.matcher.title_candidates(text, RECHECK_CANDIDATES, RECHECK_MIN_MATCH)
+        if not candidates:
+            return None
+        losses = heard([f"{plain_title(m.track.name)} by {m.track.artist}" for m in candidates])
+        if len(losses) != len(candidates):
+            return None  # the transcript has no verb to put them after
+        order = np.argsort(losses)
+        best = float(losses[order[0]])
+        lead = float(losses[order[1]]) - best if len(order) > 1 else float("inf")
+        match = candidates[int(order[0])]
+        taken = best <= RECHECK_MAX_LOSS and lead >= RECHECK_MIN_LEAD
+        _LOGGER.info(
+            "title checked against the audio: %s by %s, %.1f nats below Whisper's words, "
+            "%.1f ahead of the next (%s)",
+            match.track.name,
+            match.track.artist,
+            best,
+            lead,
+            "taken" if taken else "not taken",
+        )
+        return match if taken else None
 
     def _like(self, match: Match, k: int, exclude: Collection[str]) -> list[tuple[Track, float]]:
         if match.kind == "title":

@@ -1,0 +1,80 @@
+"""A second listen for title requests the text alone cannot settle.
+
+Whisper base often mishears titles and artists ("play it lonely by any action" for "I Get
+Lonely by Janet Jackson"), and the fuzzy matcher then finds the song only with a weak
+score, below the bar that keeps a song the catalog lacks from being played by mistake.
+Here the audio decides instead: each near match is forced on Whisper as the rest of the
+transcript ("Hey music, play" + " I Get Lonely by Janet Jackson."), and its likelihood is
+set against what Whisper wrote itself. One batched decoder pass on the audio encoded once.
+Whisper is loaded for commands anyway, and scoring a forced text needs no training data,
+as the wake word's last check does (`wake_asr`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+PAD_S = 15.0
+"""Seconds the command is padded to before encoding (longer commands keep their length, up
+to Whisper's 30 s). 15 s instead of 30 s makes the encoder 3x faster here (0.2 s); the
+thresholds in `recommender` were chosen on scores made this way."""
+Heard = Callable[[list[str]], list[float]]
+"""Requests -> how much less likely each is than Whisper's own words, for one command's
+audio (`RequestScorer.losses` with the audio and transcript bound); empty when they cannot
+be compared."""
+_SOT = ("<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")
+_VERB = re.compile(r"\b(?:play|put on|queue|start|listen to)\b", re.IGNORECASE)
+"""Where the request starts in a transcript: after the first of the verbs the matcher drops."""
+
+
+class RequestScorer:
+    """How well alternative requests fit a command's audio, against Whisper's own words."""
+
+    def __init__(self, whisper: Any) -> None:
+        """`whisper`: a loaded faster_whisper.WhisperModel (the one commands use)."""
+        self._whisper = whisper
+        tok = whisper.hf_tokenizer
+        self._tok = tok
+        self._sot = [tok.token_to_id(t) for t in _SOT]
+
+    def losses(self, audio: np.ndarray, transcript: str, requests: list[str]) -> list[float]:
+        """For each request ("I Get Lonely by Janet Jackson"), how much less likely Whisper
+        finds it than the words it wrote after the verb, in nats (0: as likely; negative:
+        more likely). Empty when the transcript has no verb to put them after.
+
+        Each is scored as the transcript up to its verb, then " <request>.", so the words
+        before it (the wake phrase, however misheard) weigh the same for all.
+        """
+        verb = _VERB.search(transcript)
+        if verb is None or not requests or audio.size == 0:
+            return []
+        import ctranslate2
+
+        fe = self._whisper.feature_extractor
+        clip = audio.astype(np.float32) / 32768.0
+        seconds = min(max(PAD_S, clip.size / fe.sampling_rate + 1.0), 30.0)
+        mel = fe(clip, padding=fe.n_samples)[:, : round(seconds * fe.sampling_rate / fe.hop_length)]
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32))
+        encoded = self._whisper.model.encode(features, to_cpu=False)
+        prefix = self._ids(transcript[: verb.end()])
+        texts = [self._ids(transcript[verb.end() :])] + [self._ids(f" {r}.") for r in requests]
+        batch = np.repeat(np.asarray(encoded), len(texts), axis=0)
+        results = self._whisper.model.align(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)),
+            self._sot,
+            [prefix + text for text in texts],
+            min(mel.shape[1], clip.size // fe.hop_length),
+        )
+        likelihoods = [
+            float(np.log(np.asarray(r.text_token_probs[len(prefix) :], np.float64) + 1e-12).sum())
+            for r in results
+        ]
+        own = likelihoods[0]
+        return [own - ll for ll in likelihoods[1:]]
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
