@@ -17,7 +17,7 @@ from heymusic.catalog import Track, words
 from heymusic.cli import main
 from heymusic.config import load_settings
 from heymusic.intents import IntentParser
-from heymusic.matcher import _VERSION
+from heymusic.matcher import plain_title
 from heymusic.recommender import Recommender, load_recommender
 from heymusic.song_features import (
     DESCRIPTIVE_WORDS,
@@ -98,7 +98,7 @@ def _same_song(a: Track, b: Track) -> bool:
     """The same song, whatever its version: "Iron Man" and "Iron Man - 2014 Remaster"."""
 
     def song(t: Track) -> tuple[str, str]:
-        return _VERSION.sub("", t.name).lower(), t.artist
+        return plain_title(t.name).lower(), t.artist
 
     return song(a) == song(b)
 
