@@ -157,5 +157,24 @@ def test_no_verb_no_second_listen(transcriber: Transcriber, synth: Callable[...,
     audio = read_pcm(synth("hey music, skip", pad_after=0.3))
     assert scorer.losses(audio, "Hey music, skip.", ["Skip by Someone"]) == []
     assert scorer.losses(audio, "Hey music, play skip.", []) == []
+    assert scorer.losses(audio[:800], "Hey music, play skip.", ["skip"]) == []
     losses = scorer.losses(audio, "Hey music, play skip.", ["skip", "Bohemian Rhapsody by Queen"])
     assert len(losses) == 2 and losses[0] < losses[1]
+
+
+def test_a_failed_second_listen_leaves_the_answer_by_meaning(
+    rec: Recommender, synth: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whisper failing on the second listen costs nothing but the check: one warning line,
+    and the request is answered by semantic search as before."""
+
+    def broken(requests: list[str]) -> list[float]:
+        raise RuntimeError("out of memory")
+
+    (_track, _audio, transcript), *_ = _cases(rec, synth, 1)
+    query = IntentParser(["hey music"]).parse(transcript).query or ""
+    assert rec._named(query, broken) is None
+    assert len(rec.recommend(query, k=3, heard=broken)) == 3
+    assert "could not check the title against the audio (RuntimeError: out of memory)" in (
+        caplog.text
+    )

@@ -44,17 +44,18 @@ class RequestScorer:
     def losses(self, audio: np.ndarray, transcript: str, requests: list[str]) -> list[float]:
         """For each request ("I Get Lonely by Janet Jackson"), how much less likely Whisper
         finds it than the words it wrote after the verb, in nats (0: as likely; negative:
-        more likely). Empty when the transcript has no verb to put them after.
+        more likely). Empty when the transcript has no verb to put them after, or there is
+        next to no audio (under 0.1 s).
 
         Each is scored as the transcript up to its verb, then " <request>.", so the words
         before it (the wake phrase, however misheard) weigh the same for all.
         """
         verb = _VERB.search(transcript)
-        if verb is None or not requests or audio.size == 0:
+        fe = self._whisper.feature_extractor
+        if verb is None or not requests or audio.size < fe.sampling_rate // 10:
             return []
         import ctranslate2
 
-        fe = self._whisper.feature_extractor
         clip = audio.astype(np.float32) / 32768.0
         seconds = min(max(PAD_S, clip.size / fe.sampling_rate + 1.0), 30.0)
         mel = fe(clip, padding=fe.n_samples)[:, : round(seconds * fe.sampling_rate / fe.hop_length)]

@@ -227,7 +227,15 @@ class Recommender:
         candidates = self.matcher.title_candidates(text, RECHECK_CANDIDATES, RECHECK_MIN_MATCH)
         if not candidates:
             return None
-        losses = heard([f"{plain_title(m.track.name)} by {m.track.artist}" for m in candidates])
+        try:
+            losses = heard([f"{plain_title(m.track.name)} by {m.track.artist}" for m in candidates])
+        except Exception as err:  # the text's answer (semantic search) still stands
+            _LOGGER.warning(
+                "could not check the title against the audio (%s: %s); answering from the text",
+                type(err).__name__,
+                err,
+            )
+            return None
         if len(losses) != len(candidates):
             return None  # the transcript has no verb to put them after
         order = np.argsort(losses)
