@@ -119,21 +119,6 @@ def build_index(
     return loaded if loaded is not None else VectorIndex(vectors)
 
 
-def descriptive_words(tracks: Sequence[Track]) -> frozenset[str]:
-    """Words that describe music (moods, eras, genres, the catalog's tag words) rather than
-    name a song or an artist: a request made only of them is not searched as a title.
-
-    Tags also hold playlist-name words, and playlists are often named after an artist and
-    their hits ("Muse - Uprising, Starlight, Madness"): such a word names, so words of artist
-    names are left out unless a genre uses them. Otherwise "play uprising by muse", all of
-    its words tags, was taken for a description and never reached the title match.
-    """
-    genres = {w for t in tracks for g in (t.genre, t.subgenre) if g for w in [g, *words(g)]}
-    artists = {w for t in tracks for w in words(t.artist)}
-    tags = {w for t in tracks for g in t.tags for w in words(g)}
-    return frozenset(DESCRIPTIVE_WORDS | genres | (tags - artists))
-
-
 class Recommender:
     """What `ask`, the daemon's play intent and radio mode call."""
 
@@ -145,8 +130,11 @@ class Recommender:
         self.models = models
         self.index = index
         self.matcher = TitleMatcher(catalog.tracks)
+        self.artist_names = frozenset(self.matcher.artists)
         self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
-        self.descriptive = descriptive_words(catalog.tracks)
+        self.descriptive = DESCRIPTIVE_WORDS | {
+            w for t in catalog.tracks for g in t.tags for w in words(g)
+        }
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -199,7 +187,7 @@ class Recommender:
             return None
         # "play some latin": description words must not turn into the artist "SLATIN",
         # and are not worth the title search.
-        descriptive = all(w in self.descriptive for w in request)
+        descriptive = all(w in self.descriptive for w in request) and not self._by_artist(request)
         title = None if descriptive else self.matcher.best_title(target)
         artist = self.matcher.best_artist(target)
         needed = 100.0 if descriptive else MIN_ARTIST_MATCH
@@ -219,6 +207,14 @@ class Recommender:
             rechecked = self._heard_title(target, heard)
             return (rechecked, False) if rechecked else None
         return None
+
+    def _by_artist(self, request: list[str]) -> bool:
+        """ "... by <a catalog artist's exact name>": a named song, however descriptive its
+        words. Tags hold playlist-name words, and playlists are named after artists and
+        their hits ("Muse - Uprising, Starlight, Madness"), so "play uprising by muse" is
+        all tag words, and had gone to semantic search."""
+        cut = len(request) - 1 - request[::-1].index("by") if "by" in request else 0
+        return 0 < cut < len(request) - 1 and " ".join(request[cut + 1 :]) in self.artist_names
 
     def _names_more_than_it_describes(self, request: list[str]) -> bool:
         """Fewer than half of the request's words (filler aside) describe music: worth a
