@@ -131,6 +131,18 @@ def test_songs_named_with_tag_words_are_title_requests(rec: Recommender) -> None
         assert _same_song(first, track), (track.name, track.artist, first.name, first.artist)
 
 
+def test_tag_words_in_artist_names_stay_descriptions(rec: Recommender) -> None:
+    """ "play some jazz" is a genre though an artist is called "Johnny Hates Jazz": tag words
+    that are words of artist names (not whole names) stay descriptive, not title searches."""
+    artists = {a for t in rec.catalog.tracks for a in [t.artist.lower()]}
+    in_names = {w for a in artists for w in words(a)}
+    tag_words = {w for t in rec.catalog.tracks for g in t.tags for w in words(g)}
+    shared = sorted(w for w in tag_words & in_names if w not in artists and w.isalpha())
+    for word in random.Random(TEST_SEED).sample(shared, 8):
+        named = rec._named(f"play some {word}")
+        assert named is None or named[0].kind == "artist", (word, named[0].track.name)
+
+
 def test_title_with_like_in_it_is_a_title_request(rec: Recommender) -> None:
     """ "Falling Like The Stars by ..." is that song, not "more like the stars by ..."."""
     rng = random.Random(5)
