@@ -97,9 +97,10 @@ class TitleMatcher:
             self.short_titles.append(short if short else title)
         self.artist_names = [sys.intern(default_process(t.artist)) for t in self.tracks]
         artists = sorted(set(self.artist_names))
-        slot = {a: i for i, a in enumerate(artists)}
+        self.artist_slot = {a: i for i, a in enumerate(artists)}
+        """Processed artist name -> its index in `artists` (also: is this exactly an artist?)."""
         self.artists = artists
-        self.artist_of = np.array([slot[a] for a in self.artist_names], dtype=np.int32)
+        self.artist_of = np.array([self.artist_slot[a] for a in self.artist_names], dtype=np.int32)
         self.popularity = np.array([t.popularity or 0.0 for t in self.tracks], dtype=np.float32)
         # Word -> rows as one CSR pair (a small array per word would cost ~100 bytes each).
         pairs: dict[str, list[int]] = {}

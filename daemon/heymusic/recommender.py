@@ -130,7 +130,6 @@ class Recommender:
         self.models = models
         self.index = index
         self.matcher = TitleMatcher(catalog.tracks)
-        self.artist_names = frozenset(self.matcher.artists)
         self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
@@ -214,7 +213,9 @@ class Recommender:
         their hits ("Muse - Uprising, Starlight, Madness"), so "play uprising by muse" is
         all tag words, and had gone to semantic search."""
         cut = len(request) - 1 - request[::-1].index("by") if "by" in request else 0
-        return 0 < cut < len(request) - 1 and " ".join(request[cut + 1 :]) in self.artist_names
+        return (
+            0 < cut < len(request) - 1 and " ".join(request[cut + 1 :]) in self.matcher.artist_slot
+        )
 
     def _names_more_than_it_describes(self, request: list[str]) -> bool:
         """Fewer than half of the request's words (filler aside) describe music: worth a
