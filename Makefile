@@ -26,13 +26,14 @@ $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The daemon, its reply voice (piper) and what `heymusic enroll` needs.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
-	$(PIP) install -q -e ".[mic]"
+	$(PIP) install -q -e ".[mic,voice,enroll]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[mic,train,test]"
+	$(PIP) install -q -e ".[mic,voice,enroll,train,test]"
 	touch $@ $(VENV)/.stamp-run
 
 $(PRISM):
@@ -54,6 +55,7 @@ lint: deps-test
 	$(VENV)/bin/ruff check daemon tests bench export_onnx.py
 	$(VENV)/bin/ruff format --check daemon tests bench export_onnx.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(VENV)/bin/pytest -q --durations=10 tests

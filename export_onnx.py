@@ -26,8 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from heymusic.encoder import TWO_TOWER, ZERO_SHOT, QueryEncoder, SongEncoder  # noqa: E402
-from heymusic.train_retrieval import (  # noqa: E402
+from heymusic.music.encoders import TWO_TOWER, ZERO_SHOT, QueryEncoder, SongEncoder  # noqa: E402
+from heymusic.training.manifest import edited_manifest  # noqa: E402
+from heymusic.training.retrieval.train import (  # noqa: E402
     QueryTower,
     SongTower,
     default_base_model,
@@ -184,19 +185,9 @@ def export_song_tower(tower: SongTower, in_dim: int, path: Path) -> dict[str, An
     return {"parity_min_cosine": float(np.min(np.sum(ref * got, axis=1)))}
 
 
-def update_manifest(models_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
-    """Read-modify-write: only the given entries change."""
-    path = models_dir / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    data.update(entries)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def export_checkpoint(checkpoint: Path, models_dir: Path, command: str) -> dict[str, Any]:
     """Export a `heymusic train` checkpoint into `models_dir`; returns the manifest entries."""
-    from heymusic.song_features import SongFeaturizer
+    from heymusic.music.song_features import SongFeaturizer
 
     state = torch.load(checkpoint / "towers.pt", map_location="cpu", weights_only=False)
     info = state["info"]
@@ -246,7 +237,8 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, command: str) -> dict[
             **sres,
         },
     }
-    update_manifest(models_dir, entries)
+    with edited_manifest(models_dir) as manifest:
+        manifest.update(entries)
     return entries
 
 

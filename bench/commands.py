@@ -36,15 +36,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from heymusic import wake_data
-from heymusic.asr import Transcriber, prompt_echo
-from heymusic.asr_rescore import Heard, RequestScorer
-from heymusic.catalog import Track
 from heymusic.config import data_dir, load_settings
-from heymusic.intents import IntentParser
-from heymusic.matcher import plain_title
-from heymusic.recommender import Recommender, load_recommender
-from heymusic.song_features import TEMPLATES, make_request, satisfies
+from heymusic.music.matcher import plain_title
+from heymusic.music.recommender import Recommender, load_recommender
+from heymusic.music.song_features import TEMPLATES, make_request, satisfies
+from heymusic.speech.asr import Transcriber, prompt_echo
+from heymusic.speech.intents import IntentParser
+from heymusic.speech.second_listen import Heard, RequestScorer
+from heymusic.track import Track
+from heymusic.training.wake import data as wake_data
 
 SR = 16000
 MUSIC_SNR_DB = 10.0

@@ -32,13 +32,14 @@ import soxr
 from scipy.signal import butter, sosfilt
 from tqdm import tqdm
 
-from heymusic import wake_data, wake_eval
-from heymusic.asr import Transcriber
+from heymusic.audio.echo import EchoCanceller, PlaybackReference
 from heymusic.config import Settings
-from heymusic.echo import EchoCanceller, PlaybackReference
 from heymusic.events import Wake
-from heymusic.wake import WakeDetector
-from heymusic.wake_train import STREAM_SECONDS
+from heymusic.speech.asr import Transcriber
+from heymusic.training.wake import data as wake_data
+from heymusic.training.wake import evaluate as wake_eval
+from heymusic.training.wake.train import STREAM_SECONDS
+from heymusic.wake.detector import WakeDetector
 
 SR = 16000
 CHUNK = 1280

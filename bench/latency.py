@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from heymusic.wake_data import build_stream, quiet_room
+from heymusic.training.wake.data import build_stream, quiet_room
 
 ROOT = Path(__file__).resolve().parents[1]
 HEYMUSIC = ROOT / ".venv" / "bin" / "heymusic"
@@ -195,7 +195,7 @@ def _feed_in_real_time(proc: subprocess.Popen[bytes], audio: np.ndarray) -> tupl
 def bench_wake_only(seconds: float) -> dict[str, object]:
     """Baseline: the wake detector alone on the same quiet room, in this process."""
     from heymusic.config import load_settings
-    from heymusic.wake import WakeDetector
+    from heymusic.wake.detector import WakeDetector
 
     detector = WakeDetector(load_settings())
     room = quiet_room(seconds)
@@ -215,7 +215,7 @@ def main() -> int:
     parser.add_argument("--wake", help="wake phrase to speak (default: from the wake model name)")
     args = parser.parse_args()
     from heymusic.config import load_settings
-    from heymusic.intents import wake_phrases_from_models
+    from heymusic.text import wake_phrases_from_models
 
     models = [Path(m).stem for m in load_settings().wake.models]
     wake_phrase = args.wake or wake_phrases_from_models(models)[0]

@@ -28,10 +28,10 @@ import miniaudio
 import numpy as np
 import requests
 
-from heymusic.catalog import Track
+from heymusic.audio.sink import DEVICE_CHANNELS, DEVICE_RATE, DeviceSink, RecordingSink
 from heymusic.config import Settings, load_settings
-from heymusic.players.audio_out import DEVICE_CHANNELS, DEVICE_RATE, DeviceSink, RecordingSink
 from heymusic.players.preview import PreviewPlayer
+from heymusic.track import Track
 
 TARGET_MS = 300.0
 

@@ -31,16 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from heymusic.catalog import words
 from heymusic.config import load_settings, models_dir
-from heymusic.song_features import TEMPLATES, make_request, song_text
+from heymusic.music.song_features import TEMPLATES, make_request, song_text
+from heymusic.text import words
 
 QUERIES = 200
 
 _RSS_PROBE = """
 import json, resource, sys
 from heymusic.config import load_settings
-from heymusic.recommender import load_recommender
+from heymusic.music.recommender import load_recommender
 rec = load_recommender(load_settings())
 for text in sys.argv[1:]:
     rec.recommend(text)
@@ -84,8 +84,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as state:
         os.environ["XDG_STATE_HOME"] = state
-        from heymusic.catalog import import_catalog
-        from heymusic.recommender import SongModels, build_index, load_recommender
+        from heymusic.music.catalog import import_catalog
+        from heymusic.music.recommender import SongModels, build_index, load_recommender
 
         t0 = time.perf_counter()
         catalog, _ = import_catalog(source)
@@ -150,8 +150,8 @@ def main() -> None:
         "rss_mb<=150": result["recommender_memory"]["rss_mb"] <= 150,
     }
     if args.quality:
-        from heymusic.eval_retrieval import evaluate
-        from heymusic.train_retrieval import default_base_model
+        from heymusic.training.retrieval.evaluate import evaluate
+        from heymusic.training.retrieval.train import default_base_model
 
         result["quality"] = evaluate(
             Path(source), models_dir(), settings.recommender.base_model or default_base_model()

@@ -44,7 +44,7 @@ def espeak(text: str, voice: str, out_dir: Path) -> np.ndarray:
     raw, wav = out_dir / "raw.wav", out_dir / "speech.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(wav)], check=True)
-    from heymusic.audio_source import FileSource
+    from heymusic.audio.sources import FileSource
 
     source = FileSource(wav)
     try:
@@ -55,7 +55,7 @@ def espeak(text: str, voice: str, out_dir: Path) -> np.ndarray:
 
 def decode(path: Path, seconds: float) -> np.ndarray:
     """The first `seconds` of an audio file at 16 kHz mono."""
-    from heymusic.audio_source import FileSource
+    from heymusic.audio.sources import FileSource
 
     source = FileSource(path)
     out: list[np.ndarray] = []
@@ -213,8 +213,8 @@ def main() -> int:
     songs = small_catalog(tmp / "songs.csv", args.catalog_size, rng)
 
     from heymusic.config import load_settings
-    from heymusic.daemon import build
-    from heymusic.intents import wake_phrases_from_models
+    from heymusic.service.assembly import build
+    from heymusic.text import wake_phrases_from_models
 
     settings = load_settings(
         overrides={"catalog": {"source": str(tmp / "songs.csv")}, "player": {"tts": False}}

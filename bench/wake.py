@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from heymusic.asr import Transcriber
 from heymusic.config import Settings
-from heymusic.wake import WakeDetector
-from heymusic.wake_data import build_stream, quiet_room
+from heymusic.speech.asr import Transcriber
+from heymusic.training.wake.data import build_stream, quiet_room
+from heymusic.wake.detector import WakeDetector
 
 CHUNK = 1280
 SR = 16000
@@ -46,7 +46,7 @@ def cpu_cost(
 ) -> dict[str, float]:
     """Process-time per 80 ms chunk over a stream fed chunk by chunk (all threads);
     `paced`: each chunk handed over when its 80 ms have passed, as from a microphone;
-    `one_at_a_time`: each chunk scored as it comes, not in groups (heymusic.wake)."""
+    `one_at_a_time`: each chunk scored as it comes, not in groups (heymusic.wake.detector)."""
     det = WakeDetector(settings, whisper)
     if one_at_a_time:
         det.group_chunks = 1
@@ -69,7 +69,7 @@ def cpu_cost(
 
 
 def asr_check_ms(whisper: Any, audio: np.ndarray) -> float:
-    from heymusic.wake_asr import AsrCheck
+    from heymusic.wake.asr_check import AsrCheck
 
     check = AsrCheck(whisper, "hey music")
     window = audio[: int(check.window_seconds * SR)]
@@ -81,7 +81,8 @@ def asr_check_ms(whisper: Any, audio: np.ndarray) -> float:
 
 
 def verifier_ms(settings: Settings, audio: np.ndarray) -> float | None:
-    from heymusic.wake_verify import Features, load_verifier
+    from heymusic.wake.features import Features
+    from heymusic.wake.verifier import load_verifier
 
     verifier = load_verifier(settings)
     if verifier is None:
@@ -96,8 +97,9 @@ def verifier_ms(settings: Settings, audio: np.ndarray) -> float | None:
 def personal_verifier_ms(audio: np.ndarray) -> float:
     """One enrolled household's check (weights fitted on this audio: the cost, not the
     accuracy, is measured here; `heymusic wake-eval --enroll` measures that)."""
-    from heymusic.wake_enroll import FRAMES, PersonalVerifier, fit
-    from heymusic.wake_verify import Features
+    from heymusic.training.wake.enroll import fit
+    from heymusic.wake.features import Features
+    from heymusic.wake.personal import FRAMES, PersonalVerifier
 
     emb = Features().embed(audio[: 10 * SR])
     windows = np.lib.stride_tricks.sliding_window_view(emb, FRAMES, axis=0).transpose(0, 2, 1)
@@ -139,7 +141,8 @@ def main() -> None:
         "whisper_check_ms_per_candidate": asr_check_ms(whisper, audio),
     }
     if args.accuracy:
-        from heymusic import wake_eval, wake_train
+        from heymusic.training.wake import evaluate as wake_eval
+        from heymusic.training.wake import train as wake_train
 
         report = wake_eval.evaluate(ours, args.work_dir or wake_train.default_work_dir())
         out["accuracy"] = {k: v for k, v in report.items() if k != "det_points"}

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from heymusic import wake_data
-from heymusic.asr import Transcriber
 from heymusic.config import load_settings
 from heymusic.events import Wake, WakeCandidate
-from heymusic.wake import WakeDetector
+from heymusic.speech.asr import Transcriber
+from heymusic.training.wake import data as wake_data
+from heymusic.wake.detector import WakeDetector
 
 CHUNK = 1280
 SR = 16000

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from heymusic import wake_data, wake_eval
-from heymusic.asr import Transcriber
 from heymusic.config import load_settings
 from heymusic.events import WakeCandidate
-from heymusic.wake import WakeDetector
+from heymusic.speech.asr import Transcriber
+from heymusic.training.wake import data as wake_data
+from heymusic.training.wake import evaluate as wake_eval
+from heymusic.wake.detector import WakeDetector
 
 CHUNK = 1280
 SR = 16000

@@ -45,8 +45,8 @@ def speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The joined Whisper base dir, built once per run (point [asr] model_dir at it)."""
-    from heymusic.asr import whisper_model_dir
     from heymusic.config import Settings
+    from heymusic.speech.asr import whisper_model_dir
 
     cache = tmp_path_factory.mktemp("whisper-cache")
     with pytest.MonkeyPatch.context() as mp:

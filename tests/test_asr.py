@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from heymusic import wake_data
-from heymusic.asr import COMMAND_EXAMPLES, Transcriber, prompt_echo, whisper_model_dir
 from heymusic.config import Settings
 from heymusic.errors import UserError
+from heymusic.speech.asr import COMMAND_EXAMPLES, Transcriber, prompt_echo, whisper_model_dir
+from heymusic.training.wake import data as wake_data
 from tests.conftest import PROJECT_DIR, TEST_SEED, mix_noise, read_pcm
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heymusic.audio_source import CHUNK_SAMPLES, FileSource, StdinSource, check_microphone
+from heymusic.audio.format import CHUNK_SAMPLES
+from heymusic.audio.sources import FileSource, StdinSource, check_microphone
 from heymusic.errors import UserError
 from tests.conftest import read_pcm
 

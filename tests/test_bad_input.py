@@ -19,8 +19,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heymusic.audio_source import CHUNK_SAMPLES, FileSource, StdinSource, _Rechunker
-from heymusic.intents import INTENT_NAMES, IntentParser, wake_phrases_from_models
+from heymusic.audio.format import CHUNK_SAMPLES
+from heymusic.audio.sources import FileSource, StdinSource, _Rechunker
+from heymusic.speech.intents import INTENT_NAMES, IntentParser
+from heymusic.text import wake_phrases_from_models
 from tests.conftest import Synth, read_pcm
 from tests.test_faults import WAKE, silence, write_config
 

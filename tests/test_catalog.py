@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heymusic import catalog as cat
 from heymusic.cli import main
 from heymusic.config import load_settings
 from heymusic.errors import UserError
+from heymusic.music import catalog as cat
+from heymusic.track import Track
 
 SPOTIFY_HEADER = (
     "track_id,track_name,track_artist,track_popularity,track_album_id,track_album_name,"
@@ -116,7 +117,7 @@ def test_malformed_csv_reports_bad_rows_and_keeps_old_catalog(tmp_path: Path) ->
 
 
 def test_failed_write_leaves_old_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cat.save_catalog(cat.Catalog([cat.Track("t1", "Alpha", "A")]))
+    cat.save_catalog(cat.Catalog([Track("t1", "Alpha", "A")]))
     before = cat.catalog_path().read_bytes()
 
     def explode(*args: object, **kwargs: object) -> None:
@@ -124,7 +125,7 @@ def test_failed_write_leaves_old_catalog(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(cat.json, "dumps", explode)
     with pytest.raises(OSError):
-        cat.save_catalog(cat.Catalog([cat.Track("t2", "Beta", "B")]))
+        cat.save_catalog(cat.Catalog([Track("t2", "Beta", "B")]))
     assert cat.catalog_path().read_bytes() == before
     assert not list(cat.catalog_path().parent.glob(".catalog-*"))
 

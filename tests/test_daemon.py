@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,19 +16,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heymusic.catalog import Track
 from heymusic.config import Settings
-from heymusic.daemon import EventLog, Pipeline, _NoRecommender
 from heymusic.events import Event, IntentEvent, PlayerCommand, StageError, Transcript
 from heymusic.players.log import LogPlayer
-from tests.conftest import PROJECT_DIR, mix_noise, read_pcm
+from heymusic.service.assembly import NoRecommender, build_stages
+from heymusic.service.event_log import EventLog
+from heymusic.service.pipeline import Pipeline, Stages
+from heymusic.speech.asr import Transcriber
+from heymusic.speech.intents import IntentParser
+from heymusic.speech.second_listen import RequestScorer
+from heymusic.speech.vad import CommandRecorder
+from heymusic.track import Track
+from heymusic.wake.detector import WakeDetector
+from tests.conftest import PROJECT_DIR, TEST_SEED, mix_noise, read_pcm
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
 
 
 def test_daemon_import_pulls_in_no_torch_or_transformers() -> None:
     code = (
-        "import sys, heymusic.daemon, heymusic.cli; "
+        "import sys, heymusic.service.runner, heymusic.cli; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "sys.exit(f'imported {bad}' if bad else 0)"
     )
@@ -63,7 +71,7 @@ def test_a_failing_command_reports_and_the_daemon_goes_on(
     audio = np.concatenate([_wake_pause_command(synth, t) for t in texts])
     player = _BrokenSkipPlayer()
     pipeline = Pipeline(
-        _settings(whisper_dir), player, _NoRecommender("no catalog yet; import one")
+        build_stages(_settings(whisper_dir), player, NoRecommender("no catalog yet; import one"))
     )
     events: list[Event] = []
     for start in range(0, len(audio) - 1279, 1280):
@@ -87,7 +95,7 @@ def test_one_breath_command_gets_no_cue_over_it_and_still_counts(
     on the command and hide words from the recognizer), the music still ducks."""
     audio = read_pcm(synth("hey jarvis, pause", pad_before=1.0, pad_after=2.5))
     player = _BrokenSkipPlayer()
-    pipeline = Pipeline(_settings(whisper_dir), player, _NoRecommender("unused"))
+    pipeline = Pipeline(build_stages(_settings(whisper_dir), player, NoRecommender("unused")))
     events: list[Event] = []
     for start in range(0, len(audio) - 1279, 1280):
         events.extend(pipeline.feed(audio[start : start + 1280]))
@@ -110,7 +118,7 @@ def test_the_verifier_is_told_when_the_player_plays(
         }
     )
     player = LogPlayer()
-    pipeline = Pipeline(settings, player, _NoRecommender("unused"))
+    pipeline = Pipeline(build_stages(settings, player, NoRecommender("unused")))
     said = read_pcm(
         synth("hey music, pause", voice="en-gb-x-gbcwmd", pad_before=1.0, pad_after=2.5)
     )
@@ -243,7 +251,7 @@ def test_mic_audio_during_the_earcon_is_not_recorded(
     )
     wake = read_pcm(synth("hey jarvis", pad_before=2.5, pad_after=1.4))
     audio = mix_noise(np.concatenate([wake, read_pcm(synth("pause", pad_after=2.0))]), 20)
-    pipeline = Pipeline(settings, _SpeakerPlayer(), _NoRecommender("unused"))
+    pipeline = Pipeline(build_stages(settings, _SpeakerPlayer(), NoRecommender("unused")))
     events: list[Event] = []
     heard_at = 0  # sample where the wake was confirmed (Whisper's check ends after the fire)
     for start in range(0, len(audio) - 1279, 1280):
@@ -258,3 +266,35 @@ def test_mic_audio_during_the_earcon_is_not_recorded(
     assert np.array_equal(utterance[:at], audio[heard_at - at : heard_at])
     assert not utterance[at : at + round(0.4 * 16000) - 1280].any(), "earcon time recorded"
     assert utterance[at + round(0.5 * 16000) :].any()
+
+
+def test_a_pipeline_runs_on_the_stages_it_is_given(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """Stages chosen here rather than by a config: the stock hey_jarvis model with no later
+    checks (no Whisper given to the detector), and an intent parser stepping the volume by
+    25 instead of the configured 10; the loop must use exactly these."""
+    settings = _settings(whisper_dir)
+    asr = Transcriber(settings, wake_phrase="hey jarvis")
+    wake = WakeDetector(settings, whisper=None)
+    player = LogPlayer()
+    stages = Stages(
+        wake=wake,
+        recorder=CommandRecorder(settings.vad),
+        asr=asr,
+        second_listen=RequestScorer(asr.model),
+        intents=IntentParser(wake.phrases, volume_step=25),
+        recommender=NoRecommender("unused"),
+        player=player,
+        earcon_mute_seconds=0.0,
+    )
+    louder = random.Random(TEST_SEED).choice(["turn it up", "louder", "make it louder"])
+    audio = _wake_pause_command(synth, louder)
+    pipeline = Pipeline(stages)
+    events: list[Event] = []
+    for start in range(0, len(audio) - 1279, 1280):
+        events.extend(pipeline.feed(audio[start : start + 1280]))
+    events.extend(pipeline.finish())
+    assert [e.name for e in events if isinstance(e, IntentEvent)] == ["volume"], events
+    assert player.volume == 50 + 25
+    assert pipeline.wake is wake and pipeline.intents is stages.intents

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soxr
 
-from heymusic import echo
+from heymusic.audio import echo
+from heymusic.audio.echo import EchoCanceller, PlaybackReference
 from heymusic.config import Settings
-from heymusic.echo import EchoCanceller, PlaybackReference
 from heymusic.errors import UserError
 from heymusic.events import Wake
-from heymusic.wake import WakeDetector
-from heymusic.wake_data import midi_music, reverb
+from heymusic.training.wake.data import midi_music, reverb
+from heymusic.wake.detector import WakeDetector
 from tests.conftest import TEST_SEED, Synth, read_pcm
 
 SR = 16000
@@ -208,7 +208,7 @@ def test_missing_libspeexdsp_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) 
 def test_speaker_sink_tells_the_reference_what_it_plays() -> None:
     import miniaudio
 
-    from heymusic.players.audio_out import DeviceSink
+    from heymusic.audio.sink import DeviceSink
 
     ref = PlaybackReference()
     sink = DeviceSink("", None, 0.3, [miniaudio.Backend.NULL], reference=ref)
@@ -240,29 +240,26 @@ def test_speaker_sink_tells_the_reference_what_it_plays() -> None:
 def test_daemon_cancels_only_when_it_plays_aloud_and_listens(
     player: str, audio_in: str | None, audio_out: str | None, enabled: bool, wanted: bool
 ) -> None:
-    import argparse
-
-    from heymusic.daemon import EventLog, _echo_canceller
+    from heymusic.service.assembly import echo_canceller
+    from heymusic.service.event_log import EventLog
 
     settings = Settings.model_validate({"audio": {"echo_cancel": enabled}})
-    args = argparse.Namespace(player=player, input=audio_in, audio_out=audio_out)
-    canceller = _echo_canceller(args, settings, EventLog(True, True))
+    canceller = echo_canceller(settings, player, audio_in, audio_out, EventLog(True, True))
     assert (canceller is not None) == wanted
 
 
 def test_daemon_without_libspeexdsp_says_so_and_listens_on(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import argparse
     import json
 
-    from heymusic.daemon import EventLog, _echo_canceller
+    from heymusic.service.assembly import echo_canceller
+    from heymusic.service.event_log import EventLog
 
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libspeexdsp.so")
     echo._speexdsp.cache_clear()
     try:
-        args = argparse.Namespace(player="preview", input=None, audio_out=None)
-        assert _echo_canceller(args, Settings(), EventLog(True, True)) is None
+        assert echo_canceller(Settings(), "preview", None, None, EventLog(True, True)) is None
     finally:
         echo._speexdsp.cache_clear()
     (line,) = capsys.readouterr().out.splitlines()
@@ -274,7 +271,7 @@ def test_daemon_without_libspeexdsp_says_so_and_listens_on(
 def test_a_failing_reference_never_stops_the_music(caplog: pytest.LogCaptureFixture) -> None:
     import miniaudio
 
-    from heymusic.players.audio_out import DeviceSink
+    from heymusic.audio.sink import DeviceSink
 
     class Broken(PlaybackReference):
         calls = 0

@@ -348,15 +348,15 @@ def _fast_mic(
     caplog: pytest.LogCaptureFixture,
 ) -> tuple[Iterator[np.ndarray], list[Any]]:
     """The daemon's mic loop on a fake mic 20x faster than real time, and its events."""
+    from heymusic.audio.live import live_chunks
     from heymusic.config import load_settings
-    from heymusic.daemon import _microphone
 
     fake_mic[1]["FAKE_MIC_SPEED"] = "20"  # 80 ms chunks every 4 ms
     ctrl = _load_fake_pyaudio(fake_mic, monkeypatch)
     (ctrl / "present").touch()
     events: list[Any] = []
     caplog.set_level(logging.WARNING)
-    return _microphone(load_settings(), events.append, lambda: 0.0, lambda: None), events
+    return live_chunks(None, load_settings(), events.append, lambda: 0.0, lambda: None), events
 
 
 def test_a_slow_pipeline_counts_and_reports_overruns(
@@ -408,7 +408,7 @@ def test_a_stall_like_a_slow_boards_wake_check_and_command_loses_no_audio(
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real pipeline (wake, VAD, Whisper, intents, recommender) with the log player."""
     from heymusic.config import load_settings
-    from heymusic.daemon import build
+    from heymusic.service.assembly import build
 
     tmp = tmp_path_factory.mktemp("pipeline")
     mp = pytest.MonkeyPatch()
@@ -474,10 +474,11 @@ def test_speaker_vanishing_is_reported_and_listening_goes_on(
     import miniaudio
     import soundfile as sf
 
+    from heymusic.audio.sink import DeviceSink
     from heymusic.config import load_settings
-    from heymusic.daemon import Pipeline, load_recommender
-    from heymusic.players.audio_out import DeviceSink
     from heymusic.players.preview import PreviewPlayer
+    from heymusic.service.assembly import build_stages, load_recommender
+    from heymusic.service.pipeline import Pipeline
 
     song = tmp_path / "song.wav"
     t = np.arange(20 * 16000) / 16000
@@ -487,7 +488,7 @@ def test_speaker_vanishing_is_reported_and_listening_goes_on(
     sink = DeviceSink("", messages.append, 0.3, [miniaudio.Backend.NULL])
     recommender = load_recommender(settings)
     player = PreviewPlayer(settings, sink, messages.append, recommender.more_like)
-    pipe = Pipeline(settings, player, recommender, messages)
+    pipe = Pipeline(build_stages(settings, player, recommender), messages)
     try:
         first = run_audio(pipe, command(synth, "play some jazz"))
         assert first[-1]["type"] == "player" and first[-1]["action"] == "play", first
@@ -535,8 +536,8 @@ def test_spotify_down_for_a_long_time_every_command_answered_in_3_s(
     turn, one command after another: each gets its spoken answer within 3 s of being issued
     (duck/unduck traffic included), and the audio loop never waits on the network."""
     from heymusic.config import load_settings
-    from heymusic.daemon import build
     from heymusic.players.spotify_auth import TokenCache
+    from heymusic.service.assembly import build
 
     token = stub.token()
     token["expires_at"] = int(time.time()) + 3600

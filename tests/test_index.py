@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heymusic.index import VectorIndex, load_index, save_index
+from heymusic.music.index import VectorIndex, load_index, save_index
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

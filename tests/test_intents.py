@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heymusic.config import data_dir
-from heymusic.intents import INTENT_NAMES, IntentParser, wake_phrases_from_models
+from heymusic.speech.intents import INTENT_NAMES, IntentParser
+from heymusic.text import wake_phrases_from_models
 from tests.conftest import TEST_SEED
 
 TABLE = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))

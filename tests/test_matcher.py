@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from rapidfuzz.utils import default_process
 
-from heymusic import wake_data
-from heymusic.catalog import Track, read_source
-from heymusic.matcher import TitleMatcher, request_words
+from heymusic.music.catalog import read_source
+from heymusic.music.matcher import TitleMatcher, request_words
+from heymusic.track import Track
+from heymusic.training.wake import data as wake_data
 from tests.conftest import TEST_SEED
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from heymusic.audio.sink import DeviceSink, RecordingSink, make_sink
 from heymusic.config import load_settings
 from heymusic.errors import UserError
-from heymusic.players.audio_out import DeviceSink, RecordingSink, make_sink
 from heymusic.players.earcons import EARCON_NAMES, make_earcon
 from heymusic.players.preview import PreviewPlayer
 from heymusic.players.voice import Voice

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heymusic.catalog import Track
+from heymusic.audio.sink import RecordingSink
 from heymusic.config import Settings, load_settings
-from heymusic.players.audio_out import RecordingSink
 from heymusic.players.base import PlayerState
 from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer
 from heymusic.players.state import load_state
+from heymusic.track import Track
 from tests.local_http import LocalHTTPServer
 
 RATE = 16000

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from heymusic.catalog import Track, words
 from heymusic.cli import main
 from heymusic.config import load_settings
-from heymusic.intents import IntentParser
-from heymusic.matcher import plain_title
-from heymusic.recommender import Recommender, load_recommender
-from heymusic.song_features import (
+from heymusic.music.matcher import plain_title
+from heymusic.music.recommender import Recommender, load_recommender
+from heymusic.music.song_features import (
     DESCRIPTIVE_WORDS,
     ERA_WORDS,
     MOODS,
@@ -30,6 +28,9 @@ from heymusic.song_features import (
     mood_of,
     satisfies,
 )
+from heymusic.speech.intents import IntentParser
+from heymusic.text import words
+from heymusic.track import Track
 from tests.conftest import TEST_SEED
 
 
@@ -241,7 +242,7 @@ def test_ask_json_contract_and_no_torch(
     assert sad >= 3
     probe = (
         "import sys; from heymusic.config import load_settings; "
-        "from heymusic.recommender import load_recommender; "
+        "from heymusic.music.recommender import load_recommender; "
         "r = load_recommender(load_settings()); r.recommend('upbeat workout songs'); "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from heymusic.catalog import Track
 from heymusic.config import Settings, load_settings
 from heymusic.players.spotify import BUSY, LOGIN, NO_DEVICE, PREMIUM, SpotifyPlayer
 from heymusic.players.spotify_auth import SCOPES, TokenCache, token_path
+from heymusic.track import Track
 from tests.spotify_stub import SpotifyStub
 
 

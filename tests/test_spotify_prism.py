@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from heymusic.catalog import Track
 from heymusic.config import load_settings
 from heymusic.players.spotify import BUSY, PREMIUM, SpotifyApi, SpotifyPlayer
 from heymusic.players.spotify_auth import SCOPES, TokenCache
+from heymusic.track import Track
 from tests.test_spotify_player import _tracks
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from heymusic.catalog import STOPWORDS, tag_words, words  # noqa: E402
-from heymusic.encoder import QueryEncoder, SongEncoder  # noqa: E402
-from heymusic.song_features import SongFeaturizer  # noqa: E402
-from heymusic.train_retrieval import (  # noqa: E402
+from heymusic.music.catalog import STOPWORDS, tag_words, words  # noqa: E402
+from heymusic.music.encoders import QueryEncoder, SongEncoder  # noqa: E402
+from heymusic.music.song_features import SongFeaturizer  # noqa: E402
+from heymusic.training.retrieval.train import (  # noqa: E402
     TrainConfig,
     default_base_model,
     is_held_out,

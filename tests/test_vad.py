@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heymusic.audio_source import CHUNK_SAMPLES, CHUNK_SECONDS, FileSource
+from heymusic.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS
+from heymusic.audio.sources import FileSource
 from heymusic.config import VadSettings
 from heymusic.events import SpeechEnd, Timeout
-from heymusic.vad import CommandRecorder, Endpoint, Endpointer, SpeechDetector
+from heymusic.speech.vad import CommandRecorder, Endpoint, Endpointer, SpeechDetector
 from tests.conftest import mix_noise, read_pcm
 
 

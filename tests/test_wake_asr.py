@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from heymusic.config import Settings
-from heymusic.wake_asr import FIRST_WORD_ODDS, AsrCheck, spellings
-from heymusic.wake_data import CONFUSABLES, OTHER_WAKE_WORDS
+from heymusic.training.wake.data import CONFUSABLES, OTHER_WAKE_WORDS
+from heymusic.wake.asr_check import FIRST_WORD_ODDS, AsrCheck, spellings
 from tests.conftest import TEST_SEED, Synth, mix_noise, read_pcm
 
 VOICES = ["en-029+f3", "en-gb-x-gbcwmd+m5", "en-029+max", "en-gb-x-gbcwmd"]
@@ -23,7 +23,7 @@ THRESHOLD = Settings().wake.asr_check_threshold
 
 @pytest.fixture(scope="module")
 def check(whisper_dir: Path) -> AsrCheck:
-    from heymusic.asr import Transcriber
+    from heymusic.speech.asr import Transcriber
 
     settings = Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})
     return AsrCheck(Transcriber(settings).model, "hey music")

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heymusic import wake_data
+from heymusic.audio.format import SAMPLE_RATE
 from heymusic.errors import UserError
-from heymusic.wake_data import SAMPLE_RATE, build_stream, recorded_clips
-from heymusic.wake_eval import positive_stream
-from heymusic.wake_train import EVAL_PLAN, TRAIN_PLAN
+from heymusic.training.wake import data as wake_data
+from heymusic.training.wake.data import build_stream, recorded_clips
+from heymusic.training.wake.evaluate import positive_stream
+from heymusic.training.wake.train import EVAL_PLAN, TRAIN_PLAN
 
 
 def _envelope_variation(audio: np.ndarray) -> float:

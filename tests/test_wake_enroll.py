@@ -18,19 +18,12 @@ import soundfile as sf
 from heymusic.config import Settings, load_settings
 from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
-from heymusic.wake import WakeDetector, _load_model
-from heymusic.wake_data import CONFUSABLES, Speaker, espeak_variants, to_int16
-from heymusic.wake_enroll import (
-    FRAMES,
-    OTHER_PROMPTS,
-    PersonalVerifier,
-    _TakeCheck,
-    clip_windows,
-    enroll_dir,
-    personal_path,
-    save,
-)
-from heymusic.wake_enroll_eval import Person
+from heymusic.training.wake.data import CONFUSABLES, Speaker, espeak_variants, to_int16
+from heymusic.training.wake.enroll import OTHER_PROMPTS, _TakeCheck, clip_windows, save
+from heymusic.training.wake.enroll_eval import Person
+from heymusic.wake.detector import WakeDetector
+from heymusic.wake.models import load_wake_model
+from heymusic.wake.personal import FRAMES, PersonalVerifier, enroll_dir, personal_path
 from tests.conftest import TEST_SEED
 
 SR = 16000
@@ -80,7 +73,7 @@ def test_enroll_from_wavs_keeps_the_takes_and_scores_the_person(
     kept = enroll_dir() / "hey_music"
     assert len(list(kept.glob("wake_*.wav"))) == 6 and len(list(kept.glob("other_*.wav"))) == 6
     verifier = PersonalVerifier.load(personal_path("hey_music"))
-    model = _load_model([Path("models/hey_music.onnx").resolve()])
+    model = load_wake_model([Path("models/hey_music.onnx").resolve()])
     rng = np.random.default_rng(TEST_SEED + 1)
     floor = person.room(SR, rng)
 
@@ -155,7 +148,7 @@ def test_the_detector_asks_the_personal_verifier(
     """A verifier that says no to everything turns every wake into a candidate; one that says
     yes changes nothing, unless it may override the shared verifier: then it wakes on what
     that one turned down too. Real audio, real models; only the verifier's weights are fixed."""
-    from heymusic.wake_data import say
+    from heymusic.training.wake.data import say
 
     rng = np.random.default_rng(TEST_SEED + 3)
     variants = [v for v in espeak_variants() if Speaker("espeak", "en-029", v).heldout]

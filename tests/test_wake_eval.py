@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, poisson
 
-from heymusic import wake_train
-from heymusic.wake_eval import (
+from heymusic.audio.format import SAMPLE_RATE
+from heymusic.training.wake import train as wake_train
+from heymusic.training.wake.evaluate import (
     MAX_CLEAN_MISSES,
     TARGET_MISSES,
     EvalStream,
@@ -16,7 +17,6 @@ from heymusic.wake_eval import (
     playing_point,
     summarize,
 )
-from heymusic.wake_verify import SAMPLE_RATE
 
 
 def test_negative_plan_scales_the_held_out_mix_and_keeps_the_default() -> None:

@@ -17,8 +17,7 @@ import pytest
 from heymusic.config import Settings, models_dir
 from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
-from heymusic.wake import GROUP_CHUNKS, WakeDetector
-from heymusic.wake_data import (
+from heymusic.training.wake.data import (
     CONFUSABLES,
     HELDOUT_BASES,
     HELDOUT_VARIANTS,
@@ -30,6 +29,7 @@ from heymusic.wake_data import (
     midi_music,
     to_int16,
 )
+from heymusic.wake.detector import GROUP_CHUNKS, WakeDetector
 from tests.conftest import TEST_SEED, Synth, read_pcm
 
 SR = 16000
@@ -50,7 +50,7 @@ def _settings(**wake: object) -> Settings:
 
 @pytest.fixture(scope="module")
 def whisper(whisper_dir: Path) -> object:
-    from heymusic.asr import Transcriber
+    from heymusic.speech.asr import Transcriber
 
     return Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})).model
 
@@ -227,7 +227,7 @@ def test_scoring_chunks_in_groups_changes_no_score_and_delays_no_wake(whisper: o
     score, and the stream the events (with `finish`), of scoring one chunk at a time; each
     Wake comes on the first chunk `AFTER_S` after its fire, as Whisper's wait makes it;
     without Whisper a Wake comes on the chunk that fired."""
-    from heymusic.wake_asr import AFTER_S
+    from heymusic.wake.asr_check import AFTER_S
 
     rng = np.random.default_rng(TEST_SEED)
     audio = np.concatenate(
@@ -317,15 +317,17 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
     the detector's own (frame alignment, the verifier reading openWakeWord's buffer and
     padding it at a stream's start, a rejected frame starting no refractory period, Whisper
     hearing the same 2 s, also when the input ends before it)."""
-    from heymusic.wake_asr import AFTER_S
-    from heymusic.wake_data import frame_end_s
-    from heymusic.wake_eval import WhisperScores, _frame_scores, cascade, window_scores
-    from heymusic.wake_verify import CHUNK_S, SAMPLE_RATE, Features, Verifier, _session
+    from heymusic.audio.format import CHUNK_SECONDS, SAMPLE_RATE
+    from heymusic.training.wake.data import frame_end_s
+    from heymusic.training.wake.evaluate import WhisperScores, cascade, frame_scores, window_scores
+    from heymusic.wake.asr_check import AFTER_S
+    from heymusic.wake.features import Features, cpu_session
+    from heymusic.wake.verifier import Verifier
 
     cfg = _settings().wake
-    stage1 = _session(models_dir() / "hey_music.onnx")
+    stage1 = cpu_session(models_dir() / "hey_music.onnx")
     verifier = Verifier({"hey_music": models_dir() / "hey_music_verifier.onnx"})
-    refractory = round(cfg.refractory_seconds / CHUNK_S)
+    refractory = round(cfg.refractory_seconds / CHUNK_SECONDS)
     rng = np.random.default_rng(TEST_SEED)
     pos = build_stream("pos", "eval", 30.0, seed=int(rng.integers(1 << 30)))
     confusable = build_stream("confusable", "eval", 30.0, seed=int(rng.integers(1 << 30)))
@@ -356,7 +358,7 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
         heard = [e for e in det.events(audio) if e.asr_score is not None]
 
         emb = Features().embed(audio)
-        s1 = _frame_scores(stage1, emb, 16)
+        s1 = frame_scores(stage1, emb, 16)
         s2 = window_scores(emb, verifier.score, verifier.frames, np.nonzero(s1 >= cfg.threshold)[0])
         fired = cascade(s1, s2, cfg.threshold, cfg.verifier_threshold, refractory)
         assert [e.audio_s for e in heard] == pytest.approx(list(frame_end_s(len(s1))[fired]))

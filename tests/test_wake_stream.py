@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heymusic.audio_source import CHUNK_SAMPLES, CHUNK_SECONDS
+from heymusic.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS
 from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Wake
-from heymusic.wake import WakeDetector
-from heymusic.wake_data import dictionary_words
+from heymusic.training.wake.data import dictionary_words
+from heymusic.wake.detector import WakeDetector
 from tests.conftest import TEST_SEED, mix_noise, read_pcm
 
 STOCK = "hey_jarvis_v0.1.onnx"
@@ -74,11 +74,11 @@ def test_corrupt_model_names_the_file(tmp_path: Path) -> None:
 
 
 def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path]) -> None:
-    """The lean feature buffers (heymusic.wake_features) change what is copied, not what is
+    """The lean feature buffers (heymusic.wake.features) change what is copied, not what is
     computed: every score equals stock openwakeword's, with chunks of any size it accepts."""
     import openwakeword
 
-    from heymusic.wake import _load_model, resolve_wake_model
+    from heymusic.wake.models import load_wake_model, resolve_wake_model
 
     words = dictionary_words()
     pick = random.Random(TEST_SEED)
@@ -86,7 +86,10 @@ def test_scores_match_stock_openwakeword_bit_for_bit(synth: Callable[..., Path])
     clips = [read_pcm(synth(text)), read_pcm(synth("hey jarvis")), read_pcm(synth(text[::-1]))]
     audio = mix_noise(np.concatenate(clips), snr_db=pick.choice([15, 25, 35]))
     paths = [resolve_wake_model(_settings(), name) for name in (STOCK, "hey_music.onnx")]
-    ours, stock = _load_model(paths), openwakeword.Model(wakeword_model_paths=list(map(str, paths)))
+    ours, stock = (
+        load_wake_model(paths),
+        openwakeword.Model(wakeword_model_paths=list(map(str, paths))),
+    )
     assert type(ours.preprocessor) is not type(stock.preprocessor)  # the lean one is in use
     rng = np.random.default_rng(TEST_SEED)
     start, peak, compared = 0, 0.0, 0

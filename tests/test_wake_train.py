@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heymusic import wake_train
+from heymusic.training.wake import train as wake_train
 
 
 def _train(work_dir: Path, seed: int, workers: int) -> dict[str, str]:

@@ -36,3 +36,24 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Replace `path` with `text` atomically."""
     with atomic_open(path, mode=mode) as f:
         f.write(text)
+
+
+@contextmanager
+def atomic_path(path: Path, mode: int = 0o644) -> Iterator[Path]:
+    """For writers that take a file name (np.savez, an ONNX exporter, a copy): a temp path
+    beside `path` with the same suffix, fsynced and renamed over `path` when the block ends
+    without an error, removed when it raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

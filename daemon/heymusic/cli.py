@@ -1,13 +1,13 @@
-"""Command line: one subcommand per job; each handler is imported only when used.
+"""heymusic: an always-on, offline voice assistant for music.
 
-Handlers are `module:function` names taking `(args, settings)` and returning an
-exit status, so `heymusic --help` stays fast and loads no model.
+Say "hey music, play something mellow for a rainy evening": it wakes, transcribes
+the request on this machine, finds the songs that fit, and plays them here or on
+your Spotify device. Start with `heymusic doctor`, then `heymusic run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from heymusic import __version__
+from heymusic.commands import daemon, doctor, music, setup, training
 from heymusic.config import ConfigError, Settings, load_settings
 from heymusic.errors import UserError
 
@@ -23,14 +24,16 @@ _LOGGER = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _add(sub: Any, name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="heymusic", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="heymusic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"heymusic {__version__}")
     parser.add_argument("--config", type=Path, help="config TOML (default: XDG config dir)")
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="preview player output: 'null' discards, a .wav path records",
         )
 
-    p = _add(sub, "run", "heymusic.daemon:cmd_run", "the always-on daemon (default microphone)")
+    p = _add(sub, "run", daemon.run, "the always-on daemon (default microphone)")
     p.add_argument("--input", metavar="FILE|-", help="read audio from a file or raw PCM on stdin")
     p.add_argument("--json", action="store_true", help="log events as JSON lines")
     player_flags(p)
@@ -54,30 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "simulate",
-        "heymusic.daemon:cmd_simulate",
+        daemon.simulate,
         "run the daemon's loop over an audio file as fast as possible, then exit",
     )
     p.add_argument("file", help="WAV/FLAC/OGG file, or - for 16 kHz mono s16le on stdin")
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     player_flags(p)
 
-    p = _add(sub, "transcribe", "heymusic.asr:cmd_transcribe", "transcribe an audio file")
+    p = _add(sub, "transcribe", daemon.transcribe, "transcribe an audio file")
     p.add_argument("file")
 
     _add(
         sub,
         "doctor",
-        "heymusic.doctor:cmd_doctor",
+        doctor.doctor,
         "check models, audio devices, catalog and Spotify, and say what to fix",
     )
-    _add(sub, "config", "heymusic.cli:cmd_config", "print the effective config")
+    _add(sub, "config", setup.config, "print the effective config")
 
-    p = _add(sub, "ask", "heymusic.recommender:cmd_ask", "recommend songs for a request")
+    p = _add(sub, "ask", music.ask, "recommend songs for a request")
     p.add_argument("text")
     p.add_argument("-k", type=int, default=None, help="how many songs (default [recommender] k)")
     p.add_argument("--json", action="store_true")
 
-    p = _add(sub, "catalog", "heymusic.catalog:cmd_catalog", "import or inspect the catalog")
+    p = _add(sub, "catalog", music.catalog, "import or inspect the catalog")
     csub = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     imp = csub.add_parser("import", help="import a CSV (Spotify songs / seed schema) or a folder")
     imp.add_argument("path")
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "train",
-        "heymusic.train_retrieval:cmd_train",
+        training.train_recommender,
         "train the two-tower recommender (needs the [train] extra)",
     )
     p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "eval",
-        "heymusic.eval_retrieval:cmd_eval",
+        training.eval_recommender,
         "evaluate the recommender against baselines on held-out playlists",
     )
     p.add_argument("--data", help="Spotify songs CSV (default [catalog] source)")
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "train-wake",
-        "heymusic.wake_train:cmd_train_wake",
+        training.train_wake,
         "generate speech and train the 'hey music' wake model",
     )
     p.add_argument("--work-dir", type=Path, help="cache for generated audio and features")
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "enroll",
-        "heymusic.wake_enroll:cmd_enroll",
+        setup.enroll,
         "record your voice saying the wake phrase (first [wake] models entry): fewer false wakes",
     )
     p.add_argument("--input", metavar="FILE|-", help="read the takes from a file or stdin")
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "wake-eval",
-        "heymusic.wake_eval:cmd_wake_eval",
+        training.eval_wake,
         "false rejects / false accepts per hour of the wake model",
     )
     p.add_argument("--work-dir", type=Path)
@@ -156,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "spotify",
-        "heymusic.players.spotify_auth:cmd_spotify",
+        setup.spotify,
         "log in to Spotify (headless PKCE) or check the login",
     )
     ssub = p.add_subparsers(dest="spotify_command", required=True, metavar="ACTION")
@@ -164,22 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     ssub.add_parser("status", help="who is logged in, which devices are there")
     ssub.add_parser("logout", help="remove the token cache")
     return parser
-
-
-def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    from heymusic.config import default_config_path, dump_settings
-
-    path = args.config or default_config_path()
-    origin = str(path) if path.exists() else f"{path} (absent: defaults)"
-    print(f"# effective config; file: {origin}")
-    print(dump_settings(settings), end="")
-    return 0
-
-
-def _resolve(handler: str) -> Handler:
-    module_name, func_name = handler.split(":")
-    func: Handler = getattr(importlib.import_module(module_name), func_name)
-    return func
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = load_settings(args.config)
-        return _resolve(args.handler)(args, settings)
+        handler: Handler = args.handler
+        return handler(args, settings)
     except (ConfigError, UserError) as err:
         print(f"heymusic: {err}", file=sys.stderr)
         return 2

@@ -85,7 +85,7 @@ class WakeSettings(_Section):
     """Defaults here and below: the operating point `heymusic wake-eval` chose (README)."""
     skip_silence: bool = True
     """Skip the wake models while webrtcvad hears no voice (the scores they do compute stay
-    the same, heymusic.wake_features): a quiet room costs ~1 % of a core instead of ~6 %."""
+    the same, heymusic.wake.features): a quiet room costs ~1 % of a core instead of ~6 %."""
     refractory_seconds: float = Field(2.0, ge=0, le=30)
     verifier: bool = True
     """Run the second-stage check on each candidate before waking."""
@@ -107,7 +107,7 @@ class WakeSettings(_Section):
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""
     asr_check: bool = True
-    """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake_asr);
+    """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake.asr_check);
     costs 0.3-0.7 s of CPU per candidate here (README) and delays the wake by 0.5 s (the
     audio it waits for)."""
     asr_check_threshold: float = Field(0.0003, ge=0, le=1)

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from heymusic.track import Track
+
 
 @dataclass(frozen=True)
 class Event:
@@ -92,6 +94,10 @@ class TrackResult:
     genre: str
     year: int | None
     score: float
+
+    @classmethod
+    def of(cls, track: Track, score: float) -> TrackResult:
+        return cls(track.track_id, track.name, track.artist, track.genre, track.year, float(score))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from heymusic.audio.echo import PlaybackReference
 from heymusic.config import Settings
-from heymusic.echo import PlaybackReference
 from heymusic.errors import UserError
-from heymusic.players.base import MessageCallback, Player
-from heymusic.players.preview import MoreLike
+from heymusic.players.base import MessageCallback, MoreLike, Player
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def make_player(
         from heymusic.players.log import LogPlayer
 
         return LogPlayer(settings.player.max_volume)
-    from heymusic.players.audio_out import make_sink
+    from heymusic.audio.sink import make_sink
     from heymusic.players.preview import PreviewPlayer
     from heymusic.players.spotify_auth import logged_in, token_path
 

@@ -11,15 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from heymusic.catalog import Track
-from heymusic.players.base import MessageCallback, Player, PlayerState
-from heymusic.players.preview import (
-    NOTHING_PLAYABLE,
-    MoreLike,
-    PreviewPlayer,
-    describe,
-    local_source,
-)
+from heymusic.players.base import MessageCallback, MoreLike, Player, PlayerState, describe
+from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer, local_source
+from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
 

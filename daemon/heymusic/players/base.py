@@ -12,13 +12,22 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from heymusic.catalog import Track
+from heymusic.track import Track
 
 
 class PlayerState(enum.Enum):
     STOPPED = "stopped"
     PLAYING = "playing"
     PAUSED = "paused"
+
+
+#: recommender.more_like: (seed track, k, exclude ids) -> [(track, score), ...]
+MoreLike = Callable[..., Sequence[tuple[Track, float]]]
+
+
+def describe(track: Track) -> str:
+    """How a log line or a spoken reply names a song: 'Title' by Artist."""
+    return f"'{track.name}' by {track.artist}" if track.artist else f"'{track.name}'"
 
 
 #: Called with one user-facing line ("Spotify needs Premium to ..."); may come from a worker thread.
@@ -75,7 +84,7 @@ class Wiring:
     radio's source of more songs. Subclasses set `_on_message`/`_more_like` and offer `say`."""
 
     _on_message: MessageCallback | None
-    _more_like: Callable[..., Sequence[tuple[Track, float]]] | None
+    _more_like: MoreLike | None
     _LOG = logging.getLogger("heymusic.players")
 
     def say(self, text: str) -> None:
@@ -93,6 +102,6 @@ class Wiring:
         """For a daemon that creates the player before it can take messages."""
         self._on_message = callback
 
-    def set_more_like(self, more_like: Callable[..., Sequence[tuple[Track, float]]] | None) -> None:
+    def set_more_like(self, more_like: MoreLike | None) -> None:
         """For a daemon that loads the recommender after the player (radio)."""
         self._more_like = more_like

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from heymusic.catalog import Track
 from heymusic.players.base import PlayerState
+from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Collection, Generator, Sequence
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,15 @@ import miniaudio
 import numpy as np
 import requests
 
-from heymusic.catalog import Track
+from heymusic.audio.sink import AudioSink
 from heymusic.config import Settings
-from heymusic.players.audio_out import AudioSink
-from heymusic.players.base import MessageCallback, PlayerState, Wiring
+from heymusic.players.base import MessageCallback, MoreLike, PlayerState, describe
 from heymusic.players.earcons import EARCON_NAMES, make_earcon
-from heymusic.players.state import SavedState, load_state, save_state
+from heymusic.players.queue import QueuedPlayer
 from heymusic.players.voice import Voice
+from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
-
-#: recommender.more_like: (seed track, k, exclude ids) -> [(track, score), ...]
-MoreLike = Callable[..., Sequence[tuple[Track, float]]]
 
 NOTHING_PLAYABLE = (
     "none of these songs can be played here: log in to Spotify "
@@ -43,11 +38,6 @@ NOTHING_PLAYABLE = (
 _MAX_DOWNLOAD_BYTES = 20_000_000
 #: Radio gives up after this many unplayable suggestions in a row.
 _MAX_FAILURES_IN_ROW = 10
-_URGENT = frozenset({"play", "next", "previous", "stop", "close"})
-
-
-def describe(track: Track) -> str:
-    return f"'{track.name}' by {track.artist}" if track.artist else f"'{track.name}'"
 
 
 def local_source(track: Track) -> bool:
@@ -64,7 +54,7 @@ def volume_gain(percent: int) -> float:
     return (max(0, min(percent, 100)) / 100.0) ** 2
 
 
-class PreviewPlayer(Wiring):
+class PreviewPlayer(QueuedPlayer):
     """Plays tracks from their local file, else their preview URL, through an `AudioSink`."""
 
     name = "preview"
@@ -77,18 +67,12 @@ class PreviewPlayer(Wiring):
         more_like: MoreLike | None = None,
         voice: Voice | None = None,
     ) -> None:
+        super().__init__(settings, on_message, more_like)
         self._cfg = settings.player
         self._sink = sink
-        self._on_message = on_message
-        self._more_like = more_like
         self._voice = voice if voice is not None else (Voice() if self._cfg.tts else None)
         self._block = sink.rate // 50
         self._duck_gain = 10 ** (self._cfg.duck_db / 20)
-        saved = load_state()
-        self._volume = min(saved.volume, self._cfg.max_volume)
-        self._queue: list[Track] = saved.queue
-        self._pos = saved.position
-        self._state = PlayerState.STOPPED
         self._source: Generator[np.ndarray, None, None] | None = None
         self._ducked = False
         self._gain = 0.0
@@ -98,52 +82,11 @@ class PreviewPlayer(Wiring):
         self._failures_in_row = 0
         self._last_problem = ""
         self._http = requests.Session()
-        self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._interrupt = threading.Event()
         self._tts = ThreadPoolExecutor(1, thread_name_prefix="heymusic-tts")
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="heymusic-player", daemon=True)
-        self._thread.start()
+        self._start_worker("heymusic-player")
 
-    # --- the Player interface: post and return -------------------------------------------
-    def _post(self, name: str, arg: Any = None) -> None:
-        self._commands.put((name, arg))
-        if name in _URGENT:
-            self._interrupt.set()  # abort a download in progress
-
-    def play(self, tracks: Sequence[Track]) -> None:
-        self._post("play", list(tracks))
-
-    def enqueue(self, tracks: Sequence[Track]) -> None:
-        self._post("enqueue", list(tracks))
-
-    def next(self) -> None:
-        self._post("next")
-
-    def previous(self) -> None:
-        self._post("previous")
-
-    def pause(self) -> None:
-        self._post("pause")
-
-    def resume(self) -> None:
-        self._post("resume")
-
-    def stop(self) -> None:
-        self._post("stop")
-
-    def set_volume(self, percent: int) -> None:
-        self._post("volume", percent)
-
-    def change_volume(self, delta: int) -> None:
-        self._post("volume_delta", delta)
-
-    def duck(self) -> None:
-        self._post("duck", True)
-
-    def unduck(self) -> None:
-        self._post("duck", False)
-
+    # --- the Player interface beyond the queue's ---------------------------------------
     def earcon(self, name: str) -> None:
         if name not in EARCON_NAMES:
             _LOGGER.warning("unknown earcon %r (known: %s)", name, ", ".join(EARCON_NAMES))
@@ -156,25 +99,12 @@ class PreviewPlayer(Wiring):
         if self._voice is not None and not self._closed:
             self._tts.submit(self._speak, text)
 
-    def now_playing(self) -> Track | None:
-        q, pos, state = self._queue, self._pos, self._state  # the worker replaces, never edits
-        return None if state is PlayerState.STOPPED or pos >= len(q) else q[pos]
-
-    @property
-    def state(self) -> PlayerState:
-        return self._state
-
-    @property
-    def volume(self) -> int:
-        return self._volume
-
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._tts.shutdown(wait=False, cancel_futures=True)
-        self._post("close")
-        self._thread.join(timeout=5)
+        self._join(timeout=5)
         self._sink.close()
 
     # --- helpers running off the worker ---------------------------------------------------
@@ -193,35 +123,22 @@ class PreviewPlayer(Wiring):
         return np.repeat(mono.astype(np.float32)[:, None], self._sink.channels, axis=1)
 
     # --- the worker -----------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            self._interrupt.clear()
-            idle = self._state is not PlayerState.PLAYING and not len(self._overlay)
-            try:
-                command: tuple[str, Any] | None = self._commands.get(timeout=0.2 if idle else 0)
-            except queue.Empty:
-                command = None
-            while command is not None:
-                if command[0] == "close":
-                    self._close_source()
-                    self._save()
-                    return
-                try:
-                    self._handle(*command)
-                except Exception:  # a bug in one command must not silence the player
-                    _LOGGER.exception("player command %s failed", command[0])
-                try:
-                    command = self._commands.get_nowait()
-                except queue.Empty:
-                    command = None
-            try:
-                self._step()
-            except Exception:
-                _LOGGER.exception("player failed; stopping playback")
-                self._close_source()
-                self._state = PlayerState.STOPPED
+    def _wait_seconds(self) -> float:
+        idle = self._state is not PlayerState.PLAYING and not len(self._overlay)
+        return 0.2 if idle else 0.0
 
-    def _handle(self, name: str, arg: Any) -> None:
+    def _idle(self) -> None:
+        try:
+            self._step()
+        except Exception:
+            _LOGGER.exception("player failed; stopping playback")
+            self._close_source()
+            self._state = PlayerState.STOPPED
+
+    def _closing(self) -> None:
+        self._close_source()
+
+    def _handle(self, name: str, arg: Any, asked: float) -> None:
         if name == "play":
             self._close_source()
             self._queue, self._pos, self._played, self._failures_in_row = arg, 0, [], 0
@@ -248,10 +165,8 @@ class PreviewPlayer(Wiring):
         elif name == "stop":
             self._stop_all()
         elif name in ("volume", "volume_delta"):
-            target = arg if name == "volume" else self._volume + arg
-            self._volume = max(0, min(int(target), self._cfg.max_volume))
+            self._apply_volume(name, arg)
             _LOGGER.info("volume %d%%", self._volume)
-            self._save()
         elif name == "duck":
             self._ducked = arg
         elif name == "overlay":
@@ -334,16 +249,8 @@ class PreviewPlayer(Wiring):
                 )
             self._stop_all()
             return
-        more: list[Track] = []
-        seed = self._played[-1]
-        if self._cfg.radio and self._more_like is not None:
-            seen: Collection[str] = {t.track_id for t in self._queue + self._played}
-            try:
-                more = [t for t, _ in self._more_like(seed, exclude=seen) if local_source(t)]
-            except Exception:  # radio is a bonus: a failing recommender just ends the music
-                _LOGGER.exception("radio: could not get more songs")
+        more = self._radio_songs(self._played[-1], local_source, self._queue + self._played)
         if more:
-            _LOGGER.info("radio: %d more like %s", len(more), describe(seed))
             self._queue = self._queue + more
             return
         self._stop_all()
@@ -397,6 +304,3 @@ class PreviewPlayer(Wiring):
         if self._source is not None:
             self._source.close()
             self._source = None
-
-    def _save(self) -> None:
-        save_state(SavedState(self._volume, self._queue, self._pos))

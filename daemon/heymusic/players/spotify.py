@@ -10,10 +10,8 @@ nothing here ever blocks the audio loop or ends the daemon.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
@@ -21,12 +19,12 @@ import spotipy
 from spotipy.exceptions import SpotifyException
 from spotipy.oauth2 import SpotifyOauthError
 
-from heymusic.catalog import Track
 from heymusic.config import Settings, state_dir
-from heymusic.players.base import MessageCallback, PlayerState, Wiring
-from heymusic.players.preview import MoreLike, PreviewPlayer
+from heymusic.players.base import MessageCallback, MoreLike, PlayerState
+from heymusic.players.preview import PreviewPlayer
+from heymusic.players.queue import QueuedPlayer
 from heymusic.players.spotify_auth import TokenCache, make_auth
-from heymusic.players.state import SavedState, load_state, save_state
+from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,7 +200,7 @@ class SpotifyApi:
         return self.call(lambda sp: fn(sp, self._device_id))
 
 
-class SpotifyPlayer(Wiring):
+class SpotifyPlayer(QueuedPlayer):
     """Drives a Spotify Connect device; earcons and spoken replies go to a local `speaker`."""
 
     name = "spotify"
@@ -215,63 +213,15 @@ class SpotifyPlayer(Wiring):
         speaker: PreviewPlayer | None = None,
         api: SpotifyApi | None = None,
     ) -> None:
+        super().__init__(settings, on_message, more_like, state_dir() / "spotify_player.json")
         self._cfg = settings.spotify
-        self._player_cfg = settings.player
-        self._on_message = on_message
-        self._more_like = more_like
         self._speaker = speaker
         self._api = api or SpotifyApi(settings)
-        self._state_file = state_dir() / "spotify_player.json"
-        saved = load_state(self._state_file)
-        self._volume = min(saved.volume, self._player_cfg.max_volume)
-        self._queue: list[Track] = saved.queue
-        self._pos = saved.position
-        self._state = PlayerState.STOPPED
         self._ducked = False
         """The device volume is lowered by us right now."""
-        self._commands: queue.Queue[tuple[str, Any, float]] = queue.Queue()
-        """(command, argument, when it was asked): its budget counts from when it was asked,
-        so time spent queued behind a slow duck or poll is part of it."""
-        self._thread = threading.Thread(target=self._run, name="heymusic-spotify", daemon=True)
-        self._thread.start()
+        self._start_worker("heymusic-spotify")
 
-    def _post(self, name: str, arg: Any) -> None:
-        self._commands.put((name, arg, time.monotonic()))
-
-    # --- the Player interface -------------------------------------------------------------
-    def play(self, tracks: Sequence[Track]) -> None:
-        self._post("play", list(tracks))
-
-    def enqueue(self, tracks: Sequence[Track]) -> None:
-        self._post("enqueue", list(tracks))
-
-    def next(self) -> None:
-        self._post("next", None)
-
-    def previous(self) -> None:
-        self._post("previous", None)
-
-    def pause(self) -> None:
-        self._post("pause", None)
-
-    def resume(self) -> None:
-        self._post("resume", None)
-
-    def stop(self) -> None:
-        self._post("stop", None)
-
-    def set_volume(self, percent: int) -> None:
-        self._post("volume", percent)
-
-    def change_volume(self, delta: int) -> None:
-        self._post("volume_delta", delta)
-
-    def duck(self) -> None:
-        self._post("duck", True)
-
-    def unduck(self) -> None:
-        self._post("duck", False)
-
+    # --- the Player interface beyond the queue's ---------------------------------------
     def earcon(self, name: str) -> None:
         if self._speaker is not None:
             self._speaker.earcon(name)
@@ -282,60 +232,36 @@ class SpotifyPlayer(Wiring):
         else:
             _LOGGER.info("say (no speaker): %s", text)
 
-    def now_playing(self) -> Track | None:
-        q, pos, state = self._queue, self._pos, self._state
-        return None if state is PlayerState.STOPPED or pos >= len(q) else q[pos]
-
-    @property
-    def state(self) -> PlayerState:
-        return self._state
-
-    @property
-    def volume(self) -> int:
-        return self._volume
-
     def close(self) -> None:
-        self._post("close", None)
         # A request in flight may use its whole budget; a stop (SIGTERM) must not wait for it:
         # the state was saved when it changed, and the worker is a daemon thread.
-        self._thread.join(timeout=1.0)
+        self._join(timeout=1.0)
         if self._speaker is not None:
             self._speaker.close()
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every posted command has run (tests and `simulate` use it)."""
-        done = threading.Event()
-        self._post("mark", done)
-        return done.wait(timeout)
-
     # --- the worker -----------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            polling = self._state is PlayerState.PLAYING and self._player_cfg.radio
-            try:
-                name, arg, asked = self._commands.get(timeout=POLL_SECONDS if polling else None)
-            except queue.Empty:
-                name, arg, asked = "poll", None, time.monotonic()
-            if name == "close":
-                self._save()
-                return
-            if name == "mark":
-                arg.set()
-                continue
-            self._api.begin(DUCK_SECONDS if name == "duck" else None, since=asked)
-            try:
-                self._handle(name, arg)
-            except SpotifyFailure as err:
-                if name in ("stop", "pause") and err.status == 403 and err.reason:
-                    _LOGGER.info("Spotify: nothing to pause (%s)", err.reason)
-                elif name in ("duck", "poll"):
-                    _LOGGER.warning("Spotify %s: %s", name, err)  # no need to interrupt anyone
-                else:
-                    self._report(str(err))
-            except Exception:  # a bug in one command must not end the player
-                _LOGGER.exception("Spotify command %s failed", name)
+    def _wait_seconds(self) -> float | None:
+        polling = self._state is PlayerState.PLAYING and self._player_cfg.radio
+        return POLL_SECONDS if polling else None
 
-    def _handle(self, name: str, arg: Any) -> None:
+    def _idle(self) -> None:
+        self._handle("poll", None, time.monotonic())
+
+    def _handle(self, name: str, arg: Any, asked: float) -> None:
+        """Run one command within its budget, counted from when it was `asked` (time spent
+        queued behind a slow duck or poll is part of it); a failure is told once."""
+        self._api.begin(DUCK_SECONDS if name == "duck" else None, since=asked)
+        try:
+            self._command(name, arg)
+        except SpotifyFailure as err:
+            if name in ("stop", "pause") and err.status == 403 and err.reason:
+                _LOGGER.info("Spotify: nothing to pause (%s)", err.reason)
+            elif name in ("duck", "poll"):
+                _LOGGER.warning("Spotify %s: %s", name, err)  # no need to interrupt anyone
+            else:
+                self._report(str(err))
+
+    def _command(self, name: str, arg: Any) -> None:
         api = self._api
         if name == "play":
             uris = [t.uri for t in arg if t.uri]
@@ -371,9 +297,7 @@ class SpotifyPlayer(Wiring):
             self._save()
             api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
         elif name in ("volume", "volume_delta"):
-            target = arg if name == "volume" else self._volume + arg
-            self._volume = max(0, min(int(target), self._player_cfg.max_volume))
-            self._save()
+            self._apply_volume(name, arg)
             self._send_volume(self._volume)
         elif name == "duck" and arg and not self._ducked and self._state is PlayerState.PLAYING:
             # Same -dB as the speaker: volume percent is ~amplitude², so halve the dB.
@@ -409,10 +333,4 @@ class SpotifyPlayer(Wiring):
                 self._pos = uris.index(uri)
         if self._pos < len(self._queue) - 1:
             return
-        seen = {t.track_id for t in self._queue}
-        more = [t for t, _ in self._more_like(self._queue[-1], exclude=seen) if t.uri]
-        _LOGGER.info("radio: queueing %d more on Spotify", len(more))
-        self._add_to_queue(more)
-
-    def _save(self) -> None:
-        save_state(SavedState(self._volume, self._queue, self._pos), self._state_file)
+        self._add_to_queue(self._radio_songs(self._queue[-1], lambda t: bool(t.uri), self._queue))

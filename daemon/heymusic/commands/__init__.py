@@ -1,0 +1,1 @@
+"""Command-line handlers, one module per group of subcommands (heymusic.cli wires them)."""

@@ -1,0 +1,163 @@
+"""`heymusic doctor`: one line per part (models, audio, catalog, Spotify) and what to do about it.
+
+Checks are cheap and independent: one broken part never hides the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from heymusic.config import Settings
+from heymusic.errors import UserError
+
+Check = Callable[[Settings], str]
+
+
+def check_wake(settings: Settings) -> str:
+    from heymusic.wake.detector import WakeDetector
+
+    detector = WakeDetector(settings)
+    enrolled = detector.enrolled
+    personal = (
+        f"; personal verifier for {', '.join(enrolled)} (`heymusic enroll --remove` forgets it)"
+        if enrolled
+        else "; nobody enrolled (`heymusic enroll` cuts false wakes for your voices)"
+    )
+    return (
+        f"wake model(s) {', '.join(detector.model_names)} load "
+        f"(threshold {settings.wake.threshold}){personal}"
+    )
+
+
+def check_whisper(settings: Settings) -> str:
+    from heymusic.speech.asr import whisper_model_dir
+
+    path = whisper_model_dir(settings)
+    return f"Whisper model at {path} (beam {settings.asr.beam_size}, {settings.asr.compute_type})"
+
+
+def check_recommender_models(settings: Settings) -> str:
+    from heymusic.music.encoders import query_files
+
+    folder = settings.model_path(settings.recommender.query_encoder_dir)
+    missing = [path for path in query_files(folder) if not path.is_file()]
+    if missing:
+        raise UserError(
+            f"query encoder file {missing[0]} missing: music requests will fail; reinstall "
+            "heymusic or run export_onnx.py"
+        )
+    return f"query encoder at {folder}"
+
+
+def check_microphone(settings: Settings) -> str:
+    from heymusic.audio.sources import find_input_device, open_pyaudio
+
+    pa = open_pyaudio()
+    try:
+        index = find_input_device(pa, settings.audio.input_device)
+        info = (
+            pa.get_device_info_by_index(index)
+            if index is not None
+            else (pa.get_default_input_device_info())
+        )
+        return f"microphone: {info.get('name')} (device {info.get('index')})"
+    except OSError as err:
+        raise UserError(f"no default microphone ({err}); set [audio] input_device") from err
+    finally:
+        pa.terminate()
+
+
+def check_speaker(settings: Settings) -> str:
+    from heymusic.audio.sources import open_pyaudio
+
+    pa = open_pyaudio()
+    try:
+        outputs = [
+            str(pa.get_device_info_by_index(i).get("name"))
+            for i in range(pa.get_device_count())
+            if int(pa.get_device_info_by_index(i).get("maxOutputChannels", 0)) > 0
+        ]
+    finally:
+        pa.terminate()
+    if not outputs:
+        raise UserError(
+            "no speaker found: previews stay silent; plug one in or use the spotify player"
+        )
+    return f"speakers: {', '.join(outputs[:3])}"
+
+
+def check_echo(settings: Settings) -> str:
+    if not settings.audio.echo_cancel:
+        return "echo cancellation off ([audio] echo_cancel = false): wakes over loud music suffer"
+    if settings.player.kind == "log":
+        return "echo cancellation not needed ([player] kind = log plays nothing)"
+    from heymusic.audio.echo import EchoCanceller, PlaybackReference
+
+    EchoCanceller(PlaybackReference()).close()
+    line = "echo cancellation: libspeexdsp loads; our own playback is taken out of the mic"
+    if settings.player.kind != "preview":
+        line += " (previews and local files played here, not Spotify on another device)"
+    return line
+
+
+def check_catalog(settings: Settings) -> str:
+    from heymusic.music.catalog import catalog_path, read_catalog
+
+    catalog = read_catalog()
+    if catalog is not None:
+        return f"catalog: {len(catalog)} tracks in {catalog_path()}"
+    if settings.catalog.source:
+        return f"catalog: none yet; the first run imports {settings.catalog.source}"
+    raise UserError(
+        "no catalog and [catalog] source is empty: run `heymusic catalog import SONGS.csv` "
+        "or point [catalog] source at a CSV or music folder"
+    )
+
+
+def check_spotify(settings: Settings) -> str:
+    from heymusic.players.spotify_auth import logged_in
+
+    if settings.player.kind in ("log", "preview"):
+        return f"Spotify not used ([player] kind = {settings.player.kind})"
+    if not settings.spotify.client_id and settings.player.kind == "auto":
+        return (
+            "Spotify not set up: local files and previews only; to add it set [spotify] "
+            "client_id and run `heymusic spotify login`"
+        )
+    if not settings.spotify.client_id:
+        raise UserError(
+            "Spotify: no [spotify] client_id; set it and run `heymusic spotify login` "
+            "(without it only local files and previews play)"
+        )
+    if not logged_in(settings):
+        raise UserError("Spotify: not logged in; run `heymusic spotify login`")
+    return "Spotify: logged in (`heymusic spotify status` lists devices)"
+
+
+CHECKS: list[tuple[str, Check]] = [
+    ("wake", check_wake),
+    ("asr", check_whisper),
+    ("recommender", check_recommender_models),
+    ("microphone", check_microphone),
+    ("speaker", check_speaker),
+    ("echo", check_echo),
+    ("catalog", check_catalog),
+    ("spotify", check_spotify),
+]
+
+
+def doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """Print ok/FAIL per check; exit 1 when any check failed."""
+    failed = 0
+    for name, check in CHECKS:
+        try:
+            line = f"ok    {name:12} {check(settings)}"
+        except UserError as err:
+            failed += 1
+            line = f"FAIL  {name:12} {err}"
+        except Exception as err:  # a crash in one check must not hide the others
+            failed += 1
+            line = f"FAIL  {name:12} {type(err).__name__}: {err}"
+        print(line, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,62 @@
+"""Songs: `ask` (what the recommender answers a request) and `catalog` (import, info)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+from heymusic.config import Settings
+
+
+def ask(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic ask "text" [-k 5] [--json]`."""
+    # Bytes that are not UTF-8 reach argv as lone surrogates, which the tokenizer rejects.
+    text = args.text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    from heymusic.events import TrackResult
+    from heymusic.music.recommender import load_recommender
+
+    recommender = load_recommender(settings)
+    results = recommender.recommend(text, k=args.k)
+    if args.json:
+        tracks = [TrackResult.of(t, s).to_dict() for t, s in results]
+        print(json.dumps({"query": text, "tracks": tracks}, ensure_ascii=False))
+        return 0
+    if not results:
+        print("no songs found")
+    for n, (track, score) in enumerate(results, 1):
+        year = f" ({track.year})" if track.year else ""
+        genre = f" [{track.genre}]" if track.genre else ""
+        print(f"{n}. {track.name} - {track.artist}{year}{genre}  {score:.3f}")
+    return 0
+
+
+def catalog(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic catalog import PATH` / `heymusic catalog info`."""
+    from heymusic.music.catalog import catalog_path, import_catalog, read_catalog
+
+    if args.catalog_command == "import":
+        imported, report = import_catalog(args.path)
+        print(f"imported {report.summary()} -> {catalog_path()}")
+        from heymusic.music.recommender import build_index
+
+        build_index(settings, imported)
+        return 0
+    catalog = read_catalog()
+    if catalog is None:
+        print(
+            f"no catalog yet ({catalog_path()}); it is imported on first use from "
+            f"{settings.catalog.source or '(nothing configured)'}"
+        )
+        return 0
+    genres = Counter(t.genre or "(none)" for t in catalog.tracks)
+    years = [t.year for t in catalog.tracks if t.year]
+    print(f"{len(catalog)} tracks from {catalog.source} ({catalog_path()})")
+    print(
+        f"artists: {len({t.artist for t in catalog.tracks})}; "
+        f"years: {min(years, default='-')}-{max(years, default='-')}; "
+        f"previews: {sum(1 for t in catalog.tracks if t.preview_url)}; "
+        f"local files: {sum(1 for t in catalog.tracks if t.path)}"
+    )
+    print("genres: " + ", ".join(f"{g} {n}" for g, n in genres.most_common()))
+    return 0

@@ -1,0 +1,1 @@
+"""Songs: the catalog and its importers, the title matcher, song features, encoders, index, recommender."""

