@@ -39,11 +39,11 @@ from tqdm import tqdm
 from heymusic.config import data_dir, load_settings
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
-from heymusic.music.song_features import TEMPLATES, make_request, satisfies
 from heymusic.speech.asr import Transcriber, prompt_echo
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.track import Track
+from heymusic.training.retrieval.requests import TEMPLATES, make_request, satisfies
 from heymusic.training.wake import data as wake_data
 
 SR = 16000

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from heymusic.config import load_settings, models_dir
-from heymusic.music.song_features import TEMPLATES, make_request, song_text
+from heymusic.music.song_features import song_text
 from heymusic.text import words
+from heymusic.training.retrieval.requests import TEMPLATES, make_request
 
 QUERIES = 200
 

@@ -17,11 +17,11 @@ import pytest
 from heymusic.config import Settings, load_settings
 from heymusic.music.matcher import TitleMatcher, plain_title
 from heymusic.music.recommender import RECHECK_MIN_MATCH, Recommender, load_recommender
-from heymusic.music.song_features import TEMPLATES, make_request
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
 from heymusic.track import Track
+from heymusic.training.retrieval.requests import TEMPLATES, make_request
 from tests.conftest import TEST_SEED, read_pcm
 
 _SAYABLE = re.compile(r"^[A-Za-z][A-Za-z ]{3,30}$")

@@ -297,4 +297,3 @@ def test_a_pipeline_runs_on_the_stages_it_is_given(
     events.extend(pipeline.finish())
     assert [e.name for e in events if isinstance(e, IntentEvent)] == ["volume"], events
     assert player.volume == 50 + 25
-    assert pipeline.wake is wake and pipeline.intents is stages.intents

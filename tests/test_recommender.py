@@ -22,15 +22,13 @@ from heymusic.music.song_features import (
     ERA_WORDS,
     MOODS,
     SPOKEN,
-    TEMPLATES,
     decade_of,
-    make_request,
     mood_of,
-    satisfies,
 )
 from heymusic.speech.intents import IntentParser
 from heymusic.text import words
 from heymusic.track import Track
+from heymusic.training.retrieval.requests import TEMPLATES, make_request, satisfies
 from tests.conftest import TEST_SEED
 
 

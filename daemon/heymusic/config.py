@@ -73,7 +73,7 @@ class AudioSettings(_Section):
     reaches the recognizer (players that make no sound skip this)."""
     echo_cancel: bool = True
     """Subtract what our own speaker plays from the mic (libspeexdsp), so "hey music" is
-    heard over our music: at 0 dB, ~61 -> ~33 % misses (README). Only for the preview/local
+    heard over our music: at 0 dB, ~61 -> ~33 % misses (docs/wake-word.md). Only for the preview/local
     player on this machine's speaker; Spotify on another device gives no reference."""
 
 
@@ -82,7 +82,7 @@ class WakeSettings(_Section):
     """openWakeWord ONNX models; a bare file name is looked up in the shipped models dir,
     then in openwakeword's own resources (e.g. the stock "hey_jarvis_v0.1.onnx")."""
     threshold: float = Field(0.5, gt=0, lt=1)
-    """Defaults here and below: the operating point `heymusic wake-eval` chose (README)."""
+    """Defaults here and below: the operating point `heymusic wake-eval` chose (docs/wake-word.md)."""
     skip_silence: bool = True
     """Skip the wake models while webrtcvad hears no voice (the scores they do compute stay
     the same, heymusic.wake.features): a quiet room costs ~1 % of a core instead of ~6 %."""
@@ -96,19 +96,19 @@ class WakeSettings(_Section):
     fewer over it (ours at 0 dB: 22 against 33 %) with no more false wakes over music in
     `heymusic wake-eval` (its rule picks it). Our own playback alone, talking like a
     near-miss, woke it 10 times in 3.48 h against 6 (bench/echo.py), and in a quiet room
-    it would wake twice as often (README). Set it to `verifier_threshold` for one bar
+    it would wake twice as often (docs/wake-word.md). Set it to `verifier_threshold` for one bar
     always."""
     personal: bool = True
     """Also ask the personal verifier `heymusic enroll` made, when there is one."""
     personal_threshold: float = Field(0.1, ge=0, le=1)
     """`heymusic wake-eval --enroll`: the highest threshold at which no condition misses
-    more than before enrolling; half the clean misses, 2x fewer false wakes (README)."""
+    more than before enrolling; half the clean misses, 2x fewer false wakes (docs/wake-word.md)."""
     personal_override: float = Field(0.9, ge=0, le=1)
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake.asr_check);
-    costs 0.3-0.7 s of CPU per candidate here (README) and delays the wake by 0.5 s (the
+    costs 0.3-0.7 s of CPU per candidate here (docs/wake-word.md) and delays the wake by 0.5 s (the
     audio it waits for)."""
     asr_check_threshold: float = Field(0.0003, ge=0, le=1)
     """Weakest token probability of the phrase times the chance its last word ends there;

@@ -5,7 +5,7 @@ ourselves. Smart speakers solve this by subtracting what they play: the speaker'
 thread hands every block it plays to `PlaybackReference`, stamped with the time it took
 it; the mic thread asks for the reference covering each captured chunk, and libspeexdsp's
 adaptive echo canceller (MDF) learns the speaker -> room -> mic path and subtracts the
-echo. Measured in the README (`bench/echo.py`): ~10 dB less echo, and the wake misses
+echo. Measured in docs/wake-word.md (`bench/echo.py`): ~10 dB less echo, and the wake misses
 over our own music at 0 dB fall from ~60 % to ~24 %, also on two devices whose clocks
 drift apart.
 

@@ -219,12 +219,10 @@ def read_spotify_rows(path: Path, report: ImportReport) -> list[SongRow]:
             if not track_id or not name:
                 report.bad(line, "no track id or name")
                 continue
-            try:
-                features = _features(raw)
-                popularity = _float(raw.get("track_popularity"))
-            except ValueError:
-                report.bad(line, "a number column holds text")
+            numbers = _numbers(raw, "track_popularity", line, report)
+            if numbers is None:
                 continue
+            features, popularity = numbers
             rows.append(
                 SongRow(
                     line=line,
@@ -284,6 +282,18 @@ def tracks_from_rows(
     return tracks
 
 
+def _numbers(
+    raw: Mapping[str, str | None], popularity_column: str, line: int, report: ImportReport
+) -> tuple[dict[str, float], float | None] | None:
+    """A row's audio features and popularity; None, counted in `report` as a bad row, when
+    a number column holds text (both CSV schemas validate their numbers so)."""
+    try:
+        return _features(raw), _float(raw.get(popularity_column))
+    except ValueError:
+        report.bad(line, "a number column holds text")
+        return None
+
+
 def _features(raw: Mapping[str, str | None]) -> dict[str, float]:
     out = {}
     for name in AUDIO_FEATURES:
@@ -314,12 +324,10 @@ def read_seed_csv(path: Path, report: ImportReport) -> None:
             if track_id in seen:
                 report.bad(line, "duplicate track id")
                 continue
-            try:
-                features = _features(raw)
-                popularity = _float(raw.get("popularity"))
-            except ValueError:
-                report.bad(line, "a number column holds text")
+            numbers = _numbers(raw, "popularity", line, report)
+            if numbers is None:
                 continue
+            features, popularity = numbers
             seen.add(track_id)
             genre = (raw.get("genre") or "").strip().lower()
             tags = _split_tags(raw.get("tags") or "")

@@ -144,7 +144,7 @@ class Recommender:
         heard: Heard | None = None,
     ) -> list[tuple[Track, float]]:
         """The best k songs for a spoken request; scores in [0, 1]. `heard`, when the request
-        was spoken, says how well other requests fit its audio (`asr_rescore`): a title the
+        was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a title the
         text matches weakly is then settled by the audio."""
         k = k or self.settings.recommender.k
         named = self._named(text, heard)
@@ -220,7 +220,7 @@ class Recommender:
         """Fewer than half of the request's words (filler aside) describe music: worth a
         second listen as a title. "something by mellow for a really evening" is a misheard
         mood request, and checking it against the audio would only cost time. On the draws
-        that chose the bars (README) this skipped 35 of the 50 mood requests that would have
+        that chose the bars (docs/recommender.md) this skipped 35 of the 50 mood requests that would have
         been checked, and 3 of the 37 titles the check found."""
         content = [w for w in request if w not in FILLER]
         return sum(w in self.descriptive for w in content) < len(content) / 2
@@ -230,7 +230,7 @@ class Recommender:
         own words and clearly better than the next near match; else None.
 
         The bars were chosen on 160 title requests by random synthetic voices and checked on
-        two other draws (README): there they took the songs found from 46 to 67 of 238, and
+        two other draws (docs/recommender.md): there they took the songs found from 46 to 67 of 238, and
         turned 2 of 100 mood requests into titles (none that were answered right before).
         The cost: a song missing from the catalog is now and then replaced by one that
         sounds like it, where semantic search answered before.

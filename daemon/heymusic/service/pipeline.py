@@ -11,9 +11,8 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -22,43 +21,22 @@ from heymusic.events import (
     Event,
     IntentEvent,
     Notice,
-    PlayerCommand,
-    Results,
     SpeechEnd,
     StageError,
-    TrackResult,
     Transcript,
     Wake,
     WakeCandidate,
 )
 from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
+from heymusic.service.actions import Actions, Recommender
 from heymusic.speech.asr import Transcriber
-from heymusic.speech.intents import Intent, IntentParser
-from heymusic.speech.second_listen import Heard, RequestScorer
+from heymusic.speech.intents import IntentParser
+from heymusic.speech.second_listen import RequestScorer
 from heymusic.speech.vad import CommandRecorder
-from heymusic.track import Track
 from heymusic.wake.detector import WakeDetector
 
 _LOGGER = logging.getLogger(__name__)
-
-_SIMPLE_ACTIONS = {
-    "skip": ("next", lambda p: p.next()),
-    "previous": ("previous", lambda p: p.previous()),
-    "stop": ("stop", lambda p: p.stop()),
-    "pause": ("pause", lambda p: p.pause()),
-    "resume": ("resume", lambda p: p.resume()),
-}
-
-
-class Recommender(Protocol):
-    """What the loop asks of the recommender (heymusic.music.recommender.Recommender)."""
-
-    def recommend(self, text: str, *, heard: Heard | None = None) -> list[tuple[Track, float]]: ...
-
-    def more_like(
-        self, track: Track, *, exclude: Collection[str] = ()
-    ) -> list[tuple[Track, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -88,16 +66,16 @@ class Pipeline:
     ) -> None:
         """`messages`: the player's lines from its worker thread (shared with the player);
         `clock`: what latencies are measured with."""
-        self.stages = stages
         self.player = stages.player
         self.recommender = stages.recommender
         self.wake = stages.wake
         self.recorder = stages.recorder
         self.asr = stages.asr
-        self.second_listen = stages.second_listen
-        self.intents = stages.intents
+        self._second_listen = stages.second_listen
+        self._intents = stages.intents
         self._mute_s = stages.earcon_mute_seconds
         self._clock = clock
+        self._actions = Actions(stages.player, stages.recommender, clock)
         self.samples = 0
         self._listening = False
         self._mute_until_s = 0.0
@@ -167,69 +145,15 @@ class Pipeline:
             audio = self.recorder.utterance()
             text = self.asr.transcribe(audio)
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
-            intent = self.intents.parse(text)
+            intent = self._intents.parse(text)
             events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
-            heard = functools.partial(self.second_listen.losses, audio, text)
-            events.extend(self._act(intent, audio_s, spoken_at, heard))
+            heard = functools.partial(self._second_listen.losses, audio, text)
+            events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
         except Exception as err:  # one bad command must not stop the daemon
             _LOGGER.debug("command failed", exc_info=True)
             events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
             self.player.earcon("sorry")
         return events
-
-    def _act(
-        self, intent: Intent, audio_s: float, spoken_at: float, heard: Heard | None = None
-    ) -> list[Event]:
-        """`heard`: how well other requests fit the command's audio (a weak title match is
-        settled by it)."""
-        player = self.player
-
-        def issued(action: str, detail: str | None = None) -> PlayerCommand:
-            return PlayerCommand(audio_s, action, (self._clock() - spoken_at) * 1000.0, detail)
-
-        if intent.name in _SIMPLE_ACTIONS:
-            action, call = _SIMPLE_ACTIONS[intent.name]
-            call(player)
-            return [issued(action)]
-        if intent.name == "volume":
-            if isinstance(intent.value, str):
-                player.change_volume(int(intent.value))
-            elif isinstance(intent.value, int):
-                player.set_volume(intent.value)
-            return [issued("volume", str(intent.value))]
-        if intent.name == "now_playing":
-            track = player.now_playing()
-            answer = f"This is {track.name} by {track.artist}." if track else "Nothing is playing."
-            player.say(answer)
-            return [issued("say", answer)]
-        if intent.name == "play" and intent.query:
-            found = self.recommender.recommend(intent.query, heard=heard)
-            return self._play(found, audio_s, issued, "play")
-        if intent.name == "more_like_this":
-            current = player.now_playing()
-            if current is None:
-                player.say("Nothing is playing.")
-                return [issued("say", "Nothing is playing.")]
-            found = self.recommender.more_like(current, exclude=(current.track_id,))
-            return self._play(found, audio_s, issued, "queue")
-        if intent.name == "unknown":
-            player.earcon("sorry")
-        return []  # cancel: a false wake or a change of mind does nothing
-
-    def _play(
-        self,
-        found: list[tuple[Track, float]],
-        audio_s: float,
-        issued: Callable[..., PlayerCommand],
-        action: str,
-    ) -> list[Event]:
-        results = Results(audio_s, tuple(TrackResult.of(t, s) for t, s in found))
-        if not found:
-            self.player.say("I found nothing for that.")
-            return [results, issued("say", "nothing found")]
-        tracks = [t for t, _ in found]
-        self.player.enqueue(tracks) if action == "queue" else self.player.play(tracks)
-        return [results, issued(action, tracks[0].track_id)]
 
 
 def _drain(messages: deque[str]) -> Iterator[str]:

@@ -7,7 +7,7 @@ Here the audio decides instead: each near match is forced on Whisper as the rest
 transcript ("Hey music, play" + " I Get Lonely by Janet Jackson."), and its likelihood is
 set against what Whisper wrote itself. One batched decoder pass on the audio encoded once.
 Whisper is loaded for commands anyway, and scoring a forced text needs no training data,
-as the wake word's last check does (`wake_asr`).
+as the wake word's last check does (heymusic.wake.asr_check).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ probability (the audio starts like it) and then Whisper's next token is "ian" (s
 false wakes/h let through, 40-65 % of true ones dropped); the forced likelihood needs no
 training data, so it does not share the synthetic voices' blind spots with the first
 stages. On held-out candidates the weakest-token score alone kept 95 % of true wakes while
-passing 10 % of false ones (an earlier stop; README for the word-end weighting).
+passing 10 % of false ones (an earlier stop; docs/wake-word.md for the word-end weighting).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ music" after other speech can fall to 1/400 (Whisper writes "The music", "in mus
 1/150 wake-eval missed two more phrases. At 1/300 its offline sweep gave the same misses
 and false wakes as without the bar at the default and at the eval's pick (the streaming
 detector, whose Whisper window now matches the eval's, gives the same at the pick); it turned
-down 5 of the 11 times "music" said alone woke the detector (60 held-out speakers; README)."""
+down 5 of the 11 times "music" said alone woke the detector (60 held-out speakers; docs/wake-word.md)."""
 SCORING = f"pad{PAD_S:g}s_wordend_first{1 / FIRST_WORD_ODDS:g}"
 """Names how a score is made (the padding, the word-end weighting, the first-word bar).
 wake-eval caches scores under it, so scores made another way are never reused."""

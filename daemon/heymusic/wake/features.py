@@ -174,7 +174,7 @@ class VoiceGate:
 
     On the evaluation's 750 held-out phrases (clean, noise, music, babble) the gate was open
     from each phrase's second chunk to 1 s after it; stationary room noise up to -40 dBFS
-    keeps it shut ~80-100 % of the time (README)."""
+    keeps it shut ~80-100 % of the time (docs/wake-word.md)."""
 
     def __init__(self, hold_chunks: int) -> None:
         self._vad = SpeechDetector(aggressiveness=0)

@@ -23,17 +23,16 @@ from tqdm import tqdm
 from heymusic.config import PROJECT_DIR, cache_dir
 from heymusic.errors import UserError
 from heymusic.music.encoders import QueryEncoder, SongEncoder
-from heymusic.music.song_features import (
-    HELD_OUT_TEMPLATES,
-    SongFeaturizer,
-    asr_noise,
-    make_request,
-    satisfies,
-    song_text,
-)
+from heymusic.music.song_features import SongFeaturizer, song_text
 from heymusic.text import words
 from heymusic.track import Track
 from heymusic.training.manifest import edited_manifest
+from heymusic.training.retrieval.requests import (
+    HELD_OUT_TEMPLATES,
+    asr_noise,
+    make_request,
+    satisfies,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -274,7 +273,7 @@ def evaluate(
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The README table: one row per method and query set, mean [95 % interval]."""
+    """The table in docs/recommender.md: one row per method and query set, mean [95 % interval]."""
     head = "| method | queries | " + " | ".join(METRICS + ("p5",)) + " |"
     lines = [head, "|" + "---|" * (len(METRICS) + 3)]
     for method, sets in report["methods"].items():

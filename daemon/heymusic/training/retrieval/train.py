@@ -24,16 +24,16 @@ from tqdm import tqdm
 
 from heymusic.errors import UserError
 from heymusic.music.catalog import ImportReport, read_spotify_rows, tracks_from_rows
-from heymusic.music.song_features import (
+from heymusic.music.song_features import SongFeaturizer
+from heymusic.text import words
+from heymusic.track import Track
+from heymusic.training.retrieval.requests import (
     HELD_OUT_TEMPLATES,
     TEMPLATES,
-    SongFeaturizer,
     asr_noise,
     make_request,
     satisfies,
 )
-from heymusic.text import words
-from heymusic.track import Track
 
 EMBED_DIM = 128
 #: Share of playlists (by name) held out for evaluation.

@@ -14,7 +14,7 @@ weights and draws (each with its own mining rounds and its own verifier): one ON
 with openWakeWord's I/O, so nothing downstream knows. Averaging cuts the false wakes of
 stages 1 + 2 by a third (docs/wake-word-log.md) for 0.05 ms more a chunk. CONV_MEMBERS
 nets of another kind (`_conv`) join the mean: their errors differ from the MLPs', which
-halves the false wakes again at the same misses (README's table of the shipped models).
+halves the false wakes again at the same misses (docs/wake-word.md's table of the shipped models).
 
 Torch is used here only; the daemon runs both models with onnxruntime.
 """
@@ -112,7 +112,7 @@ def build_features(
     if not jobs:
         return out_dir
     # spawned, not forked: a forked worker inherits whatever the parent had initialized
-    # (torch, onnxruntime sessions); the suspected cause of a rare feature difference (README)
+    # (torch, onnxruntime sessions); the suspected cause of a rare feature difference (docs/wake-word.md)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         # one thread a worker; they spawn on submit. The parent's environment is put back
@@ -526,7 +526,7 @@ class MemberJob:
 def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
     """A member's stage-1 and verifier weights, trained on one torch thread: a member's
     weights then depend on its seed only, not on the thread count or on which members
-    train beside it (two threads gave different models from the same features, README)."""
+    train beside it (two threads gave different models from the same features, docs/wake-word.md)."""
     import torch
 
     logging.basicConfig(
@@ -578,7 +578,7 @@ def train(
     """The whole recipe; returns the offline report written beside the features.
 
     The same seed and plans give bit-identical models (each stream's audio depends on its
-    own seed only), whatever the worker count and whatever was cached before (README: a rare
+    own seed only), whatever the worker count and whatever was cached before (docs/wake-word.md: a rare
     difference before feature workers were spawned, none in 32 test runs since)."""
     import torch
 
