@@ -179,7 +179,8 @@ class QueuedPlayer(Wiring):
         except Exception:
             _LOGGER.exception("radio: could not get more songs")
             return []
-        _LOGGER.info("radio: %d more like %s", len(more), describe(seed))
+        if more:
+            _LOGGER.info("radio: %d more like %s", len(more), describe(seed))
         return more
 
     def _save(self) -> None:
