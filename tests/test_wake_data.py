@@ -80,7 +80,7 @@ def test_piper_speech_is_the_same_in_every_process() -> None:
 
     code = (
         "import hashlib, numpy as np\n"
-        "from heymusic import wake_data as w\n"
+        "from heymusic.training.wake import data as w\n"
         f"rng = np.random.default_rng({np.random.default_rng().integers(1 << 30)})\n"
         "spk = w.speakers('eval', rng, piper=1.0)\n"
         "clips = [w.say(t, spk, rng) for t in ('hey music', 'play something calm')]\n"
