@@ -217,3 +217,17 @@ def test_too_few_heard_takes_is_one_clear_error(tmp_path: Path) -> None:
     assert len(errors) == 1 and "heymusic enroll" in errors[0], done.stderr
     assert done.stderr.strip().splitlines()[-1] == errors[0]
     assert not personal_path("hey_music").exists()
+
+
+def test_enroll_without_its_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An install without `[enroll]` (scikit-learn) is told so before anything is recorded."""
+    from heymusic.cli import main
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # find_spec: not installed
+    take = _write(tmp_path / "t.wav", np.zeros(SR, np.int16))
+    assert main(["enroll", "--wake-wav", str(take), "--other-wav", str(take)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("heymusic: enrollment needs sklearn") and "[enroll]" in line, line
+    assert not (enroll_dir() / "hey_music").exists()

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 from heymusic.config import Settings
 from heymusic.errors import UserError
+
+ENROLL_PACKAGES = ("sklearn", "scipy")
+"""What fitting a personal verifier imports (the `[enroll]` extra), checked before recording."""
 
 
 def config(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,16 +60,18 @@ def spotify(args: argparse.Namespace, settings: Settings) -> int:
 def enroll(args: argparse.Namespace, settings: Settings) -> int:
     """`heymusic enroll [--takes N] [--input FILE|-] [--wake-wav ...] [--other-wav ...]
     [--remove]`."""
-    try:
-        from heymusic.training.wake import enroll as enrollment
-    except ImportError as err:
-        raise UserError(
-            f"enrollment needs {err.name}: run `make run`, or pip install 'heymusic[enroll]'"
-        ) from err
+    from heymusic.training.wake import enroll as enrollment
+
     if args.remove:
         name = enrollment.forget(settings)
         print(f"removed the personal verifier and recordings for {name}")
         return 0
+    missing = [name for name in ENROLL_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(
+            f"enrollment needs {', '.join(missing)}: run `make run`, "
+            "or pip install 'heymusic[enroll]'"
+        )
     if args.takes < enrollment.MIN_WAKE_CLIPS:
         raise UserError(
             f"--takes {args.takes} is too few; give at least {enrollment.MIN_WAKE_CLIPS}"
