@@ -81,9 +81,8 @@ def enroll(args: argparse.Namespace, settings: Settings) -> int:
     else:
         takes = enrollment.record(settings, args.takes, args.input)
     report = enrollment.enroll(settings, takes)
-    _, name = enrollment.enrolled_model(settings)
     print(
-        f"personal verifier for {name}: {report['wake_takes']} wake takes, "
+        f"personal verifier for {report['model']}: {report['wake_takes']} wake takes, "
         f"{report['other_takes']} other takes -> {report['path']}\n"
         "The daemon uses it from its next start or reload (SIGHUP); "
         "`heymusic enroll --remove` forgets it."

@@ -8,7 +8,6 @@ Problems are reported through `on_message` (spoken and logged by the daemon).
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -77,31 +76,3 @@ class Player(Protocol):
 
     def close(self) -> None:
         """Stop workers, save state (volume, last queue)."""
-
-
-class Wiring:
-    """What a real player shares: problems told to the person and to the daemon, and the
-    radio's source of more songs. Subclasses set `_on_message`/`_more_like` and offer `say`."""
-
-    _on_message: MessageCallback | None
-    _more_like: MoreLike | None
-    _LOG = logging.getLogger("heymusic.players")
-
-    def say(self, text: str) -> None:
-        raise NotImplementedError
-
-    def _report(self, line: str) -> None:
-        """A problem the person should hear about: spoken here, and passed to `on_message`
-        (the daemon turns it into an event; it does not speak it again)."""
-        self._LOG.warning("%s", line)
-        if self._on_message is not None:
-            self._on_message(line)
-        self.say(line)
-
-    def set_message_callback(self, callback: MessageCallback | None) -> None:
-        """For a daemon that creates the player before it can take messages."""
-        self._on_message = callback
-
-    def set_more_like(self, more_like: MoreLike | None) -> None:
-        """For a daemon that loads the recommender after the player (radio)."""
-        self._more_like = more_like

@@ -68,11 +68,10 @@ class PreviewPlayer(QueuedPlayer):
         voice: Voice | None = None,
     ) -> None:
         super().__init__(settings, on_message, more_like)
-        self._cfg = settings.player
         self._sink = sink
-        self._voice = voice if voice is not None else (Voice() if self._cfg.tts else None)
+        self._voice = voice if voice is not None else (Voice() if self._player_cfg.tts else None)
         self._block = sink.rate // 50
-        self._duck_gain = 10 ** (self._cfg.duck_db / 20)
+        self._duck_gain = 10 ** (self._player_cfg.duck_db / 20)
         self._source: Generator[np.ndarray, None, None] | None = None
         self._ducked = False
         self._gain = 0.0
@@ -284,7 +283,7 @@ class PreviewPlayer(QueuedPlayer):
     def _download(self, url: str) -> bytes | None:
         """The whole clip (previews are ~30 s, well under 1 MB), read in chunks so that
         skip/stop interrupt it; None when interrupted."""
-        timeout = self._cfg.download_timeout_seconds
+        timeout = self._player_cfg.download_timeout_seconds
         deadline = time.monotonic() + 3 * timeout
         data = bytearray()
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from heymusic.config import Settings
-from heymusic.players.base import MoreLike, PlayerState, Wiring, describe
+from heymusic.players.base import MessageCallback, MoreLike, PlayerState, describe
 from heymusic.players.state import SavedState, load_state, save_state
 from heymusic.track import Track
 
@@ -26,8 +26,9 @@ _LOGGER = logging.getLogger(__name__)
 _URGENT = frozenset({"play", "next", "previous", "stop", "close"})
 
 
-class QueuedPlayer(Wiring):
-    """The queue, volume and state a player keeps, and its one command worker.
+class QueuedPlayer:
+    """The queue, volume and state a player keeps, its one command worker, and how it tells
+    the person and the daemon about a problem.
 
     A subclass says what each command does (`_handle`), how long the worker waits for the
     next one (`_wait_seconds`: None = until one comes), what it does when none came
@@ -40,7 +41,7 @@ class QueuedPlayer(Wiring):
     def __init__(
         self,
         settings: Settings,
-        on_message: Callable[[str], None] | None,
+        on_message: MessageCallback | None,
         more_like: MoreLike | None,
         state_file: Path | None = None,
     ) -> None:
@@ -114,6 +115,17 @@ class QueuedPlayer(Wiring):
     def volume(self) -> int:
         return self._volume
 
+    def say(self, text: str) -> None:
+        raise NotImplementedError
+
+    def set_message_callback(self, callback: MessageCallback | None) -> None:
+        """For a daemon that creates the player before it can take messages."""
+        self._on_message = callback
+
+    def set_more_like(self, more_like: MoreLike | None) -> None:
+        """For a daemon that loads the recommender after the player (radio)."""
+        self._more_like = more_like
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every command posted so far has run (tests and benches use it)."""
         done = threading.Event()
@@ -182,6 +194,14 @@ class QueuedPlayer(Wiring):
         if more:
             _LOGGER.info("radio: %d more like %s", len(more), describe(seed))
         return more
+
+    def _report(self, line: str) -> None:
+        """A problem the person should hear about: spoken here, and passed to `on_message`
+        (the daemon turns it into an event; it does not speak it again)."""
+        _LOGGER.warning("%s", line)
+        if self._on_message is not None:
+            self._on_message(line)
+        self.say(line)
 
     def _save(self) -> None:
         save_state(SavedState(self._volume, self._queue, self._pos), self._state_file)

@@ -297,6 +297,7 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
     path = personal_path(name)
     save(fit(pos, neg), path)
     return {
+        "model": name,
         "path": str(path),
         "wake_takes": heard,
         "other_takes": len(other),
