@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="hours of held-out negative audio for false wakes (default ~1.45; more = narrower "
         "intervals, ~6 min of audio and scoring per extra hour)",
     )
+    p.add_argument(
+        "--room",
+        action="store_true",
+        help="add the far-field condition: the phrases said across held-out simulated rooms",
+    )
 
     p = _add(
         sub,

@@ -115,6 +115,23 @@ class WakeSettings(_Section):
     the DET sweep in `heymusic wake-eval`."""
 
 
+class FrontEndSettings(_Section):
+    """WebRTC's audio front end (webrtc-noise-gain) per path: each of the wake detector, the
+    VAD and Whisper hears the mic through its own settings, because the same processing
+    helps one and hurts another (docs/far-field.md). 0 turns noise suppression / gain off;
+    any processing brings WebRTC's high-pass filter (below ~80 Hz) with it."""
+
+    wake_noise_suppression: int = Field(3, ge=0, le=4)
+    wake_auto_gain_dbfs: int = Field(0, ge=0, le=31)
+    wake_high_pass: bool = True
+    vad_noise_suppression: int = Field(0, ge=0, le=4)
+    vad_auto_gain_dbfs: int = Field(0, ge=0, le=31)
+    vad_high_pass: bool = False
+    asr_noise_suppression: int = Field(0, ge=0, le=4)
+    asr_auto_gain_dbfs: int = Field(0, ge=0, le=31)
+    asr_high_pass: bool = False
+
+
 class VadSettings(_Section):
     aggressiveness: int = Field(2, ge=0, le=3)
     silence_seconds: float = Field(0.7, gt=0, le=5)
@@ -181,6 +198,7 @@ class Settings(_Section):
     log_transcripts: bool = False
     """Log what was said. Off by default: this is a microphone in someone's home."""
     audio: AudioSettings = AudioSettings()
+    front_end: FrontEndSettings = FrontEndSettings()
     wake: WakeSettings = WakeSettings()
     vad: VadSettings = VadSettings()
     asr: AsrSettings = AsrSettings()

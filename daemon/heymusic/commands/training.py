@@ -106,7 +106,7 @@ def eval_wake(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(json.dumps(report if args.json else report["mean"], indent=None if args.json else 1))
         return 0
-    report = evaluate(settings, work_dir, negative_hours=args.negative_hours)
+    report = evaluate(settings, work_dir, negative_hours=args.negative_hours, room=args.room)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from heymusic.audio.echo import EchoCanceller, PlaybackReference
+from heymusic.audio.front_end import FrontEnd
 from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Event, StageError
@@ -70,6 +71,7 @@ def build_stages(settings: Settings, player: Player, recommender: Recommender) -
         recommender=recommender,
         player=player,
         earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+        front_end=FrontEnd(settings.front_end),
     )
     release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
     return stages

@@ -1,4 +1,4 @@
-"""The daemon's loop: source -> wake -> VAD -> ASR -> intent -> recommender -> player.
+"""The daemon's loop: source -> front end -> wake -> VAD -> ASR -> intent -> recommender -> player.
 
 `Pipeline.feed` is the whole loop body, synchronous and free of I/O of its own; the
 stages are built elsewhere (heymusic.service.assembly) and handed in, so a test can run
@@ -12,11 +12,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from heymusic.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from heymusic.audio.front_end import FrontEnd
 from heymusic.events import (
     Event,
     IntentEvent,
@@ -53,6 +54,8 @@ class Stages:
     player: Player
     earcon_mute_seconds: float
     """The mic is ignored this long after the "listening" cue (0 when nothing is heard)."""
+    front_end: FrontEnd = field(default_factory=FrontEnd)
+    """What each path hears of the source (default: all of them the source untouched)."""
 
 
 class Pipeline:
@@ -74,6 +77,7 @@ class Pipeline:
         self._second_listen = stages.second_listen
         self._intents = stages.intents
         self._mute_s = stages.earcon_mute_seconds
+        self._front_end = stages.front_end
         self._clock = clock
         self._actions = Actions(stages.player, stages.recommender, clock)
         self.samples = 0
@@ -89,11 +93,12 @@ class Pipeline:
     def feed(self, chunk: np.ndarray) -> list[Event]:
         self.samples += len(chunk)
         events: list[Event] = [Notice(self.audio_s, m) for m in _drain(self.messages)]
+        paths = self._front_end.process(chunk)
         # The wake model hears every chunk, so its feature window never holds stale audio.
         self.wake.music_playing = self.player.state is PlayerState.PLAYING
-        wake = self.wake.process(chunk, self.audio_s)
+        wake = self.wake.process(paths.wake, self.audio_s)
         if not self._listening:
-            self.recorder.idle(chunk)
+            self.recorder.idle(paths.asr, paths.vad)
             if wake is not None:
                 events.append(wake)
             if isinstance(wake, Wake) or (
@@ -106,7 +111,7 @@ class Pipeline:
                 self._start_listening(wake.audio_s)
             return events
         muted = self.audio_s <= self._mute_until_s
-        end = self.recorder.process(chunk, self.audio_s, muted=muted)
+        end = self.recorder.process(paths.asr, self.audio_s, muted=muted, vad_chunk=paths.vad)
         if end is not None:
             events.append(end)
             if isinstance(end, SpeechEnd):

@@ -104,15 +104,18 @@ class CommandRecorder:
         self._endpointer = Endpointer(
             settings.silence_seconds, settings.max_seconds, settings.no_speech_timeout_seconds
         )
-        self._preroll: deque[np.ndarray] = deque(
+        self._preroll: deque[tuple[np.ndarray, np.ndarray]] = deque(
             maxlen=max(1, round(settings.preroll_seconds * SAMPLE_RATE / CHUNK_SAMPLES))
         )
         self._recording: list[np.ndarray] = []
+        """What Whisper will hear; the VAD's own version of the audio is not kept."""
         self._start_s = 0.0
 
-    def idle(self, chunk: np.ndarray) -> None:
-        """Remember recent audio: the wake phrase will be in it when the wake fires."""
-        self._preroll.append(chunk)
+    def idle(self, chunk: np.ndarray, vad_chunk: np.ndarray | None = None) -> None:
+        """Remember recent audio: the wake phrase will be in it when the wake fires.
+
+        `vad_chunk`: the same audio as the VAD hears it, when its front end differs."""
+        self._preroll.append((chunk, chunk if vad_chunk is None else vad_chunk))
 
     def start(self, audio_s: float, replay_s: float = 0.0) -> bool:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
@@ -121,26 +124,33 @@ class CommandRecorder:
         through the endpointer now, so a short command said in that time still counts.
         Returns whether the person is talking right now (the last 160 ms were speech).
         """
-        self._recording = list(self._preroll)
+        heard = list(self._preroll)
+        self._recording = [chunk for chunk, _ in heard]
         self._preroll.clear()
         self._endpointer.reset()
         self._start_s = audio_s
         replay = round(replay_s * SAMPLE_RATE / CHUNK_SAMPLES)
         voiced = []
-        for chunk in self._recording[len(self._recording) - replay :] if replay > 0 else []:
-            voiced.append(self._speech.is_speech(chunk))
-            self._endpointer.process(voiced[-1], len(chunk) / SAMPLE_RATE)
+        for _, vad_chunk in heard[len(heard) - replay :] if replay > 0 else []:
+            voiced.append(self._speech.is_speech(vad_chunk))
+            self._endpointer.process(voiced[-1], len(vad_chunk) / SAMPLE_RATE)
         return len(voiced) >= 2 and all(voiced[-2:])
 
     def process(
-        self, chunk: np.ndarray, audio_s: float, muted: bool = False
+        self,
+        chunk: np.ndarray,
+        audio_s: float,
+        muted: bool = False,
+        vad_chunk: np.ndarray | None = None,
     ) -> SpeechEnd | Timeout | None:
-        """Add one chunk ending at `audio_s`. `muted` (earcon playing) records silence instead."""
+        """Add one chunk ending at `audio_s`. `muted` (earcon playing) records silence instead;
+        `vad_chunk`: the same audio as the VAD hears it, when its front end differs."""
         if muted:
             chunk = np.zeros_like(chunk)
         self._recording.append(chunk)
         seconds = len(chunk) / SAMPLE_RATE
-        result = self._endpointer.process(not muted and self._speech.is_speech(chunk), seconds)
+        speech = not muted and self._speech.is_speech(chunk if vad_chunk is None else vad_chunk)
+        result = self._endpointer.process(speech, seconds)
         if result is Endpoint.END:
             return SpeechEnd(self._start_s + self._endpointer.last_speech_end_s)
         if result is Endpoint.TIMEOUT:

@@ -31,15 +31,20 @@ from tqdm import tqdm
 
 from heymusic.atomic import atomic_path
 from heymusic.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE
-from heymusic.config import Settings
+from heymusic.audio.front_end import path_settings
+from heymusic.config import FrontEndSettings, Settings
 from heymusic.events import Wake, WakeCandidate
 from heymusic.training.wake import data as wake_data
+from heymusic.training.wake import rooms
 from heymusic.training.wake import train as wake_train
 from heymusic.wake.features import Features
 
 _LOGGER = logging.getLogger(__name__)
 
 CONDITIONS = ("clean", "noise_10db", "music_10db", "music_0db", "babble_10db")
+FAR_FIELD = "room"
+"""`--room`: the clean phrases said across held-out simulated rooms (heymusic.training.rooms),
+the room's own noise 20-25 dB under them."""
 """noise_10db is stationary noise (a third each of white, pink and brown); babble, a room of
 3-6 other synthetic talkers, is its own condition: earlier reports drew one of the two for the whole
 "noise" stream and got babble, far harder for a wake word whose negatives are speech."""
@@ -74,7 +79,7 @@ class EvalStream:
     @property
     def condition(self) -> str:
         """A positive stream's condition (pos_clean, pos2_music_0db, ...); else its kind."""
-        return self.name.split("_", 1)[1] if self.kind == "pos" else self.kind
+        return self.name.split("@")[0].split("_", 1)[1] if self.kind == "pos" else self.kind
 
     @property
     def with_music(self) -> bool:
@@ -106,19 +111,24 @@ def positive_stream(
         level = 10 ** (rng.uniform(-30, -18) / 20)
         clip = say(text, rng)
         clip = clip * (level / (wake_data.rms(clip) + 1e-9))
-        levels.append(level)
-        parts += [gap, clip]
-        pos += len(gap)
-        phrases.append((pos / SAMPLE_RATE, (pos + len(clip)) / SAMPLE_RATE))
-        pos += len(clip)
+        said = len(clip)  # a room's echo goes on after the phrase; the phrase ends here
         if rng.random() < 0.5:
             cmd = say(wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))], rng)
             pause = np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)
-            parts += [pause, cmd * (level / (wake_data.rms(cmd) + 1e-9))]
-            pos += len(pause) + len(cmd)
+            clip = np.concatenate([clip, pause, cmd * (level / (wake_data.rms(cmd) + 1e-9))])
+        if condition == FAR_FIELD:
+            clip = rooms.reverberate(clip, rooms.draw_room("eval", rng))
+        levels.append(level)
+        parts += [gap, clip]
+        pos += len(gap)
+        phrases.append((pos / SAMPLE_RATE, (pos + said) / SAMPLE_RATE))
+        pos += len(clip)
     parts.append(np.zeros(2 * SAMPLE_RATE, np.float32))
     audio = np.concatenate(parts)
-    if condition != "clean":
+    voice_rms = float(np.sqrt(np.mean(np.square(levels))))
+    if condition == FAR_FIELD:
+        audio = audio + rooms.room_tone(len(audio), voice_rms, rng)
+    elif condition != "clean":
         snr = float(condition.split("_")[1].removesuffix("db"))
         kind = condition.split("_")[0]
         if kind == "noise":
@@ -139,7 +149,7 @@ def positive_stream(
                     for a in range(0, len(audio), step)
                 ]
             )
-        audio = audio + float(np.sqrt(np.mean(np.square(levels)))) / 10 ** (snr / 20) * bg
+        audio = audio + voice_rms / 10 ** (snr / 20) * bg
     return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
 
 
@@ -156,14 +166,16 @@ def negative_plan(hours: float | None) -> dict[str, int]:
 
 
 def eval_streams(
-    work_dir: Path, seed: int, negative_hours: float | None = None
+    work_dir: Path, seed: int, negative_hours: float | None = None, room: bool = False
 ) -> list[EvalStream]:
-    """The positive streams, then the held-out negative ones (`negative_streams`)."""
-    return positive_streams(work_dir, seed) + negative_streams(work_dir, seed, negative_hours)
+    """The positive streams (`room`: with the far-field condition too), then the held-out
+    negative ones (`negative_streams`)."""
+    return positive_streams(work_dir, seed, room) + negative_streams(work_dir, seed, negative_hours)
 
 
-def positive_streams(work_dir: Path, seed: int) -> list[EvalStream]:
+def positive_streams(work_dir: Path, seed: int, room: bool = False) -> list[EvalStream]:
     """ "hey music" under every condition, built once and cached as .npz."""
+    conditions = (*CONDITIONS, FAR_FIELD) if room else CONDITIONS
     return [
         _cached(
             work_dir,
@@ -171,7 +183,23 @@ def positive_streams(work_dir: Path, seed: int) -> list[EvalStream]:
             "pos",
             functools.partial(positive_stream, c, PHRASES_PER_CONDITION, 90_000 + seed * 7 + i),
         )
-        for i, c in enumerate(tqdm(CONDITIONS, desc="eval phrases", unit="condition"))
+        for i, c in enumerate(tqdm(conditions, desc="eval phrases", unit="condition"))
+    ]
+
+
+def through_front_end(streams: list[EvalStream], settings: FrontEndSettings) -> list[EvalStream]:
+    """The streams as the daemon's wake detector hears them behind its front end (a fresh
+    one per stream, as a stream is its own recording). They get names of their own, so
+    features and Whisper's scores cached for the raw audio are not reused for them."""
+    from heymusic.audio.front_end import FrontEnd
+
+    wake = path_settings(settings, "wake")
+    if not wake.processed:
+        return streams
+    tag = f"@ns{wake.noise_suppression}g{wake.auto_gain_dbfs}"
+    return [
+        EvalStream(s.name + tag, s.kind, FrontEnd(settings).process_all(s.audio, "wake"), s.phrases)
+        for s in tqdm(streams, desc="front end", unit="stream")
     ]
 
 
@@ -563,9 +591,17 @@ def _at(points: list[dict[str, Any]], t1: float, t2: float, t3: float | None) ->
 
 
 def evaluate(
-    settings: Settings, work_dir: Path, seed: int = 0, negative_hours: float | None = None
+    settings: Settings,
+    work_dir: Path,
+    seed: int = 0,
+    negative_hours: float | None = None,
+    room: bool = False,
 ) -> dict[str, Any]:
-    streams = eval_streams(work_dir, seed, negative_hours)
+    """The report of `heymusic wake-eval`, on the audio as the wake detector hears it behind
+    the configured front end; `room` adds the far-field condition."""
+    streams = through_front_end(
+        eval_streams(work_dir, seed, negative_hours, room), settings.front_end
+    )
     whisper = None
     if settings.wake.asr_check:  # loaded once for the sweep and the streaming run
         from heymusic.speech.asr import Transcriber
@@ -595,6 +631,7 @@ def evaluate(
     )
     report = {
         "model": cfg.models,
+        "front_end": path_settings(settings.front_end, "wake").__dict__,
         "refractory_seconds": cfg.refractory_seconds,
         "phrases_per_condition": PHRASES_PER_CONDITION,
         "best_at_0.5_fa_per_hour": choose(points, 0.5),
