@@ -117,3 +117,22 @@ def test_whisper_hears_where_the_phrases_last_word_ends(synth: Synth, check: Asr
             audio = read_pcm(synth(f"hey {word}", voice=voice, pad_after=1.0))
             longer.append(check.forced(_window(audio))[1])
     assert float(np.mean(longer)) < 0.6, longer
+
+
+def test_a_wake_says_how_long_the_person_waited(synth: Synth, whisper_dir: Path) -> None:
+    """`latency_ms` is the audio Whisper's check waited for after the phrase was found plus
+    the checks' compute time; without Whisper only the compute time is left."""
+    from heymusic.events import Wake
+    from heymusic.speech.asr import Transcriber
+    from heymusic.wake.asr_check import AFTER_S
+    from heymusic.wake.detector import WakeDetector
+
+    voice = random.Random(TEST_SEED).choice(VOICES)
+    audio = read_pcm(synth("hey music", voice=voice, pad_before=1.5, pad_after=1.5))
+    settings = Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})
+    whisper = Transcriber(settings).model
+    checked = [e for e in WakeDetector(settings, whisper).events(audio) if isinstance(e, Wake)]
+    unchecked = [e for e in WakeDetector(settings).events(audio) if isinstance(e, Wake)]
+    assert len(checked) == 1 and len(unchecked) == 1, (checked, unchecked)
+    # Whisper's check costs far more than the first two stages (the figures: bench/wake.py)
+    assert checked[0].latency_ms - 1000 * AFTER_S > unchecked[0].latency_ms > 0

@@ -50,9 +50,14 @@ class WakeCandidate(Event):
 
 @dataclass(frozen=True)
 class Wake(Event):
+    """The wake word, heard at `audio_s` (the chunk the phrase was found in)."""
+
     type: ClassVar[str] = "wake"
     score: float
     model: str
+    latency_ms: float = 0.0
+    """How long a person waits for it after that chunk: the audio the checks waited for
+    (Whisper's 0.5 s) plus their compute time."""
 
 
 @dataclass(frozen=True)

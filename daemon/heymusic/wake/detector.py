@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from typing import Any
 
@@ -103,8 +104,9 @@ class WakeDetector:
         """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
         self._heard_s = 0.0
         """Where the last chunk scored ends, in seconds of input."""
-        self._pending: tuple[float, float, str, float, float | None] | None = None
-        """A burst waiting for Whisper: (fire time, score, model, verifier, personal score)."""
+        self._pending: tuple[float, float, str, float, float | None, float] | None = None
+        """A burst waiting for Whisper: (fire time, score, model, verifier, personal score,
+        seconds of compute spent on it so far)."""
         # a fire scored k chunks late is still checked on time while k <= wait / 80 ms
         waits = [check.after_seconds for check in self._asr_checks.values()]
         self.group_chunks = (
@@ -165,6 +167,7 @@ class WakeDetector:
 
     def _step(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Score one chunk; its event, if any."""
+        started = time.perf_counter()
         self._recent.append(chunk)
         self._samples += len(chunk)
         self._heard_s = audio_s
@@ -196,11 +199,12 @@ class WakeDetector:
                 WakeCandidate(audio_s, float(score), model, verified, None, personal)
             )
         self._rejected = False
+        spent_s = time.perf_counter() - started
         if model in self._asr_checks:
-            self._pending = (audio_s, float(score), model, verified, personal)
+            self._pending = (audio_s, float(score), model, verified, personal, spent_s)
             return None
         self._last_fire_s = audio_s
-        return Wake(audio_s, float(score), model)
+        return Wake(audio_s, float(score), model, 1000.0 * spent_s)
 
     def _skip(self, chunk: np.ndarray) -> bool:
         """Store a chunk no score can need yet (heymusic.wake.features); False = not stored."""
@@ -229,7 +233,7 @@ class WakeDetector:
     def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
         """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
         assert self._pending is not None
-        fire_s, _, model, _, _ = self._pending
+        fire_s, _, model, _, _, _ = self._pending
         if audio_s - fire_s < self._asr_checks[model].after_seconds - 1e-6:
             return None
         return self._verdict(audio_s)
@@ -237,16 +241,18 @@ class WakeDetector:
     def _verdict(self, audio_s: float) -> Wake | WakeCandidate:
         """Whisper's verdict on the burst waiting for it, from the audio up to `audio_s`."""
         assert self._pending is not None
-        fire_s, score, model, verified, personal = self._pending
+        fire_s, score, model, verified, personal, spent_s = self._pending
         check = self._asr_checks[model]
         self._pending = None
         self._last_fire_s = fire_s
+        started = time.perf_counter()
         heard = check.score(
             _cut(np.concatenate(self._recent), audio_s - fire_s - check.after_seconds)
         )
         if heard < self._asr_threshold:
             return WakeCandidate(fire_s, score, model, verified, heard, personal)
-        return Wake(fire_s, score, model)
+        spent_s += time.perf_counter() - started  # + the audio waited for, to the chunk settling it
+        return Wake(fire_s, score, model, 1000.0 * (audio_s - fire_s + spent_s))
 
     def reset(self) -> None:
         """Forget recent scores (after a command), so stale frames cannot fire again."""
