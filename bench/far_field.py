@@ -40,7 +40,6 @@ OFF = {"wake_noise_suppression": 0, "wake_high_pass": False}
 WAKE_SETTINGS = {
     "off": OFF,
     "high_pass": {**OFF, "wake_high_pass": True},
-    "ns1": {"wake_noise_suppression": 1},
     "ns2": {"wake_noise_suppression": 2},
     "ns3": {"wake_noise_suppression": 3},
     "ns4": {"wake_noise_suppression": 4},
