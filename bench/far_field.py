@@ -94,6 +94,7 @@ def endpoint_delays(
     rng = np.random.default_rng(seed)
     delays: dict[str, list[float]] = {"near": [], "room": []}
     never = {"near": 0, "room": 0}
+    cut = {"near": 0, "room": 0}
     for _ in tqdm(range(commands), desc="endpointing", unit="command"):
         spk = wake_data.speakers("eval", rng)
         text = wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))]
@@ -110,11 +111,13 @@ def endpoint_delays(
                 never[where] += 1
             else:
                 delays[where].append(ended - voice_end_s)
+                cut[where] += ended < voice_end_s  # the recording stopped before the voice did
     return {
         where: {
             "p50_s": round(float(np.percentile(d, 50)), 3) if d else None,
             "p95_s": round(float(np.percentile(d, 95)), 3) if d else None,
             "not_ended": never[where],
+            "cut_off": cut[where],
         }
         for where, d in delays.items()
     }

@@ -73,6 +73,16 @@ adapts and calls a quiet room's hiss (-60 dBFS) speech for seconds, which kept c
 until the 10 s cap (bench/soak.py: 39 of 39 answered 3-9 s late)."""
 
 
+ECHO_TAIL_DB = 20.0
+"""A voiced chunk this far under the command's loudest is a room's echo, not speech: across a
+room webrtcvad hears a reverberant tail as voice for a good part of its RT60 (60 dB of decay),
+which held the end of a command back (docs/far-field.md)."""
+
+
+def chunk_rms(chunk: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(chunk.astype(np.float32) ** 2)))
+
+
 class SpeechDetector:
     """webrtcvad over an 80 ms chunk: speech when at least half of its 20 ms frames are voiced."""
 
@@ -82,7 +92,7 @@ class SpeechDetector:
         self._vad = webrtcvad.Vad(aggressiveness)
 
     def is_speech(self, chunk: np.ndarray) -> bool:
-        if float(np.sqrt(np.mean(chunk.astype(np.float32) ** 2))) < MIN_SPEECH_RMS:
+        if chunk_rms(chunk) < MIN_SPEECH_RMS:
             return False
         voiced, frames = self.voiced_frames(chunk)
         return voiced * 2 >= frames > 0
@@ -110,6 +120,8 @@ class CommandRecorder:
         self._recording: list[np.ndarray] = []
         """What Whisper will hear; the VAD's own version of the audio is not kept."""
         self._start_s = 0.0
+        self._loudest = 0.0
+        """RMS of the command's loudest voiced chunk so far (the wake phrase's, to begin with)."""
 
     def idle(self, chunk: np.ndarray, vad_chunk: np.ndarray | None = None) -> None:
         """Remember recent audio: the wake phrase will be in it when the wake fires.
@@ -129,10 +141,11 @@ class CommandRecorder:
         self._preroll.clear()
         self._endpointer.reset()
         self._start_s = audio_s
+        self._loudest = 0.0
         replay = round(replay_s * SAMPLE_RATE / CHUNK_SAMPLES)
         voiced = []
         for _, vad_chunk in heard[len(heard) - replay :] if replay > 0 else []:
-            voiced.append(self._speech.is_speech(vad_chunk))
+            voiced.append(self._is_speech(vad_chunk))
             self._endpointer.process(voiced[-1], len(vad_chunk) / SAMPLE_RATE)
         return len(voiced) >= 2 and all(voiced[-2:])
 
@@ -149,13 +162,25 @@ class CommandRecorder:
             chunk = np.zeros_like(chunk)
         self._recording.append(chunk)
         seconds = len(chunk) / SAMPLE_RATE
-        speech = not muted and self._speech.is_speech(chunk if vad_chunk is None else vad_chunk)
+        speech = not muted and self._is_speech(chunk if vad_chunk is None else vad_chunk)
         result = self._endpointer.process(speech, seconds)
         if result is Endpoint.END:
             return SpeechEnd(self._start_s + self._endpointer.last_speech_end_s)
         if result is Endpoint.TIMEOUT:
             return Timeout(audio_s)
         return None
+
+    def _is_speech(self, chunk: np.ndarray) -> bool:
+        """Voiced, and once the command has begun, not the echo of louder speech
+        (ECHO_TAIL_DB): a short command's quieter syllables still count towards its start."""
+        if not self._speech.is_speech(chunk):
+            return False
+        level = chunk_rms(chunk)
+        echo = level < self._loudest * 10 ** (-ECHO_TAIL_DB / 20)
+        if echo and self._endpointer.started:
+            return False
+        self._loudest = max(self._loudest, level)
+        return True
 
     def utterance(self) -> np.ndarray:
         """The whole command, from the pre-roll to now."""

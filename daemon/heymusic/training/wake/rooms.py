@@ -38,20 +38,26 @@ class Room:
     impulse: np.ndarray
 
 
-def draw_room(split: str, rng: np.random.Generator) -> Room:
-    """A random shoebox room of `split` ("train" or "eval") with a talker and a mic in it."""
+def draw_room(
+    split: str,
+    rng: np.random.Generator,
+    rt60_s: tuple[float, float] = RT60_S,
+    distance_m: tuple[float, float] = DISTANCE_M,
+) -> Room:
+    """A random shoebox room of `split` ("train" or "eval") with a talker and a mic in it;
+    `rt60_s` and `distance_m` narrow the draw (a condition of its own)."""
     import pyroomacoustics as pra
 
     lo, hi = LENGTHS_M[split][rng.integers(len(LENGTHS_M[split]))]
     length = rng.uniform(lo, hi)
     size = (length, length * rng.uniform(0.6, 1.0), rng.uniform(*HEIGHT_M))
-    rt60 = rng.uniform(*RT60_S)
+    rt60 = rng.uniform(*rt60_s)
     absorption, order = pra.inverse_sabine(rt60, size)
     room = pra.ShoeBox(
         size, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=min(order, MAX_ORDER)
     )
     mic = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(0.3, size[1] - 0.3), 1.0])
-    talker, distance = _talker(size, mic, rng)
+    talker, distance = _talker(size, mic, distance_m, rng)
     room.add_source(talker)
     room.add_microphone(mic)
     room.compute_rir()
@@ -60,12 +66,15 @@ def draw_room(split: str, rng: np.random.Generator) -> Room:
 
 
 def _talker(
-    size: tuple[float, float, float], mic: np.ndarray, rng: np.random.Generator
+    size: tuple[float, float, float],
+    mic: np.ndarray,
+    distance_m: tuple[float, float],
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, float]:
-    """A standing or seated talker 0.5-5 m from the mic, inside the room (closer when the
-    room is too small for the distance drawn)."""
+    """A standing or seated talker `distance_m` from the mic, inside the room (in the far
+    corner when the room is too small for the distance drawn)."""
     for _ in range(100):
-        distance = rng.uniform(*DISTANCE_M)
+        distance = rng.uniform(*distance_m)
         angle = rng.uniform(0, 2 * np.pi)
         spot = mic[:2] + distance * np.array([np.cos(angle), np.sin(angle)])
         if all(0.3 <= spot[i] <= size[i] - 0.3 for i in range(2)):
