@@ -49,10 +49,12 @@ VAD_SETTINGS = {"off": {}, "ns3": {"vad_noise_suppression": 3}}
 NEGATIVE_KINDS = ("speech", "confusable", "music")
 
 
-def wake_streams(phrases: int, negative_minutes: float, seed: int) -> list[wake_eval.EvalStream]:
+def wake_streams(
+    conditions: list[str], phrases: int, negative_minutes: float, seed: int
+) -> list[wake_eval.EvalStream]:
     positives = [
         wake_eval.positive_stream(condition, phrases, 70_000 + seed * 5 + i)
-        for i, condition in enumerate(tqdm(("clean", "room"), desc="phrases", unit="condition"))
+        for i, condition in enumerate(tqdm(conditions, desc="phrases", unit="condition"))
     ]
     per_kind = max(1, round(negative_minutes * 60 / wake_train.STREAM_SECONDS / 3))
     negatives = []
@@ -70,10 +72,11 @@ def wake_streams(phrases: int, negative_minutes: float, seed: int) -> list[wake_
 
 
 def wake_report(
-    streams: list[wake_eval.EvalStream], base: Settings, whisper: Any
+    streams: list[wake_eval.EvalStream], base: Settings, whisper: Any, chosen: list[str]
 ) -> dict[str, Any]:
     out = {}
-    for name, keys in WAKE_SETTINGS.items():
+    for name in chosen:
+        keys = WAKE_SETTINGS[name]
         settings = base.model_copy(update={"front_end": FrontEndSettings(**keys)})
         heard = wake_eval.through_front_end(streams, settings.front_end)
         result = wake_eval.run_detector(heard, settings, whisper)
@@ -159,18 +162,28 @@ def main() -> None:
     parser.add_argument("--negative-minutes", type=float, default=15.0)
     parser.add_argument("--commands", type=int, default=60, help="commands for endpointing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--conditions",
+        default="clean,room",
+        help="wake conditions, comma-separated: clean, room, or wake-eval's (noise_10db, ...)",
+    )
+    parser.add_argument(
+        "--front-ends", default=",".join(WAKE_SETTINGS), help="wake front-end settings to run"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     wake_data.seed_piper(args.seed)
     base = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
     whisper = Transcriber(base).model
-    streams = wake_streams(args.phrases, args.negative_minutes, args.seed)
+    streams = wake_streams(
+        args.conditions.split(","), args.phrases, args.negative_minutes, args.seed
+    )
     out = {
         "phrases_per_condition": args.phrases,
         "negative_hours": round(
             sum(len(s.audio) for s in streams if s.kind != "pos") / SAMPLE_RATE / 3600, 3
         ),
-        "wake": wake_report(streams, base, whisper),
+        "wake": wake_report(streams, base, whisper, args.front_ends.split(",")),
         "endpointing": {
             name: endpoint_delays(args.commands, args.seed, base.vad, keys)
             for name, keys in VAD_SETTINGS.items()
