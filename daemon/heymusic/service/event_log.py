@@ -1,12 +1,15 @@
-"""Where the daemon's events go: JSON lines on stdout, or one readable log line each."""
+"""Where the daemon's events go: JSON lines on stdout, or one readable log line each; and
+the run's verdict at the end."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from heymusic.events import Event
+from heymusic.service.verdict import Verdict
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -20,8 +23,10 @@ class EventLog:
     def __init__(self, as_json: bool, private: bool) -> None:
         self._json = as_json
         self._private = private
+        self.verdict = Verdict()
 
     def __call__(self, event: Event) -> None:
+        self.verdict.add(event)
         data = event.to_dict()
         if self._private:
             for key in _PRIVATE_FIELDS:
@@ -32,6 +37,13 @@ class EventLog:
         else:
             details = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "audio_s"))
             _LOGGER.info("%8.2fs %s %s", data["audio_s"], data["type"], details)
+
+    def close(self) -> None:
+        """The run's verdict, one line: on stderr beside JSON lines, else logged."""
+        if self._json:
+            print(f"heymusic: {self.verdict.line()}", file=sys.stderr, flush=True)
+        else:
+            _LOGGER.info("%s", self.verdict.line())
 
 
 def _json_line(data: dict[str, Any]) -> str:

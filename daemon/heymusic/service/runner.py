@@ -49,6 +49,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
     source = open_input(options.input)
     emit = EventLog(options.as_json, private=False)
     pipeline = build(settings, options.player or "log", options.audio_out)
+    pipeline.wake.lead_in()
     try:
         for chunk in source.chunks():
             for event in pipeline.feed(chunk):
@@ -58,6 +59,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
     finally:
         source.close()
         pipeline.player.close()
+    emit.close()
     return 0
 
 
@@ -92,6 +94,8 @@ def run(settings: Settings, options: RunOptions) -> int:
     emit = EventLog(options.as_json, private=not settings.log_transcripts)
     echo = echo_canceller(settings, options.player, options.input, options.audio_out, emit)
     pipeline = build(settings, options.player, options.audio_out, echo=echo)
+    if options.input:  # a microphone has heard the room already; a file starts cold
+        pipeline.wake.lead_in()
     # The lambda must see `pipeline` rebound by a reload: late binding is the point.
     audio_now = lambda: pipeline.audio_s  # noqa: E731
     try:
@@ -116,6 +120,7 @@ def run(settings: Settings, options: RunOptions) -> int:
     finally:
         notifier.notify("STOPPING=1")
         pipeline.player.close()
+        emit.close()
     return 0
 
 
