@@ -11,11 +11,15 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from heymusic.config import data_dir
-from tests.conftest import TEST_SEED
-from tests.test_simulate import HEYMUSIC, _speakable
+from tests.conftest import TEST_SEED, read_pcm
+from tests.test_simulate import HEYMUSIC, _speakable, small_catalog
+
+__all__ = ["small_catalog"]  # the fixture, shared with test_simulate
 
 WAKE = "hey music"
 
@@ -66,7 +70,7 @@ def test_a_file_that_starts_with_the_wake_phrase_wakes(
     types = [line.split('"type": "')[1].split('"')[0] for line in out.stdout.splitlines()]
     assert types[:3] == ["wake", "speech_end", "transcript"], (request, out.stdout, out.stderr)
     verdict = out.stderr.strip().splitlines()[-1]
-    assert verdict == "heymusic: woke once; one request answered", (request, out.stderr)
+    assert verdict == "woke once; one request answered", (request, out.stderr)
 
 
 def test_a_run_that_hears_no_wake_says_why(
@@ -76,4 +80,44 @@ def test_a_run_that_hears_no_wake_says_why(
     rng = random.Random(TEST_SEED)
     wav = synth(_requests(shared_csv, rng)[1], pad_before=0.0, pad_after=1.0)
     out = _simulate(_config(tmp_path, whisper_dir), wav)
-    assert "no wake word heard; " in out.stderr.strip().splitlines()[-1], out
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("no wake word heard; "), out
+
+
+def test_one_line_per_command_with_names_in_order(
+    tmp_path: Path,
+    whisper_dir: Path,
+    shared_csv: Path,
+    synth: Callable[..., Path],
+    small_catalog: tuple[Path, list[dict[str, str]]],
+) -> None:
+    """heard → understood → what plays (titles and artists, no ids or Python reprs) → took."""
+    rng = random.Random(TEST_SEED + 1)
+    catalog, asked = small_catalog
+    song = asked[0]
+    requests = [
+        f"{rng.choice(['play', 'put on', 'play me'])} {song['track_name']} by {song['track_artist']}",
+        _requests(shared_csv, rng)[0],
+    ]
+    clips = [read_pcm(synth(f"{WAKE}, {r}", pad_before=1.0, pad_after=2.5)) for r in requests]
+    wav = tmp_path / "two.wav"
+    sf.write(str(wav), np.concatenate(clips), 16000)
+    config = _config(tmp_path, whisper_dir)
+    config.write_text(config.read_text() + f'[catalog]\nsource = "{catalog}"\n')
+    lines = _simulate(config, wav).stdout.strip().splitlines()
+    assert lines[-1] == "woke 2 times; 2 requests answered", lines
+    commands = lines[:-1]
+    assert len(commands) == 2, lines
+    times = [float(line.split(" s ")[0]) for line in commands]
+    assert times == sorted(times), lines
+    with catalog.open(encoding="utf-8") as fh:
+        names = {(r["track_name"], r["track_artist"]) for r in csv.DictReader(fh)}
+    for line in commands:
+        heard, understood, *played, took = line.split(" → ")
+        assert heard.split(" s  ")[1].startswith('"') and took.startswith("took "), line
+        assert not any(mark in line for mark in ("[", "{", "track_id", "None")), line
+    play = commands[0].split(" → ")
+    assert play[1].startswith('play "'), commands[0]
+    first = play[2].removeprefix("plays ").split("; ")[0]
+    assert any(first == f"{n} by {a}" for n, a in names), (first, commands[0])
+    assert all(r["track_id"] not in commands[0] for r in asked)

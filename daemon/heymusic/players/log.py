@@ -26,7 +26,8 @@ class LogPlayer:
 
     def _record(self, action: str, arg: object = None) -> None:
         self.commands.append((action, arg))
-        _LOGGER.info("player %s %s", action, "" if arg is None else arg)
+        # debug: the player events (in order, after the transcript they answer) say it
+        _LOGGER.debug("player %s %s", action, "" if arg is None else arg)
 
     def play(self, tracks: Sequence[Track]) -> None:
         self._queue, self._pos = list(tracks), 0

@@ -1,5 +1,5 @@
-"""Where the daemon's events go: JSON lines on stdout, or one readable log line each; and
-the run's verdict at the end."""
+"""Where the daemon's events go: JSON lines on stdout, one log line each (`run`), or one
+line per command for a person (`simulate`); and the run's verdict at the end."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from heymusic.events import Event
+from heymusic.service.narration import Narrator
 from heymusic.service.verdict import Verdict
 
 _LOGGER = logging.getLogger(__name__)
@@ -18,15 +19,21 @@ _PRIVATE_FIELDS = ("text", "query")
 
 
 class EventLog:
-    """Events out: JSON lines on stdout, or one readable log line each on stderr."""
+    """Events out: JSON lines on stdout, one line per command on stdout (`narrate`), or
+    one log line each on stderr."""
 
-    def __init__(self, as_json: bool, private: bool) -> None:
+    def __init__(self, as_json: bool, private: bool, narrate: bool = False) -> None:
         self._json = as_json
         self._private = private
+        self._narrator = Narrator() if narrate and not as_json else None
         self.verdict = Verdict()
 
     def __call__(self, event: Event) -> None:
         self.verdict.add(event)
+        if self._narrator is not None:
+            for line in self._narrator.add(event):
+                print(line, flush=True)
+            return
         data = event.to_dict()
         if self._private:
             for key in _PRIVATE_FIELDS:
@@ -39,9 +46,12 @@ class EventLog:
             _LOGGER.info("%8.2fs %s %s", data["audio_s"], data["type"], details)
 
     def close(self) -> None:
-        """The run's verdict, one line: on stderr beside JSON lines, else logged."""
-        if self._json:
-            print(f"heymusic: {self.verdict.line()}", file=sys.stderr, flush=True)
+        """The run's verdict, one line: printed last, on stderr beside JSON lines, or logged."""
+        if self._narrator is not None:
+            for line in [*self._narrator.flush(), self.verdict.line()]:
+                print(line, flush=True)
+        elif self._json:
+            print(self.verdict.line(), file=sys.stderr, flush=True)
         else:
             _LOGGER.info("%s", self.verdict.line())
 

@@ -47,7 +47,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
     """The daemon's loop over `options.input` as fast as it goes; transcripts always shown."""
     assert options.input is not None
     source = open_input(options.input)
-    emit = EventLog(options.as_json, private=False)
+    emit = EventLog(options.as_json, private=False, narrate=True)
     pipeline = build(settings, options.player or "log", options.audio_out)
     pipeline.wake.lead_in()
     try:
