@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from tests.conftest import PROJECT_DIR
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
 
 
-def test_absent_file_means_defaults(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path / "none.toml")
+def test_absent_default_file_means_defaults() -> None:
+    settings = load_settings()  # the isolated XDG config dir holds no config.toml
     assert settings.wake.models == ["hey_music.onnx"] and settings.vad.silence_seconds == 0.7
     assert settings.asr.beam_size == 1 and settings.player.kind == "auto"
     assert settings.log_transcripts is False
@@ -64,3 +66,45 @@ def test_relative_model_names_resolve_from_the_package_not_the_cwd(
     monkeypatch.chdir(tmp_path)
     path = Settings().model_path("x.onnx")
     assert path.is_absolute() and tmp_path not in path.parents
+
+
+def _every_command(parser: argparse.ArgumentParser, argv: list[str]) -> Iterator[list[str]]:
+    """argv of every leaf command of `parser`, its positionals filled with "x"."""
+    sub = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    fill = [
+        "x"
+        for a in parser._actions
+        if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+    ]
+    if not sub:
+        yield [*argv, *fill]
+        return
+    for name, child in sub[0].choices.items():
+        yield from _every_command(child, [*argv, *fill, name])
+
+
+def test_config_option_goes_before_or_after_any_command(tmp_path: Path) -> None:
+    from heymusic.cli import build_parser
+
+    path = tmp_path / "mine.toml"
+    parser = build_parser()
+    commands = list(_every_command(parser, []))
+    assert len(commands) > 15 and ["spotify", "status"] in commands
+    for argv in commands:
+        assert parser.parse_args([*argv, "--config", str(path)]).config == path, argv
+        assert parser.parse_args(["--config", str(path), *argv]).config == path, argv
+        assert parser.parse_args([*argv, "--debug"]).debug is True, argv
+        assert parser.parse_args(argv).config is None, argv
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_config_file_that_is_not_there_is_one_line(tmp_path: Path, where: str) -> None:
+    """A typo in --config silently meant "all defaults" before."""
+    missing = tmp_path / "typo.toml"
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(missing)
+    option = ["--config", str(missing)]
+    argv = [*option, "config"] if where == "before" else ["config", *option]
+    out = subprocess.run([str(HEYMUSIC), *argv], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and str(missing) in out.stderr, out.stderr

@@ -219,13 +219,20 @@ def default_config_path() -> Path:
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read the TOML at `path` (default: the XDG config file; absent = all defaults).
+    """Read the TOML at `path` (default: the XDG config file; absent = all defaults; a
+    file named by `--config` or $HEYMUSIC_CONFIG must exist).
 
     Raises:
         ConfigError: one line naming the file and the first bad key.
     """
+    explicit = path is not None or "HEYMUSIC_CONFIG" in os.environ
     path = path or default_config_path()
     raw: dict[str, Any] = {}
+    if explicit and not path.exists():  # a typo must not silently mean "all defaults"
+        raise ConfigError(
+            f"{path}: no such config file; give an existing one (`heymusic config > FILE` "
+            f"writes the defaults), or leave it out to use {config_dir() / 'config.toml'}"
+        )
     if path.exists():
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
