@@ -50,6 +50,17 @@ def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.Argu
     return parser
 
 
+def _at_least_one(value: str) -> int:
+    """A count of 1 or more (argparse type)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is less than 1")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heymusic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "ask", music.ask, "recommend songs for a request")
     p.add_argument("text")
-    p.add_argument("-k", type=int, default=None, help="how many songs (default [recommender] k)")
+    p.add_argument(
+        "-k", type=_at_least_one, default=None, help="how many songs (default [recommender] k)"
+    )
     p.add_argument("--json", action="store_true")
 
     p = _add(sub, "catalog", music.catalog, "import or inspect the catalog")

@@ -63,6 +63,28 @@ class Intent:
     query: str | None = None
     value: int | str | None = None
 
+    def effect(self) -> str:
+        """What the daemon does for it, in words (for a command typed where songs were asked for)."""
+        if self.name == "volume":
+            step = str(self.value)
+            if step[:1] in "+-":
+                return f"turns the volume {'up' if step[0] == '+' else 'down'} by {step[1:]}"
+            return f"sets the volume to {step} %"
+        return _EFFECTS.get(self.name, f"plays songs for {self.query!r}")
+
+
+_EFFECTS = {
+    "skip": "skips to the next track",
+    "previous": "goes back to the previous track",
+    "stop": "stops the music",
+    "pause": "pauses the music",
+    "resume": "resumes the music",
+    "more_like_this": "queues more songs like the one playing",
+    "now_playing": "says what is playing",
+    "cancel": "does nothing (a change of mind)",
+    "unknown": "plays the 'sorry' cue",
+}
+
 
 def _words(text: str) -> list[str]:
     """Lowercase words without punctuation; apostrophes dropped ("what's" -> "whats")."""
