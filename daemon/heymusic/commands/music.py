@@ -8,6 +8,7 @@ from collections import Counter
 
 from heymusic.config import Settings
 from heymusic.errors import UserError
+from heymusic.text import check_request
 
 
 def ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -16,6 +17,7 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
     text = args.text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if not text.strip():
         raise UserError('the request is empty: say what to play, e.g. heymusic ask "calm piano"')
+    check_request(text)
     from heymusic.events import TrackResult
     from heymusic.speech.intents import IntentParser
 

@@ -25,7 +25,7 @@ from heymusic.music.index import VectorIndex, load_index, save_index
 from heymusic.music.matcher import Match, TitleMatcher, plain_title, request_words
 from heymusic.music.song_features import DESCRIPTIVE_WORDS, FILLER, SongFeaturizer, song_text
 from heymusic.speech.second_listen import Heard
-from heymusic.text import words
+from heymusic.text import check_request, words
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Recommender:
         was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a title the
         text matches weakly is then settled by the audio."""
         k = k or self.settings.recommender.k
-        named = self._named(text, heard)
+        named = self._named(check_request(text), heard)
         if named is not None:
             match, like = named
             if like:
