@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from heymusic.events import Event
+from heymusic.privacy import REDACTED
 from heymusic.service.narration import Narrator
 from heymusic.service.verdict import Verdict
 
@@ -16,6 +17,30 @@ _LOGGER = logging.getLogger(__name__)
 
 _PRIVATE_FIELDS = ("text", "query")
 """What a person said: left out of the daemon's own log unless log_transcripts is on."""
+
+_PUBLIC_DETAILS = ("volume",)
+"""Player actions whose detail tells nothing of the request (a play's is its first song)."""
+
+
+def _redact(data: dict[str, Any]) -> None:
+    """Leave out what the request can be read from: the words, and the songs found."""
+    for key in _PRIVATE_FIELDS:
+        if data.get(key) is not None:
+            data[key] = REDACTED
+    if data.get("detail") is not None and data.get("action") not in _PUBLIC_DETAILS:
+        data["detail"] = REDACTED
+    if "tracks" in data:
+        data["tracks"] = [
+            {k: v if k == "score" else REDACTED for k, v in track.items()}
+            for track in data["tracks"]
+        ]
+
+
+def _log_value(key: str, value: Any) -> Any:
+    """A field as a log line shows it: songs by name, not as a list of dicts."""
+    if key == "tracks":
+        return "; ".join(f"{t['name']} by {t['artist']}" for t in value) or "none"
+    return value
 
 
 class EventLog:
@@ -36,13 +61,13 @@ class EventLog:
             return
         data = event.to_dict()
         if self._private:
-            for key in _PRIVATE_FIELDS:
-                if data.get(key) is not None:
-                    data[key] = "(not logged)"
+            _redact(data)
         if self._json:
             print(_json_line(data), flush=True)
         else:
-            details = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "audio_s"))
+            details = " ".join(
+                f"{k}={_log_value(k, v)}" for k, v in data.items() if k not in ("type", "audio_s")
+            )
             _LOGGER.info("%8.2fs %s %s", data["audio_s"], data["type"], details)
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from heymusic.audio.sources import check_microphone, open_input
 from heymusic.config import ConfigError, Settings, load_settings
 from heymusic.errors import UserError
 from heymusic.events import Notice, StageError
+from heymusic.privacy import redact_private_logs
 from heymusic.service.assembly import build, echo_canceller
 from heymusic.service.event_log import EventLog
 from heymusic.service.pipeline import Pipeline
@@ -92,6 +93,8 @@ def run(settings: Settings, options: RunOptions) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_hup)
     emit = EventLog(options.as_json, private=not settings.log_transcripts)
+    if not settings.log_transcripts:
+        redact_private_logs()
     echo = echo_canceller(settings, options.player, options.input, options.audio_out, emit)
     pipeline = build(settings, options.player, options.audio_out, echo=echo)
     if options.input:  # a microphone has heard the room already; a file starts cold
