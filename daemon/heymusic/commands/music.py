@@ -21,7 +21,8 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
     from heymusic.events import TrackResult
     from heymusic.speech.intents import IntentParser
 
-    intent = IntentParser(volume_step=settings.player.volume_step).parse(text)
+    parser = IntentParser(volume_step=settings.player.volume_step, extra=settings.intents)
+    intent = parser.parse(text)
     if intent.name not in ("play", "unknown"):  # a command to the player, not for songs
         command = {"name": intent.name, "effect": intent.effect()}
         if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,9 @@ class IntentParser:
         wake_phrases: list[str] | None = None,
         volume_step: int = 10,
         table: Path | None = None,
+        extra: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`extra`: more phrases per table intent key (the config's `[intents]`)."""
         path = table or data_dir() / "intents.toml"
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
@@ -123,7 +126,8 @@ class IntentParser:
             value = spec.get("value")
             if isinstance(value, str):
                 value = value.replace("step", str(volume_step))
-            for phrase in _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path):
+            phrases = [*spec.get("phrases", []), *(extra or {}).get(key, [])]
+            for phrase in _phrase_list(phrases, f"intents.{key}.phrases", path):
                 self._choices.append(phrase)
                 self._meaning.append(Intent(name, None, value))
         wakes = list(wake_phrases or []) + ["hey music"]
