@@ -144,10 +144,7 @@ def test_non_utf8_and_enormous_queries_to_ask(config: Path) -> None:
     start = time.monotonic()
     result = heymusic(config, "ask", huge)
     assert time.monotonic() - start < 60
-    if result.returncode:
-        one_clear_line(result)
-    else:
-        assert len(result.stdout.decode().splitlines()) == 5
+    assert "at most" in one_clear_line(result)  # longer than any spoken request
 
 
 def test_bad_config_files_are_one_line(tmp_path: Path) -> None:
