@@ -33,7 +33,11 @@ def test_the_run_log_tells_nothing_of_the_request(
         f"hey music, {rng.choice(['what is playing', 'what song is this'])}",
     ]
     wav = tmp_path / "requests.wav"
-    audio = [read_pcm(synth(text, pad_before=1.0, pad_after=2.5)) for text in said]
+    # the file starts with the wake phrase: run --input gives the detector its lead-in too
+    audio = [
+        read_pcm(synth(text, pad_before=pad, pad_after=2.5))
+        for text, pad in zip(said, (0.0, 1.0), strict=True)
+    ]
     sf.write(str(wav), np.concatenate(audio), 16000)
     config = tmp_path / "config.toml"
     config.write_text(f'[asr]\nmodel_dir = "{whisper_dir}"\n[catalog]\nsource = "{catalog}"\n')
@@ -49,6 +53,7 @@ def test_the_run_log_tells_nothing_of_the_request(
     assert out.returncode == 0, log[-2000:]
     assert "intent name=play" in log and "results tracks=" in log, log  # it was answered
     assert "(not logged)" in log, log
+    assert log.strip().splitlines()[-1].endswith("woke 2 times; 2 requests answered"), log
     with catalog.open(encoding="utf-8") as fh:
         names = {v for r in csv.DictReader(fh) for v in (r["track_name"], r["track_artist"])}
     told = sorted(n for n in names if len(n) >= 5 and n in log)
