@@ -121,3 +121,32 @@ def test_one_line_per_command_with_names_in_order(
     first = play[2].removeprefix("plays ").split("; ")[0]
     assert any(first == f"{n} by {a}" for n, a in names), (first, commands[0])
     assert all(r["track_id"] not in commands[0] for r in asked)
+
+
+def test_the_verdict_names_which_stage_turned_each_candidate_down() -> None:
+    from heymusic.events import StageError, Timeout, Wake, WakeCandidate
+    from heymusic.service.verdict import SHOWN_CANDIDATES, Verdict
+
+    rng = random.Random(TEST_SEED)
+    times = sorted(rng.uniform(0, 60) for _ in range(SHOWN_CANDIDATES + 2))
+    verifier, whisper, personal = (rng.uniform(0, 0.5) for _ in range(3))
+    verdict = Verdict()
+    for event in [
+        WakeCandidate(times[0], 0.9, "hey_music", verifier),
+        WakeCandidate(times[1], 0.8, "hey_music", 0.95, whisper),
+        WakeCandidate(times[2], 0.7, "hey_music", 0.95, None, personal),
+        *(WakeCandidate(t, 0.6, "hey_music", 0.1) for t in times[3:]),
+    ]:
+        verdict.add(event)
+    line = verdict.line()
+    assert line.startswith(f"no wake word heard; {len(times)} candidates turned down "), line
+    assert f"at {times[0]:.2f} s by the verifier ({verifier:.2f})" in line, line
+    assert f"at {times[1]:.2f} s by Whisper's check ({whisper:.2g})" in line, line
+    assert f"personal {personal:.2f})" in line and line.endswith(", and 2 more"), line
+    woke = Verdict()
+    for event in [Wake(1.0, 0.9, "hey_music"), Timeout(5.0), Wake(9.0, 0.9, "hey_music")]:
+        woke.add(event)
+    woke.add(StageError(12.0, "boom"))
+    assert woke.line() == (
+        "woke 2 times; 0 requests answered; one wake with no request after it; one error (above)"
+    )
