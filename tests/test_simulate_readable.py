@@ -150,3 +150,42 @@ def test_the_verdict_names_which_stage_turned_each_candidate_down() -> None:
     assert woke.line() == (
         "woke 2 times; 0 requests answered; one wake with no request after it; one error (above)"
     )
+
+
+def test_each_kind_of_command_reads_as_one_line() -> None:
+    """Volume, a spoken answer, a change of mind, a failure: heard → understood → done → took."""
+    from heymusic.events import IntentEvent, PlayerCommand, StageError, Transcript
+    from heymusic.service.narration import Narrator
+
+    rng = random.Random(TEST_SEED)
+    step, level = rng.choice(["+", "-"]) + str(rng.randint(5, 20)), rng.randint(0, 100)
+    said = f"This is {rng.choice(['Alpha', 'Beta', 'Gamma'])} by {rng.choice(['X', 'Y'])}."
+    commands = [
+        (
+            [IntentEvent(1.0, "volume", None, step), PlayerCommand(1.0, "volume", 300.0, step)],
+            f"volume {step} → turns the volume {'up' if step[0] == '+' else 'down'} by {step[1:]}",
+        ),
+        (
+            [
+                IntentEvent(2.0, "volume", None, level),
+                PlayerCommand(2.0, "volume", 300.0, str(level)),
+            ],
+            f"volume {level} → sets the volume to {level} %",
+        ),
+        (
+            [IntentEvent(3.0, "now_playing"), PlayerCommand(3.0, "say", 300.0, said)],
+            f'now playing → says "{said}"',
+        ),
+        ([IntentEvent(4.0, "cancel")], "cancel → nothing (cancelled)"),
+        (
+            [IntentEvent(5.0, "play", "x"), StageError(5.0, "no catalog")],
+            'play "x" → error: no catalog',
+        ),
+    ]
+    narrator = Narrator()
+    for n, (events, middle) in enumerate(commands, 1):
+        lines = narrator.add(Transcript(float(n), f"words {n}", 800.0))
+        for event in events:
+            lines += narrator.add(event)
+        took = "0.3" if isinstance(events[-1], PlayerCommand) else "0.8"
+        assert lines == [f'{n:7.2f} s  "words {n}" → {middle} → took {took} s'], lines

@@ -15,6 +15,7 @@ from heymusic.events import (
     TrackResult,
     Transcript,
 )
+from heymusic.speech.intents import Intent
 
 SHOWN_TRACKS = 3
 """Tracks named per line; the rest are counted."""
@@ -43,10 +44,7 @@ def _played(player: PlayerCommand, results: Results | None) -> str:
     if player.action == "say":
         return f'says "{player.detail}"'
     if player.action == "volume":
-        step = str(player.detail)
-        if step[:1] in "+-":
-            return f"turns the volume {'up' if step[0] == '+' else 'down'} by {step[1:]}"
-        return f"sets the volume to {step} %"
+        return Intent("volume", None, player.detail).effect()
     return {"next": "next track", "previous": "previous track"}.get(player.action, player.action)
 
 

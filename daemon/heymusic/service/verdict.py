@@ -23,8 +23,8 @@ def _turned_down(candidate: WakeCandidate) -> str:
     return f"by the verifier ({candidate.verifier_score:.2f})"
 
 
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{'one' if n == 1 else n} {one if n == 1 else (many or one + 's')}"
+def _count(n: int, noun: str) -> str:
+    return f"one {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @dataclass

@@ -65,7 +65,7 @@ class Intent:
     value: int | str | None = None
 
     def effect(self) -> str:
-        """What the daemon does for it, in words (for a command typed where songs were asked for)."""
+        """What the daemon does for it, in words: `ask` given a command, `simulate`'s lines."""
         if self.name == "volume":
             step = str(self.value)
             if step[:1] in "+-":
