@@ -26,7 +26,7 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
     if intent.name not in ("play", "unknown"):  # a command to the player, not for songs
         command = {"name": intent.name, "effect": intent.effect()}
         if args.json:
-            print(json.dumps({"query": text, "tracks": [], "command": command}))
+            print(json.dumps({"query": text, "tracks": [], "command": command}, ensure_ascii=False))
         else:
             print(
                 f"{text.strip()!r} is a command, not a request for songs: after the wake "
