@@ -39,6 +39,8 @@ def _redact(data: dict[str, Any]) -> None:
 def _log_value(key: str, value: Any) -> Any:
     """A field as a log line shows it: songs by name, not as a list of dicts."""
     if key == "tracks":
+        if any(t["name"] == REDACTED for t in value):
+            return f"{len(value)} songs {REDACTED}"
         return "; ".join(f"{t['name']} by {t['artist']}" for t in value) or "none"
     return value
 
