@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from heymusic.training.wake.data import build_stream, quiet_room
+from heymusic.audio.room import quiet_room
+from heymusic.training.wake.data import build_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 HEYMUSIC = ROOT / ".venv" / "bin" / "heymusic"

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from heymusic.audio.room import quiet_room
 from heymusic.config import Settings
 from heymusic.speech.asr import Transcriber
-from heymusic.training.wake.data import build_stream, quiet_room
+from heymusic.training.wake.data import build_stream
 from heymusic.wake.detector import WakeDetector
 
 CHUNK = 1280

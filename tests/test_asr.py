@@ -41,6 +41,20 @@ def test_weights_are_joined_once_and_a_broken_join_is_redone(
     }
 
 
+def test_weights_that_are_not_the_expected_ones_are_refused_at_the_join(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The join checks the SHA-256 the README names; other weights leave no model.bin."""
+    from heymusic.speech import asr
+
+    rng = random.Random(TEST_SEED)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(asr, "WHISPER_BASE_SHA256", f"{rng.getrandbits(256):064x}")
+    with pytest.raises(UserError, match="not the expected ones"):
+        whisper_model_dir(Settings())
+    assert not (tmp_path / "heymusic" / "whisper-base" / "model.bin").exists()
+
+
 def test_configured_dir_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings.model_validate({"asr": {"model_dir": str(tmp_path)}})
     with pytest.raises(UserError, match="holds no model.bin"):

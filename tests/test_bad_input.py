@@ -101,8 +101,15 @@ def test_unreadable_audio_is_one_line_for_every_tool(
 
 
 def test_missing_file_and_directory_as_audio(config: Path, tmp_path: Path) -> None:
-    one_clear_line(heymusic(config, "simulate", str(tmp_path / "nope.wav")))
-    one_clear_line(heymusic(config, "transcribe", str(tmp_path)))
+    """The OS's reason and what to give instead (libsndfile's own was "System error")."""
+    for args, why in [
+        (("simulate", str(tmp_path / "nope.wav")), "No such file"),
+        (("run", "--input", str(tmp_path / "nope.flac")), "No such file"),
+        (("transcribe", str(tmp_path)), "Is a directory"),
+    ]:
+        line = one_clear_line(heymusic(config, *args))
+        assert args[-1] in line and why in line and "give the path of a WAV" in line, line
+        assert "System error" not in line, line
 
 
 def test_zero_length_and_odd_length_stdin(config: Path) -> None:
@@ -137,10 +144,7 @@ def test_non_utf8_and_enormous_queries_to_ask(config: Path) -> None:
     start = time.monotonic()
     result = heymusic(config, "ask", huge)
     assert time.monotonic() - start < 60
-    if result.returncode:
-        one_clear_line(result)
-    else:
-        assert len(result.stdout.decode().splitlines()) == 5
+    assert "at most" in one_clear_line(result)  # longer than any spoken request
 
 
 def test_bad_config_files_are_one_line(tmp_path: Path) -> None:

@@ -87,3 +87,12 @@ def test_doctor_names_a_missing_query_encoder_file(tmp_path: Path) -> None:
     line = next(x for x in out.stdout.splitlines() if x.split()[1:2] == ["recommender"])
     assert line.startswith("FAIL") and str(encoder / "model.onnx") in line, line
     assert out.returncode == 1
+
+
+def test_spotify_status_without_a_client_id_says_to_set_it_first() -> None:
+    """`login` asks for the client id first, so `status` must not send people there."""
+    status, login = _run("spotify", "status"), _run("spotify", "login")
+    for out in (status, login):
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert "client_id" in out.stderr and "developer.spotify.com" in out.stderr, out.stderr
+    assert status.stderr == login.stderr

@@ -127,3 +127,23 @@ def test_any_text_gives_a_known_intent(text: str) -> None:
 )
 def test_command_word_soup_never_raises(words: list[str]) -> None:
     assert PARSER.parse(" ".join(words)).name in INTENT_NAMES
+
+
+def test_phrases_from_the_config_extend_the_table(tmp_path: Path, whisper_dir: Path) -> None:
+    """`[intents] KEY = [...]` reaches the daemon's parser (and `ask`'s, test_config)."""
+    from heymusic.config import load_settings
+    from heymusic.players.log import LogPlayer
+    from heymusic.service.assembly import NoRecommender, build_stages
+
+    rng = random.Random(TEST_SEED + 3)
+    words = ["amber", "lantern", "quietly", "harbour", "velvet", "orbit", "meadow", "copper"]
+    key = rng.choice(sorted(TABLE["intents"]))
+    name = TABLE["intents"][key].get("name", key)
+    phrase = " ".join(rng.sample(words, 3))
+    said = f"Hey music, {phrase.capitalize()}."
+    assert PARSER.parse(said).name != name  # not understood from the shipped table alone
+    assert IntentParser(["hey music"], extra={key: [phrase]}).parse(said).name == name
+    config = tmp_path / "config.toml"
+    config.write_text(f'[asr]\nmodel_dir = "{whisper_dir}"\n[intents]\n{key} = ["{phrase}"]\n')
+    stages = build_stages(load_settings(config), LogPlayer(), NoRecommender("no catalog"))
+    assert stages.intents.parse(said).name == name

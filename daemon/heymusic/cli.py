@@ -24,10 +24,41 @@ _LOGGER = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--config and --debug, accepted before the command and after it (`default`
+    SUPPRESS there, so an option given before is not reset)."""
+    parser.add_argument(
+        "--config", type=Path, default=default, help="config TOML (default: XDG config dir)"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default if default is argparse.SUPPRESS else False,
+        help="verbose logs and tracebacks",
+    )
+
+
+_COMMON = argparse.ArgumentParser(add_help=False)
+_global_options(_COMMON, argparse.SUPPRESS)
+
+
 def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_text, description=help_text, parents=[_COMMON]
+    )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _at_least_one(value: str) -> int:
+    """A count of 1 or more (argparse type)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is less than 1")
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="heymusic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"heymusic {__version__}")
-    parser.add_argument("--config", type=Path, help="config TOML (default: XDG config dir)")
-    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    _global_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def player_flags(p: argparse.ArgumentParser) -> None:
@@ -77,14 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "ask", music.ask, "recommend songs for a request")
     p.add_argument("text")
-    p.add_argument("-k", type=int, default=None, help="how many songs (default [recommender] k)")
+    p.add_argument(
+        "-k", type=_at_least_one, default=None, help="how many songs (default [recommender] k)"
+    )
     p.add_argument("--json", action="store_true")
 
     p = _add(sub, "catalog", music.catalog, "import or inspect the catalog")
     csub = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
-    imp = csub.add_parser("import", help="import a CSV (Spotify songs / seed schema) or a folder")
+    imp = csub.add_parser(
+        "import", help="import a CSV (Spotify songs / seed schema) or a folder", parents=[_COMMON]
+    )
     imp.add_argument("path")
-    csub.add_parser("info", help="show what the catalog holds")
+    csub.add_parser("info", help="show what the catalog holds", parents=[_COMMON])
 
     p = _add(
         sub,
@@ -168,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
         "log in to Spotify (headless PKCE) or check the login",
     )
     ssub = p.add_subparsers(dest="spotify_command", required=True, metavar="ACTION")
-    ssub.add_parser("login", help="print the authorize URL, then paste the redirect URL")
-    ssub.add_parser("status", help="who is logged in, which devices are there")
-    ssub.add_parser("logout", help="remove the token cache")
+    ssub.add_parser(
+        "login", help="print the authorize URL, then paste the redirect URL", parents=[_COMMON]
+    )
+    ssub.add_parser("status", help="who is logged in, which devices are there", parents=[_COMMON])
+    ssub.add_parser("logout", help="remove the token cache", parents=[_COMMON])
     return parser
 
 

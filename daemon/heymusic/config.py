@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 APP_NAME = "heymusic"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -206,11 +206,33 @@ class Settings(_Section):
     recommender: RecommenderSettings = RecommenderSettings()
     player: PlayerSettings = PlayerSettings()
     spotify: SpotifySettings = SpotifySettings()
+    intents: dict[str, list[str]] = Field(default_factory=dict)
+    """More phrases per intent of data/intents.toml ("skip" = ["next tune please"]), matched
+    like the shipped ones."""
+
+    @field_validator("intents")
+    @classmethod
+    def _known_intents(cls, intents: dict[str, list[str]]) -> dict[str, list[str]]:
+        known = intent_keys()
+        for key, phrases in intents.items():
+            if key not in known:
+                raise ValueError(f"no intent {key!r}; the intents are {', '.join(known)}")
+            if not all(any(c.isalnum() for c in phrase) for phrase in phrases):
+                raise ValueError(
+                    f"a phrase for {key!r} has no words: give words, as the table does"
+                )
+        return intents
 
     def model_path(self, name: str) -> Path:
         """Resolve a model name: absolute or ~ paths as given, else in the shipped models dir."""
         path = Path(name).expanduser()
         return path if path.is_absolute() else models_dir() / path
+
+
+def intent_keys() -> list[str]:
+    """The intents of the shipped phrase table (data/intents.toml), which `[intents]` extends."""
+    table = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))
+    return list(table.get("intents", {}))
 
 
 def _env_overrides() -> dict[str, dict[str, Any]]:
@@ -237,13 +259,20 @@ def default_config_path() -> Path:
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read the TOML at `path` (default: the XDG config file; absent = all defaults).
+    """Read the TOML at `path` (default: the XDG config file; absent = all defaults; a
+    file named by `--config` or $HEYMUSIC_CONFIG must exist).
 
     Raises:
         ConfigError: one line naming the file and the first bad key.
     """
+    explicit = path is not None or "HEYMUSIC_CONFIG" in os.environ
     path = path or default_config_path()
     raw: dict[str, Any] = {}
+    if explicit and not path.exists():  # a typo must not silently mean "all defaults"
+        raise ConfigError(
+            f"{path}: no such config file; give an existing one (`heymusic config > FILE` "
+            f"writes the defaults), or leave it out to use {config_dir() / 'config.toml'}"
+        )
     if path.exists():
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -257,7 +286,11 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        reason = (
+            "unknown key"
+            if first["type"] == "extra_forbidden"
+            else first["msg"].removeprefix("Value error, ")
+        )
         raise ConfigError(f"{path}: bad config key '{key}': {reason}") from err
 
 

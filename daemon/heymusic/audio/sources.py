@@ -75,6 +75,13 @@ class FileSource:
         import soundfile as sf
 
         self.path = Path(path)
+        try:  # the OS's reason first: libsndfile says "System error" for a missing file
+            self.path.open("rb").close()
+        except OSError as err:
+            raise UserError(
+                f"cannot read audio file {self.path}: {err.strerror}; give the path of a WAV, "
+                "FLAC or OGG file (or - for 16 kHz mono s16le on stdin)"
+            ) from err
         try:
             with quiet_stderr():  # libsndfile's mpg123 prints "Note: ..." lines on garbage
                 self._file = sf.SoundFile(str(self.path))

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from heymusic.config import Settings
 from heymusic.errors import UserError
 
 Check = Callable[[Settings], str]
+
+
+class Advice(Exception):
+    """A part that works but will not do what a person expects (a `warn` line; the exit
+    status stays 0): say what to do."""
 
 
 def check_wake(settings: Settings) -> str:
@@ -105,13 +111,47 @@ def check_catalog(settings: Settings) -> str:
     from heymusic.music.catalog import catalog_path, read_catalog
 
     catalog = read_catalog()
-    if catalog is not None:
-        return f"catalog: {len(catalog)} tracks in {catalog_path()}"
-    if settings.catalog.source:
-        return f"catalog: none yet; the first run imports {settings.catalog.source}"
-    raise UserError(
-        "no catalog and [catalog] source is empty: run `heymusic catalog import SONGS.csv` "
-        "or point [catalog] source at a CSV or music folder"
+    source = settings.catalog.source
+    source_missing = bool(source) and not Path(source).expanduser().exists()
+    if catalog is None:
+        if source_missing:
+            raise UserError(
+                f"no catalog, and [catalog] source {source} does not exist: fix the path, or "
+                "run `heymusic catalog import SONGS.csv` (or a music folder)"
+            )
+        if source:
+            return f"catalog: none yet; the first run imports {source}"
+        raise UserError(
+            "no catalog and [catalog] source is empty: run `heymusic catalog import SONGS.csv` "
+            "or point [catalog] source at a CSV or music folder"
+        )
+    line = f"catalog: {len(catalog)} tracks in {catalog_path()}"
+    if source_missing:
+        raise Advice(
+            f"{line}; but [catalog] source {source} does not exist (a re-import would fail): "
+            'fix the path or set it to ""'
+        )
+    previews = sum(1 for t in catalog.tracks if t.preview_url)
+    local = sum(1 for t in catalog.tracks if t.path)
+    if _spotify_plays(settings):
+        return f"{line}; Spotify plays them (previews {previews}, local files {local})"
+    if not previews and not local:
+        raise Advice(
+            f"{line}, none playable here (no preview URLs, no local files, no Spotify): "
+            "import your music with `heymusic catalog import ~/Music`, or set [spotify] "
+            "client_id and run `heymusic spotify login`"
+        )
+    return f"{line}; playable here: {previews} previews, {local} local files"
+
+
+def _spotify_plays(settings: Settings) -> bool:
+    """Whether the configured player would send songs to Spotify."""
+    from heymusic.players.spotify_auth import logged_in
+
+    return (
+        settings.player.kind in ("auto", "spotify")
+        and bool(settings.spotify.client_id)
+        and logged_in(settings)
     )
 
 
@@ -148,11 +188,13 @@ CHECKS: list[tuple[str, Check]] = [
 
 
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
-    """Print ok/FAIL per check; exit 1 when any check failed."""
+    """Print ok/warn/FAIL per check; exit 1 when any check failed."""
     failed = 0
     for name, check in CHECKS:
         try:
             line = f"ok    {name:12} {check(settings)}"
+        except Advice as advice:
+            line = f"warn  {name:12} {advice}"
         except UserError as err:
             failed += 1
             line = f"FAIL  {name:12} {err}"

@@ -7,13 +7,32 @@ import json
 from collections import Counter
 
 from heymusic.config import Settings
+from heymusic.errors import UserError
+from heymusic.text import check_request
 
 
 def ask(args: argparse.Namespace, settings: Settings) -> int:
     """`heymusic ask "text" [-k 5] [--json]`."""
     # Bytes that are not UTF-8 reach argv as lone surrogates, which the tokenizer rejects.
     text = args.text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if not text.strip():
+        raise UserError('the request is empty: say what to play, e.g. heymusic ask "calm piano"')
+    check_request(text)
     from heymusic.events import TrackResult
+    from heymusic.speech.intents import IntentParser
+
+    parser = IntentParser(volume_step=settings.player.volume_step, extra=settings.intents)
+    intent = parser.parse(text)
+    if intent.name not in ("play", "unknown"):  # a command to the player, not for songs
+        command = {"name": intent.name, "effect": intent.effect()}
+        if args.json:
+            print(json.dumps({"query": text, "tracks": [], "command": command}, ensure_ascii=False))
+        else:
+            print(
+                f"{text.strip()!r} is a command, not a request for songs: after the wake "
+                f'phrase it {intent.effect()} (to find songs by name, ask "play {text.strip()}")'
+            )
+        return 0
     from heymusic.music.recommender import load_recommender
 
     recommender = load_recommender(settings)
@@ -24,10 +43,12 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not results:
         print("no songs found")
+        return 0
+    print("    score  song")
     for n, (track, score) in enumerate(results, 1):
         year = f" ({track.year})" if track.year else ""
         genre = f" [{track.genre}]" if track.genre else ""
-        print(f"{n}. {track.name} - {track.artist}{year}{genre}  {score:.3f}")
+        print(f"{n:>2}. {score:5.3f}  {track.name} - {track.artist}{year}{genre}")
     return 0
 
 

@@ -26,7 +26,7 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
 
 def spotify(args: argparse.Namespace, settings: Settings) -> int:
     """`heymusic spotify login|status|logout`."""
-    from heymusic.players.spotify_auth import logged_in, login, token_path
+    from heymusic.players.spotify_auth import logged_in, login, require_client_id, token_path
 
     action = args.spotify_command
     if action == "login":
@@ -39,6 +39,7 @@ def spotify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"logged out; removed {path}")
         return 0
     if not logged_in(settings):
+        require_client_id(settings)  # `login` would ask for it first
         print(f"not logged in (no token at {token_path()}): run 'heymusic spotify login'")
         return 1
     from heymusic.players.spotify import SpotifyApi

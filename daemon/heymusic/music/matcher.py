@@ -96,6 +96,13 @@ class TitleMatcher:
             short = default_process(_VERSION.sub("", track.name))
             self.short_titles.append(short if short else title)
         self.artist_names = [sys.intern(default_process(t.artist)) for t in self.tracks]
+        pairs_words = zip(titles, self.artist_names, strict=True)
+        self.max_words = 1 + max(
+            (len(t.split()) + len(a.split()) for t, a in pairs_words), default=0
+        )
+        """Words in the longest "<title> by <artist>" here: a request's later words cannot
+        be part of any (title, artist) split, and the search stops there, so its cost is
+        bounded whatever the request's length (the split search grows as words^2)."""
         artists = sorted(set(self.artist_names))
         self.artist_slot = {a: i for i, a in enumerate(artists)}
         """Processed artist name -> its index in `artists` (also: is this exactly an artist?)."""
@@ -164,7 +171,7 @@ class TitleMatcher:
 
     def _title_scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Candidate rows and each one's best score over the request's (title, artist) splits."""
-        variants = request_variants(text)
+        variants = [words[: self.max_words] for words in request_variants(text)]
         rows = self._candidates(variants[0]) if variants and self.tracks else np.zeros(0, np.int64)
         best = np.zeros(len(rows), dtype=np.float32)
         if not rows.size:
@@ -208,7 +215,7 @@ class TitleMatcher:
             words = words[1:]
         if not words or not self.tracks:
             return None
-        scores = self._artist_scores(" ".join(words))
+        scores = self._artist_scores(" ".join(words[: self.max_words]))
         top = float(scores.max())
         tied = np.flatnonzero(scores >= top - 1e-3)
         i = int(tied[np.argmax(self.popularity[tied])])

@@ -24,8 +24,9 @@ from heymusic.music.encoders import ZERO_SHOT, QueryEncoder, SongEncoder
 from heymusic.music.index import VectorIndex, load_index, save_index
 from heymusic.music.matcher import Match, TitleMatcher, plain_title, request_words
 from heymusic.music.song_features import DESCRIPTIVE_WORDS, FILLER, SongFeaturizer, song_text
+from heymusic.privacy import Private
 from heymusic.speech.second_listen import Heard
-from heymusic.text import words
+from heymusic.text import check_request, words
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class Recommender:
         was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a title the
         text matches weakly is then settled by the audio."""
         k = k or self.settings.recommender.k
-        named = self._named(text, heard)
+        named = self._named(check_request(text), heard)
         if named is not None:
             match, like = named
             if like:
@@ -257,8 +258,8 @@ class Recommender:
         _LOGGER.info(
             "title checked against the audio: %s by %s, %.1f nats below Whisper's words, "
             "%.1f ahead of the next (%s)",
-            match.track.name,
-            match.track.artist,
+            Private(match.track.name),
+            Private(match.track.artist),
             best,
             lead,
             "taken" if taken else "not taken",

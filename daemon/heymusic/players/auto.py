@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from heymusic.players.base import MessageCallback, MoreLike, Player, PlayerState, describe
 from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer, local_source
+from heymusic.privacy import Private
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ class AutoPlayer:
         if any(local_source(t) for t in tracks):
             skipped = [describe(t) for t in tracks if not local_source(t)]
             if skipped:
-                _LOGGER.info("no local file or preview for %s: skipped", ", ".join(skipped))
+                _LOGGER.info(
+                    "no local file or preview for %s: skipped", Private(", ".join(skipped))
+                )
             return self._speaker
         if self._spotify is not None and any(t.uri for t in tracks):
             return self._spotify

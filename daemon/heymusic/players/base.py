@@ -11,6 +11,7 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from heymusic.privacy import Private
 from heymusic.track import Track
 
 
@@ -25,8 +26,9 @@ MoreLike = Callable[..., Sequence[tuple[Track, float]]]
 
 
 def describe(track: Track) -> str:
-    """How a log line or a spoken reply names a song: 'Title' by Artist."""
-    return f"'{track.name}' by {track.artist}" if track.artist else f"'{track.name}'"
+    """How a log line or a spoken reply names a song: 'Title' by Artist (Private: it
+    tells what was asked)."""
+    return Private(f"'{track.name}' by {track.artist}" if track.artist else f"'{track.name}'")
 
 
 #: Called with one user-facing line ("Spotify needs Premium to ..."); may come from a worker thread.

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from heymusic.players.base import PlayerState
+from heymusic.privacy import Private
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ class LogPlayer:
 
     def _record(self, action: str, arg: object = None) -> None:
         self.commands.append((action, arg))
-        _LOGGER.info("player %s %s", action, "" if arg is None else arg)
+        # debug: the player events (in order, after the transcript they answer) say it
+        _LOGGER.debug("player %s %s", action, "" if arg is None else Private(str(arg)))
 
     def play(self, tracks: Sequence[Track]) -> None:
         self._queue, self._pos = list(tracks), 0

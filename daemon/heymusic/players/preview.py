@@ -26,6 +26,7 @@ from heymusic.players.base import MessageCallback, MoreLike, PlayerState, descri
 from heymusic.players.earcons import EARCON_NAMES, make_earcon
 from heymusic.players.queue import QueuedPlayer
 from heymusic.players.voice import Voice
+from heymusic.privacy import Private
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class PreviewPlayer(QueuedPlayer):
 
     def say(self, text: str) -> None:
         """Speak `text` over the music (logged either way; `[player] tts = false`: log only)."""
-        _LOGGER.info("say: %s", text)
+        _LOGGER.info("say: %s", Private(text))
         if self._voice is not None and not self._closed:
             self._tts.submit(self._speak, text)
 

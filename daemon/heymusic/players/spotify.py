@@ -24,6 +24,7 @@ from heymusic.players.base import MessageCallback, MoreLike, PlayerState
 from heymusic.players.preview import PreviewPlayer
 from heymusic.players.queue import QueuedPlayer
 from heymusic.players.spotify_auth import TokenCache, make_auth
+from heymusic.privacy import Private
 from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ class SpotifyPlayer(QueuedPlayer):
         if self._speaker is not None:
             self._speaker.say(text)
         else:
-            _LOGGER.info("say (no speaker): %s", text)
+            _LOGGER.info("say (no speaker): %s", Private(text))
 
     def close(self) -> None:
         # A request in flight may use its whole budget; a stop (SIGTERM) must not wait for it:

@@ -88,18 +88,26 @@ class HeadlessPKCE(SpotifyPKCE):
         return "expires_at" in token_info and bool(SpotifyPKCE.is_token_expired(token_info))
 
 
+def require_client_id(settings: Settings) -> None:
+    """Logging in needs the client id of the user's own Spotify app: say how to get one."""
+    cfg = settings.spotify
+    if not cfg.client_id:
+        raise UserError(
+            "Spotify needs a client id first: create an app at "
+            "https://developer.spotify.com/dashboard with redirect URI "
+            f"{cfg.redirect_uri}, set [spotify] client_id in the config, then run "
+            "`heymusic spotify login`"
+        )
+
+
 def make_auth(settings: Settings, for_login: bool = False) -> SpotifyPKCE:
     """The PKCE auth manager, with its OAuth URLs on `[spotify] accounts_base`.
 
     The client id is needed to log in and to refresh a token, not to use a cached one.
     """
     cfg = settings.spotify
-    if for_login and not cfg.client_id:
-        raise UserError(
-            "Spotify needs a client id: create an app at "
-            "https://developer.spotify.com/dashboard with redirect URI "
-            f"{cfg.redirect_uri}, then set [spotify] client_id in the config"
-        )
+    if for_login:
+        require_client_id(settings)
     auth = HeadlessPKCE(
         client_id=cfg.client_id or NO_CLIENT_ID,
         redirect_uri=cfg.redirect_uri,

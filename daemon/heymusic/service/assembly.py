@@ -67,7 +67,7 @@ def build_stages(settings: Settings, player: Player, recommender: Recommender) -
         recorder=CommandRecorder(settings.vad),
         asr=asr,
         second_listen=RequestScorer(asr.model),
-        intents=IntentParser(wake.phrases, settings.player.volume_step),
+        intents=IntentParser(wake.phrases, settings.player.volume_step, extra=settings.intents),
         recommender=recommender,
         player=player,
         earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,

@@ -17,6 +17,7 @@ from heymusic.audio.sources import check_microphone, open_input
 from heymusic.config import ConfigError, Settings, load_settings
 from heymusic.errors import UserError
 from heymusic.events import Notice, StageError
+from heymusic.privacy import redact_private_logs
 from heymusic.service.assembly import build, echo_canceller
 from heymusic.service.event_log import EventLog
 from heymusic.service.pipeline import Pipeline
@@ -47,8 +48,9 @@ def simulate(settings: Settings, options: RunOptions) -> int:
     """The daemon's loop over `options.input` as fast as it goes; transcripts always shown."""
     assert options.input is not None
     source = open_input(options.input)
-    emit = EventLog(options.as_json, private=False)
+    emit = EventLog(options.as_json, private=False, narrate=True)
     pipeline = build(settings, options.player or "log", options.audio_out)
+    pipeline.wake.lead_in()
     try:
         for chunk in source.chunks():
             for event in pipeline.feed(chunk):
@@ -58,6 +60,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
     finally:
         source.close()
         pipeline.player.close()
+    emit.close()
     return 0
 
 
@@ -90,8 +93,12 @@ def run(settings: Settings, options: RunOptions) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_hup)
     emit = EventLog(options.as_json, private=not settings.log_transcripts)
+    if not settings.log_transcripts:
+        redact_private_logs()
     echo = echo_canceller(settings, options.player, options.input, options.audio_out, emit)
     pipeline = build(settings, options.player, options.audio_out, echo=echo)
+    if options.input:  # a microphone has heard the room already; a file starts cold
+        pipeline.wake.lead_in()
     # The lambda must see `pipeline` rebound by a reload: late binding is the point.
     audio_now = lambda: pipeline.audio_s  # noqa: E731
     try:
@@ -116,6 +123,7 @@ def run(settings: Settings, options: RunOptions) -> int:
     finally:
         notifier.notify("STOPPING=1")
         pipeline.player.close()
+        emit.close()
     return 0
 
 

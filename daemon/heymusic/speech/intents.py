@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,28 @@ class Intent:
     query: str | None = None
     value: int | str | None = None
 
+    def effect(self) -> str:
+        """What the daemon does for it, in words: `ask` given a command, `simulate`'s lines."""
+        if self.name == "volume":
+            step = str(self.value)
+            if step[:1] in "+-":
+                return f"turns the volume {'up' if step[0] == '+' else 'down'} by {step[1:]}"
+            return f"sets the volume to {step} %"
+        return _EFFECTS.get(self.name, f"plays songs for {self.query!r}")
+
+
+_EFFECTS = {
+    "skip": "skips to the next track",
+    "previous": "goes back to the previous track",
+    "stop": "stops the music",
+    "pause": "pauses the music",
+    "resume": "resumes the music",
+    "more_like_this": "queues more songs like the one playing",
+    "now_playing": "says what is playing",
+    "cancel": "does nothing (a change of mind)",
+    "unknown": "plays the 'sorry' cue",
+}
+
 
 def _words(text: str) -> list[str]:
     """Lowercase words without punctuation; apostrophes dropped ("what's" -> "whats")."""
@@ -83,7 +106,9 @@ class IntentParser:
         wake_phrases: list[str] | None = None,
         volume_step: int = 10,
         table: Path | None = None,
+        extra: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`extra`: more phrases per table intent key (the config's `[intents]`)."""
         path = table or data_dir() / "intents.toml"
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
@@ -101,7 +126,8 @@ class IntentParser:
             value = spec.get("value")
             if isinstance(value, str):
                 value = value.replace("step", str(volume_step))
-            for phrase in _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path):
+            phrases = [*spec.get("phrases", []), *(extra or {}).get(key, [])]
+            for phrase in _phrase_list(phrases, f"intents.{key}.phrases", path):
                 self._choices.append(phrase)
                 self._meaning.append(Intent(name, None, value))
         wakes = list(wake_phrases or []) + ["hey music"]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from heymusic.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE
+from heymusic.audio.room import quiet_room
 from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Wake, WakeCandidate
@@ -81,6 +82,7 @@ class WakeDetector:
         )
         self._asr_threshold = cfg.asr_check_threshold
         keep_s = max((c.window_seconds for c in self._asr_checks.values()), default=0.0)
+        self._whisper_window_s = keep_s
         self._recent: deque[np.ndarray] = deque(maxlen=math.ceil(keep_s / CHUNK_SECONDS - 1e-9) + 1)
         """Audio for Whisper's check, one chunk more than its window: the check is settled
         on the first chunk ending `after_seconds` or more after the fire, and that chunk's
@@ -119,6 +121,34 @@ class WakeDetector:
         self._events: deque[Wake | WakeCandidate] = deque()
         """Events of chunks scored together, handed out one per call."""
         _LOGGER.info("wake models: %s (threshold %.2f)", ", ".join(self.model_names), cfg.threshold)
+
+    @property
+    def context_seconds(self) -> float:
+        """Audio the stages read back from a fire: the verifiers' embeddings (each one
+        reads 76 mel frames, so the first needs EMB_OFFSET + 1 chunks) and Whisper's window.
+        Their training and evaluation windows always lay wholly inside heard audio."""
+        frames = self._model.preprocessor.read_frames
+        return max((frames + EMB_OFFSET) * CHUNK_SECONDS, self._whisper_window_s)
+
+    def lead_in(self) -> None:
+        """Hear `context_seconds` of a quiet room (heymusic.audio.room), timed before 0 s.
+
+        A microphone has always heard the room before someone speaks; a file or a pipe
+        may start with the phrase. There the verifier found no embedding at all (a fire
+        at 0.56 s: the first one needs 0.8 s of audio) or one of speech, which it pads to
+        its 32 frames by repetition, a window unlike any it was trained on: it turned the
+        phrase down. 0.5 s of silence before it passed only by luck (the repeated oldest
+        frame was then mostly silence). Nothing is said during the lead-in, so its
+        events (openWakeWord's first frames) are dropped."""
+        room = quiet_room(self.context_seconds)
+        chunks = len(room) // CHUNK_SAMPLES
+        for k in range(chunks):
+            chunk = room[k * CHUNK_SAMPLES : (k + 1) * CHUNK_SAMPLES]
+            self.process(chunk, (k + 1 - chunks) * CHUNK_SECONDS)
+        self._score_held()
+        self._events.clear()
+        self._rejected = False
+        self._pending = None
 
     @property
     def enrolled(self) -> list[str]:

@@ -30,6 +30,7 @@ import soundfile as sf
 import soxr
 
 from heymusic.audio.format import CHUNK_SECONDS, SAMPLE_RATE
+from heymusic.audio.room import colored_noise, to_int16
 from heymusic.errors import UserError
 from heymusic.wake.features import EMB_OFFSET, Features
 
@@ -367,20 +368,6 @@ def mic_colour(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return sosfilt(sos, audio).astype(np.float32)
 
 
-def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """White, pink or brown noise of unit RMS."""
-    white = rng.standard_normal(n)
-    if kind == "white":
-        out = white
-    else:
-        spec = np.fft.rfft(white)
-        f = np.fft.rfftfreq(n)
-        f[0] = f[1] if n > 1 else 1.0
-        spec /= np.sqrt(f) if kind == "pink" else f
-        out = np.fft.irfft(spec, n)
-    return (out / (np.std(out) + 1e-9)).astype(np.float32)
-
-
 def rms(x: np.ndarray) -> float:
     active = trim(x)
     return float(np.sqrt(np.mean(active**2))) if active.size else 0.0
@@ -698,16 +685,6 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if rng.random() < 0.2:  # a quiet mic self-noise floor
         audio = audio + 10 ** (rng.uniform(-70, -50) / 20) * colored_noise("white", len(audio), rng)
     return Stream(kind, to_int16(audio), phrases)
-
-
-def quiet_room(seconds: float, seed: int = 0) -> np.ndarray:
-    """Nobody speaking, as int16: pink noise at -55 dBFS, a quiet room through a USB mic."""
-    hiss = colored_noise("pink", int(seconds * SAMPLE_RATE), np.random.default_rng(seed))
-    return to_int16(hiss * 10 ** (-55 / 20))
-
-
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    return np.clip(audio * 32768, -32768, 32767).astype(np.int16)
 
 
 # ---- features --------------------------------------------------------------------------------
