@@ -26,14 +26,14 @@ $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# The daemon, its reply voice (piper) and what `heymusic enroll` needs.
+# The daemon, its reply voice (piper), what `heymusic enroll` needs and the music folder analysis.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
-	$(PIP) install -q -e ".[mic,voice,enroll]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[mic,voice,enroll,train,test]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis,train,test]"
 	touch $@ $(VENV)/.stamp-run
 
 $(PRISM):

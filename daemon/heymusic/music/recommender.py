@@ -300,7 +300,8 @@ class Recommender:
             track = self.catalog.tracks[int(row)]
             artist = track.artist.lower()
             song = (artist, track.name.lower())
-            if per_artist.get(artist, 0) >= cap or song in songs:
+            # Untagged files have no artist: they are no one artist's songs to cap.
+            if (artist and per_artist.get(artist, 0) >= cap) or song in songs:
                 continue
             songs.add(song)
             per_artist[artist] = per_artist.get(artist, 0) + 1
