@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp = csub.add_parser("import", help="import a CSV (Spotify songs / seed schema) or a folder")
     imp.add_argument("path")
     csub.add_parser("info", help="show what the catalog holds")
+    csub.add_parser("demo", help="import the demo music library when nothing can play here")
 
     p = _add(
         sub,
