@@ -60,10 +60,24 @@ def test_a_catalog_of_the_users_stays(demo_folder: Path, tmp_path: Path) -> None
     assert "0 of 1 songs play here" in check_music(settings)
 
 
-def test_spotify_or_no_package_imports_nothing(demo_folder: Path) -> None:
+def test_spotify_a_configured_source_or_no_package_imports_nothing(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    own = load_settings(overrides={"catalog": {"source": str(tmp_path / "my music")}})
+    assert "imported on first use" in demo_library.setup_demo_library(own, spotify=False)
     settings = load_settings()
     assert "Spotify plays" in demo_library.setup_demo_library(settings, spotify=True)
     demo_library.DEMO_FOLDER = demo_folder / "gone"  # undone by the fixture's monkeypatch
     line = demo_library.setup_demo_library(settings, spotify=False)
     assert f"install the Debian package {demo_library.DEMO_PACKAGE}" in line
     assert read_catalog() is None
+
+
+def test_an_unreadable_catalog_is_left_as_it_is(demo_folder: Path) -> None:
+    from heymusic.music.catalog import catalog_path
+
+    path = catalog_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00not a catalog")
+    line = demo_library.setup_demo_library(load_settings(), spotify=False)
+    assert "left as it is" in line and path.read_bytes() == b"\x00not a catalog"

@@ -55,9 +55,13 @@ def spoken_request(text: str, path: Path) -> str:
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    """`heymusic demo [REQUEST] [--seconds S] [--audio-out null|FILE.wav]`."""
+    """`heymusic demo [REQUEST] [--seconds S] [--audio-out null|FILE.wav]`: the demo library
+    is set up first when nothing could play (as `make run` does)."""
+    from heymusic.commands.demo_library import setup_demo_library
+    from heymusic.players.spotify_auth import logged_in
     from heymusic.service import runner
 
+    print(setup_demo_library(settings, spotify=logged_in(settings)), flush=True)
     wake = wake_phrases_from_models([Path(settings.wake.models[0]).stem])[0]
     request = args.request or random.choice(REQUESTS)
     text = f"{wake}, {request}"

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from heymusic.config import Settings, default_catalog_source
 from heymusic.errors import UserError
-from heymusic.music.catalog import Catalog, catalog_path, import_catalog, read_catalog
+from heymusic.music.catalog import (
+    Catalog,
+    OlderCatalog,
+    catalog_path,
+    import_catalog,
+    read_catalog,
+)
 from heymusic.players.preview import local_source
 
 DEMO_PACKAGE = "singularity-music"
@@ -40,22 +46,25 @@ def setup_demo_library(settings: Settings, spotify: bool) -> str:
     Args:
         spotify: whether a Spotify login can play the catalog's songs.
     """
+    default = default_catalog_source()
     try:
         catalog = read_catalog()
-    except UserError:
-        catalog = None  # unreadable or from another version: the first run imports it again
-    default = default_catalog_source()
-    if catalog is not None:
-        if is_demo_library(catalog) or playable_songs(catalog):
-            return f"music: {playable_songs(catalog)} songs play here ({catalog.source})"
-        source = catalog.source
-    else:
-        source = settings.catalog.source
+    except OlderCatalog as err:
+        if err.source != default:
+            return f"music: {err.source} is imported again on first use (a new catalog format)"
+        catalog = None  # the shipped table in an older format: nothing of the user's
+    except UserError as err:
+        return f"music: no demo library set up, the catalog is left as it is: {err}"
+    configured = settings.catalog.source
+    if catalog is None and configured and configured != default:
+        return f"music: {configured} is imported on first use"
+    if catalog is not None and (is_demo_library(catalog) or playable_songs(catalog)):
+        return f"music: {playable_songs(catalog)} songs play here ({catalog.source})"
     if spotify:
         return "music: Spotify plays the catalog's songs"
-    if source and source != default:
+    if catalog is not None and catalog.source != default:
         return (
-            f"music: nothing in {source} plays here and it is yours, so it stays; "
+            f"music: nothing in {catalog.source} plays here and it is yours, so it stays; "
             f"log in to Spotify or {OWN_FOLDER}"
         )
     if not DEMO_FOLDER.is_dir():
