@@ -3,8 +3,9 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: audio I/O and speech synthesis for the daemon ...
-APT_RUN   := python3-venv python3-dev portaudio19-dev libspeexdsp1 espeak-ng sox libsox-fmt-all
+# Debian packages: audio I/O and speech synthesis for the daemon, demo music (CC BY-SA) ...
+APT_RUN   := python3-venv python3-dev portaudio19-dev libspeexdsp1 espeak-ng sox libsox-fmt-all \
+             singularity-music
 # Node.js may come from elsewhere (its own npm); Debian's npm then conflicts with it.
 APT_NODE  := $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 # ... and for tests, wake-word training and eval data, and the Spotify stand-in.
@@ -26,14 +27,14 @@ $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# The daemon, its reply voice (piper) and what `heymusic enroll` needs.
+# The daemon, its reply voice (piper), what `heymusic enroll` needs and the music folder analysis.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
-	$(PIP) install -q -e ".[mic,voice,enroll]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[mic,voice,enroll,train,test]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis,train,test]"
 	touch $@ $(VENV)/.stamp-run
 
 $(PRISM):
@@ -48,7 +49,9 @@ deps-test:
 	@$(MAKE) --no-print-directory $(VENV)/.stamp-test $(PRISM)
 
 # Exit status 2 = a problem already explained in one line (e.g. no microphone): no make noise after it.
+# Without Spotify and local music, `catalog demo` imports the demo library first.
 run: deps-run
+	@$(VENV)/bin/heymusic catalog demo
 	@$(VENV)/bin/heymusic run $(ARGS) || [ $$? -eq 2 ]
 
 lint: deps-test

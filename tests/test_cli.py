@@ -69,6 +69,7 @@ def test_doctor_says_something_about_every_part() -> None:
         "speaker",
         "echo",
         "catalog",
+        "music",
         "spotify",
     ]
     assert "ok    echo         echo cancellation: libspeexdsp loads" in out.stdout

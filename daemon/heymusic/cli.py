@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from heymusic import __version__
-from heymusic.commands import daemon, doctor, music, setup, training
+from heymusic.commands import daemon, demo, doctor, music, setup, training
 from heymusic.config import ConfigError, Settings, load_settings
 from heymusic.errors import UserError
 
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     player_flags(p)
 
+    p = _add(sub, "demo", demo.demo, "speak a request with our TTS and play the answer (no mic)")
+    p.add_argument("request", nargs="?", help="what to ask for (default: a random description)")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long the answer plays")
+    p.add_argument("--audio-out", metavar="null|FILE.wav", help="'null' discards, a .wav records")
+
     p = _add(sub, "transcribe", daemon.transcribe, "transcribe an audio file")
     p.add_argument("file")
 
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("path")
     csub.add_parser("info", help="show what the catalog holds", parents=[_COMMON])
+    csub.add_parser(
+        "demo", help="import the demo music library when nothing can play here", parents=[_COMMON]
+    )
 
     p = _add(
         sub,

@@ -155,6 +155,17 @@ def _spotify_plays(settings: Settings) -> bool:
     )
 
 
+def check_music(settings: Settings) -> str:
+    """Where the music that plays here comes from (the demo library, local files)."""
+    from heymusic.commands.demo_library import music_source_line
+    from heymusic.music.catalog import read_catalog
+
+    catalog = read_catalog()
+    if catalog is None:
+        return "music: no catalog yet (`heymusic catalog demo` sets up a demo library)"
+    return music_source_line(catalog)
+
+
 def check_spotify(settings: Settings) -> str:
     from heymusic.players.spotify_auth import logged_in
 
@@ -183,6 +194,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("speaker", check_speaker),
     ("echo", check_echo),
     ("catalog", check_catalog),
+    ("music", check_music),
     ("spotify", check_spotify),
 ]
 

@@ -53,9 +53,15 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def catalog(args: argparse.Namespace, settings: Settings) -> int:
-    """`heymusic catalog import PATH` / `heymusic catalog info`."""
+    """`heymusic catalog import PATH` / `heymusic catalog info` / `heymusic catalog demo`."""
     from heymusic.music.catalog import catalog_path, import_catalog, read_catalog
 
+    if args.catalog_command == "demo":
+        from heymusic.commands.demo_library import setup_demo_library
+        from heymusic.players.spotify_auth import logged_in
+
+        print(setup_demo_library(settings, spotify=logged_in(settings)))
+        return 0
     if args.catalog_command == "import":
         imported, report = import_catalog(args.path)
         print(f"imported {report.summary()} -> {catalog_path()}")

@@ -390,11 +390,16 @@ class _open_csv:
 
 
 def read_folder(folder: Path, report: ImportReport) -> None:
-    """Audio files under `folder` with their tags (mutagen); the file is the playable source."""
+    """Audio files under `folder` with their tags (mutagen) and the tempo and
+    loudness its audio measures (heymusic.music.analysis); the file is the playable source.
+    A file whose tags or audio cannot be read is skipped with one line, and the import goes on."""
     import mutagen
     from tqdm import tqdm
 
+    from heymusic.music.analysis import analyse_files
+
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    tagged: list[tuple[int, Path, Any]] = []
     for n, path in enumerate(tqdm(files, desc=f"import {folder.name}", unit=" files"), 1):
         report.rows += 1
         try:
@@ -403,7 +408,14 @@ def read_folder(folder: Path, report: ImportReport) -> None:
             _LOGGER.debug("unreadable %s: %s", path, err)
             audio = None
         if audio is None:
-            report.bad(n, f"not a readable audio file ({path.name})")
+            _skip(report, n, path, "not a readable audio file")
+        else:
+            tagged.append((n, path, audio))
+    measured = analyse_files([path for _, path, _ in tagged])
+    for n, path, audio in tagged:
+        analysis = measured.get(path)
+        if analysis is not None and analysis.problem:
+            _skip(report, n, path, analysis.problem)
             continue
 
         def tag(key: str, audio: Any = audio) -> str:
@@ -411,7 +423,7 @@ def read_folder(folder: Path, report: ImportReport) -> None:
             return str(values[0]).strip() if values else ""
 
         genre = tag("genre").lower()
-        features = {}
+        features = dict(analysis.features) if analysis is not None else {}
         length = float(getattr(audio.info, "length", 0.0) or 0.0)
         if length > 0:
             features["duration_ms"] = length * 1000.0
@@ -428,6 +440,12 @@ def read_folder(folder: Path, report: ImportReport) -> None:
                 features=features,
             )
         )
+
+
+def _skip(report: ImportReport, n: int, path: Path, why: str) -> None:
+    """One line for a file the import leaves out; it is counted in the import's summary too."""
+    _LOGGER.warning("skipped %s: %s", path, why)
+    report.bad(n, f"{why} ({path.name})")
 
 
 # --- import and storage -------------------------------------------------------------------------

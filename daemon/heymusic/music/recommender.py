@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -131,6 +131,8 @@ class Recommender:
         self.index = index
         self.matcher = TitleMatcher(catalog.tracks)
         self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
+        self.unplayable_rows: set[int] = set()
+        """Rows semantic search leaves out (restrict_to)."""
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
         }
@@ -292,23 +294,44 @@ class Recommender:
         skip = {
             r for tid in {*exclude, *self.served} if (r := self.catalog.position(tid)) is not None
         }
-        rows, scores = self.index.search(query, k * OVERFETCH, skip)
+        rows, scores = self.index.search(query, k * OVERFETCH, skip | self.unplayable_rows)
         cap = self.settings.recommender.max_per_artist
         per_artist: dict[str, int] = {}
         songs: set[tuple[str, str]] = set()  # one release of a song (albums, compilations)
         out: list[tuple[Track, float]] = []
+        over_cap: list[tuple[Track, float]] = []
         for row, score in zip(rows, scores, strict=True):
             track = self.catalog.tracks[int(row)]
             artist = track.artist.lower()
             song = (artist, track.name.lower())
-            if per_artist.get(artist, 0) >= cap or song in songs:
+            if song in songs:
                 continue
             songs.add(song)
+            result = (track, float(np.clip(score, 0.0, 1.0)))
+            if per_artist.get(artist, 0) >= cap:
+                over_cap.append(result)
+                continue
             per_artist[artist] = per_artist.get(artist, 0) + 1
-            out.append((track, float(np.clip(score, 0.0, 1.0))))
+            out.append(result)
             if len(out) == k:
                 break
-        return out
+        # The cap spreads results over artists; it never leaves fewer songs than asked for
+        # (a folder of one artist's albums, or of untagged files, has only one "artist").
+        return out + over_cap[: k - len(out)]
+
+    def restrict_to(self, playable: Callable[[Track], bool]) -> None:
+        """Search only songs `playable` accepts, when the catalog has any: a catalog where
+        most songs cannot be played here (no Spotify login) then still answers with songs
+        that play, rather than with five that are all skipped."""
+        unplayable = {i for i, t in enumerate(self.catalog.tracks) if not playable(t)}
+        if len(unplayable) < len(self.catalog):
+            self.unplayable_rows = unplayable
+            if unplayable:
+                _LOGGER.info(
+                    "searching the %d of %d songs that can play here",
+                    len(self.catalog) - len(unplayable),
+                    len(self.catalog),
+                )
 
     def _serve(self, results: list[tuple[Track, float]]) -> list[tuple[Track, float]]:
         self.served.extend(t.track_id for t, _ in results)

@@ -33,6 +33,10 @@ class AutoPlayer:
         self._on_message = on_message
         self._active: Player = speaker
 
+    def can_play(self, track: Track) -> bool:
+        """Whether this player can play `track`: from a file or preview, or on Spotify."""
+        return local_source(track) or (self._spotify is not None and bool(track.uri))
+
     def _route(self, tracks: Sequence[Track]) -> Player | None:
         if any(local_source(t) for t in tracks):
             skipped = [describe(t) for t in tracks if not local_source(t)]

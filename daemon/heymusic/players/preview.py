@@ -87,6 +87,10 @@ class PreviewPlayer(QueuedPlayer):
         self._start_worker("heymusic-player")
 
     # --- the Player interface beyond the queue's ---------------------------------------
+    def can_play(self, track: Track) -> bool:
+        """Whether `track` has a file or preview clip (the recommender searches those only)."""
+        return local_source(track)
+
     def earcon(self, name: str) -> None:
         if name not in EARCON_NAMES:
             _LOGGER.warning("unknown earcon %r (known: %s)", name, ", ".join(EARCON_NAMES))

@@ -94,6 +94,7 @@ def build(
     """
     recommender = load_recommender(settings)
     if old is not None:
+        search_what_plays(recommender, old.player)
         pipeline = Pipeline(build_stages(settings, old.player, recommender), old.messages)
         pipeline.samples = old.samples  # one continuous timeline
         return pipeline
@@ -101,7 +102,18 @@ def build(
     more_like = None if isinstance(recommender, NoRecommender) else recommender.more_like
     reference = echo.reference if echo is not None else None
     player = make_player(settings, kind, audio_out, messages.append, more_like, reference)
+    search_what_plays(recommender, player)
     return Pipeline(build_stages(settings, player, recommender), messages)
+
+
+def search_what_plays(recommender: Recommender, player: Player) -> None:
+    """Let the recommender answer with songs the player can play (when the catalog has any):
+    without Spotify, a big catalog with a few local files must not answer five songs that
+    are all skipped."""
+    can_play = getattr(player, "can_play", None)
+    restrict = getattr(recommender, "restrict_to", None)
+    if can_play is not None and restrict is not None:
+        restrict(can_play)
 
 
 def echo_canceller(

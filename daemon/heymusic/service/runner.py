@@ -42,6 +42,8 @@ class RunOptions:
     """Overrides `[player] kind`."""
     audio_out: str | None = None
     """The speaker when None; "null" discards; a .wav path records."""
+    play_seconds: float = 0.0
+    """`simulate`: how long what the player plays goes on after the input ends (`demo`)."""
 
 
 def simulate(settings: Settings, options: RunOptions) -> int:
@@ -57,11 +59,23 @@ def simulate(settings: Settings, options: RunOptions) -> int:
                 emit(event)
         for event in pipeline.finish():
             emit(event)
+        _let_it_play(pipeline, options.play_seconds)
     finally:
         source.close()
         pipeline.player.close()
     emit.close()
     return 0
+
+
+def _let_it_play(pipeline: Pipeline, seconds: float) -> None:
+    """Wait up to `seconds` while the player plays (it starts within a moment of the request)."""
+    from heymusic.players.base import PlayerState
+
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if time.monotonic() - start > 2.0 and pipeline.player.state is not PlayerState.PLAYING:
+            return
+        time.sleep(0.1)
 
 
 class _Stop(BaseException):

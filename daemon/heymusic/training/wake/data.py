@@ -441,10 +441,22 @@ def _varlen(value: int) -> bytes:
     return bytes(reversed(out))
 
 
-def random_midi(seconds: float, rng: np.random.Generator) -> bytes:
-    """A random General MIDI piece: chords, a melody, a bass line and drums."""
+def random_midi(
+    seconds: float,
+    rng: np.random.Generator,
+    bpm: int | None = None,
+    drums: bool | None = None,
+    dance_beat: bool = False,
+) -> bytes:
+    """A random General MIDI piece: chords, a melody, a bass line and (mostly) drums.
+
+    `bpm` and `drums` fix the tempo and the drum track, for tests that need a known tempo.
+    The usual drums (kick and snare on alternate beats, hi-hats on the offbeats) leave the
+    tempo's octave open: a slow piece is often heard at double time, a fast one at half.
+    `dance_beat` (a kick on every beat, no offbeat hi-hats) makes the beat the strongest pulse.
+    """
     tpq = 480
-    bpm = int(rng.integers(70, 160))
+    bpm = bpm or int(rng.integers(70, 160))
     beat_s = 60 / bpm
     events: list[tuple[int, bytes]] = []
     programs = rng.choice(128, size=3, replace=False)
@@ -469,9 +481,14 @@ def random_midi(seconds: float, rng: np.random.Generator) -> bytes:
         events.append((t, bytes([0x91, note, int(rng.integers(60, 110))])))
         events.append((t + dur - 10, bytes([0x81, note, 0])))
         t += dur
-    if rng.random() < 0.7:
+    if drums if drums is not None else rng.random() < 0.7:
         for beat in range(n_beats * 2):
             drum = 36 if beat % 4 == 0 else (38 if beat % 4 == 2 else 42)
+            if dance_beat and beat % 2:
+                continue  # no offbeat hi-hat
+            if dance_beat and drum == 38:
+                events.append((beat * tpq // 2, bytes([0x99, 36, 90])))
+                events.append((beat * tpq // 2 + 60, bytes([0x89, 36, 0])))
             events.append((beat * tpq // 2, bytes([0x99, drum, 90])))
             events.append((beat * tpq // 2 + 60, bytes([0x89, drum, 0])))
     events.sort(key=lambda e: e[0])
