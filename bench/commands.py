@@ -158,6 +158,7 @@ def main() -> None:
     """Outcomes per kind of command and per group of voices."""
     echoes, redecoded_ms = 0, 0.0
     examples = []
+    misses: list[dict[str, Any]] = []
     answer_ms: list[float] = []
     """Intent and recommender time per command, the second listen included."""
     for _ in tqdm(range(args.n), desc="commands", unit="command"):
@@ -187,6 +188,16 @@ def main() -> None:
             tally[f"prompted_{results['prompted']}"] += 1
             tally[f"text_only_{results['text_only']}"] += 1
             tally[f"now_{results['now']}"] += 1
+        if results["now"] != "right":
+            misses.append(
+                {
+                    "said": want["text"],
+                    "kind": want["kind"],
+                    "heard": now,
+                    "intent": parser.parse(now).name,
+                    "outcome": results["now"],
+                }
+            )
         if prompted != now or results["text_only"] != results["now"]:
             examples.append(
                 {
@@ -209,6 +220,7 @@ def main() -> None:
                 "redecode_ms_mean": round(redecoded_ms / echoes, 1) if echoes else None,
                 "answer_ms_p50_p95": [round(float(np.percentile(answer_ms, q))) for q in (50, 95)],
                 "changed": examples,
+                "misses": misses,
             },
             indent=1,
             ensure_ascii=False,

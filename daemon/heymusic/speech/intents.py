@@ -1,9 +1,12 @@
-"""Text to intent: fuzzy matching (rapidfuzz) over the phrase table in data/intents.toml.
+"""Text to intent: structure first, then fuzzy matching (rapidfuzz) over data/intents.toml.
 
 The transcript starts with the wake phrase, often misheard ("hey music" -> "Hamusic,",
 "Hey, Musik"): everything up to the word that sounds like it is dropped first, then
-hesitations and politeness, then the rest is matched against the table. A command
-starting with "play" and more words is a music request whose query is kept as heard.
+hesitations and politeness. What is left is a control when it is near a table phrase, or
+when its core (the words a control's frame does not explain: "play the next track" ->
+"next") is a table phrase's core or is made only of words that mean one control ("music
+off"). Otherwise a command starting with "play" and more words is a music request whose
+query is kept as heard.
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ class IntentParser:
         self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
         drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
         self._query_drop = sorted((p.split() for p in drop), key=len, reverse=True)
+        verbs = _phrase_list(raw.get("control_verbs", []), "control_verbs", path)
+        self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
+        self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
         self._choices: list[str] = []
         self._meaning: list[Intent] = []
         for key, spec in raw.get("intents", {}).items():
@@ -104,6 +110,8 @@ class IntentParser:
             for phrase in _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path):
                 self._choices.append(phrase)
                 self._meaning.append(Intent(name, None, value))
+        self._cores, self._signals = self._control_cores()
+        self._words_of_cores = {w for core in self._cores for w in core.split()}
         wakes = list(wake_phrases or []) + ["hey music"]
         self._wakes = ["".join(_words(w)) for w in wakes if _words(w)]
         self._wake_last = {_words(w)[-1] for w in wakes if _words(w)}
@@ -124,8 +132,13 @@ class IntentParser:
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
+        core, opened = self._core(words)
+        if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
+            return self._cores[core]
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
+        if (control := self._by_signal(core)) is not None:
+            return control
         if (query := self._play_query(heard, words)) is not None:
             return Intent("play", query, None)
         if best is not None and best[1] >= LIKELY_SCORE:
@@ -135,6 +148,41 @@ class IntentParser:
             if loose is not None and loose[1] >= SURE_SCORE:
                 return self._meaning[loose[2]]
         return Intent("unknown")
+
+    def _core(self, words: list[str]) -> tuple[str, bool]:
+        """(the core, whether a control verb opened it): "go to the next track" -> "next"."""
+        opened = False
+        for verb in self._control_verbs:
+            if words[: len(verb)] == verb:
+                words, opened = words[len(verb) :], True
+                break
+        return " ".join(w for w in words if w not in self._frame), opened
+
+    def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
+        """Each table phrase's core -> its intent (cores two intents share are dropped:
+        "play again" and "play that again"), and each core word found in one intent's cores
+        only -> that intent ("off" -> stop, "louder" -> volume up)."""
+        by_core: dict[str, set[Intent]] = {}
+        by_word: dict[str, set[Intent]] = {}
+        for phrase, meaning in zip(self._choices, self._meaning, strict=True):
+            if meaning.name == "cancel":
+                continue  # "no", "sorry": words too common to carry a control
+            core, _ = self._core(phrase.split())
+            by_core.setdefault(core, set()).add(meaning)
+            for word in core.split():
+                by_word.setdefault(word, set()).add(meaning)
+        cores = {c: next(iter(m)) for c, m in by_core.items() if len(m) == 1}
+        signals = {w: next(iter(m)) for w, m in by_word.items() if len(m) == 1}
+        return cores, signals
+
+    def _by_signal(self, core: str) -> Intent | None:
+        """The one control this core's words point to ("music off" -> stop); None when a
+        word of it belongs to no control core ("play the next episode" is a request)."""
+        known = [w for w in core.split() if w in self._signals or w in self._words_of_cores]
+        if not core or len(known) < len(core.split()):
+            return None
+        votes = {self._signals[w] for w in core.split() if w in self._signals}
+        return votes.pop() if len(votes) == 1 else None
 
     def _wake_end(self, words: list[str]) -> int:
         """How many leading words are the wake phrase (as misheard); 0 when it is absent."""
