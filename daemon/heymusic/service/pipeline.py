@@ -78,6 +78,8 @@ class Pipeline:
         self._actions = Actions(stages.player, stages.recommender, clock)
         self.samples = 0
         self._listening = False
+        self._resumed = False
+        """Whether this command already went on past an end that held only the wake phrase."""
         self._mute_until_s = 0.0
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
@@ -107,11 +109,17 @@ class Pipeline:
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(chunk, self.audio_s, muted=muted)
-        if end is not None:
+        if end is None:
+            return events
+        if isinstance(end, SpeechEnd):
+            answered = self._command(end.audio_s)
+            if answered is None:
+                return events  # only the wake phrase so far: the command is still to come
             events.append(end)
-            if isinstance(end, SpeechEnd):
-                events.extend(self._command(end.audio_s))
-            self._stop_listening()
+            events.extend(answered)
+        else:
+            events.append(end)
+        self._stop_listening()
         return events
 
     def finish(self) -> list[Event]:
@@ -125,6 +133,7 @@ class Pipeline:
     def _start_listening(self, wake_s: float) -> None:
         """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
+        self._resumed = False
         talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
         if not talking:  # a cue over the command would hide words from the recognizer
@@ -137,13 +146,23 @@ class Pipeline:
         self.wake.reset()
         release_freed_memory()  # Whisper's decoding buffers, after the command is answered
 
-    def _command(self, audio_s: float) -> list[Event]:
-        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`)."""
+    def _command(self, audio_s: float) -> list[Event] | None:
+        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`).
+
+        None, once per command, when the transcript holds the wake phrase alone: the wake
+        fires before the phrase is over, its tail counts as speech, and a pause after the
+        phrase (people wait for the cue) ended the command before it was said. Listening
+        then goes on as if the wake had just fired.
+        """
         spoken_at = self._clock()
         events: list[Event] = []
         try:
             audio = self.recorder.utterance()
             text = self.asr.transcribe(audio)
+            if not self._resumed and self._intents.only_wake(text):
+                self._resumed = True
+                self.recorder.resume(self.audio_s)
+                return None
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
             intent = self._intents.parse(text)
             events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))

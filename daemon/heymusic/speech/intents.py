@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -65,6 +65,8 @@ class Intent:
     name: str
     query: str | None = None
     value: int | str | None = None
+    weak: bool = False
+    """A control read from a loose likeness to the table (the audio may settle it)."""
 
 
 def _words(text: str) -> list[str]:
@@ -99,6 +101,8 @@ class IntentParser:
         self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
         self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
         self._choices: list[str] = []
+        self._said: list[str] = []
+        """The table's phrases as written ("what's playing"), for Whisper to score."""
         self._meaning: list[Intent] = []
         for key, spec in raw.get("intents", {}).items():
             name = spec.get("name", key)
@@ -107,8 +111,10 @@ class IntentParser:
             value = spec.get("value")
             if isinstance(value, str):
                 value = value.replace("step", str(volume_step))
-            for phrase in _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path):
+            phrases = _phrase_list(spec.get("phrases", []), f"intents.{key}.phrases", path)
+            for phrase, said in zip(phrases, spec.get("phrases", []), strict=True):
                 self._choices.append(phrase)
+                self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
         self._cores, self._signals = self._control_cores()
         self._words_of_cores = {w for core in self._cores for w in core.split()}
@@ -138,16 +144,48 @@ class IntentParser:
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
         if (control := self._by_signal(core)) is not None:
-            return control
+            return replace(control, weak=True)
         if (query := self._play_query(heard, words)) is not None:
             return Intent("play", query, None)
         if best is not None and best[1] >= LIKELY_SCORE:
-            return self._meaning[best[2]]
+            return replace(self._meaning[best[2]], weak=True)
         if len(words) <= 6:
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
             if loose is not None and loose[1] >= SURE_SCORE:
-                return self._meaning[loose[2]]
+                return replace(self._meaning[loose[2]], weak=True)
         return Intent("unknown")
+
+    def split_wake(self, text: str) -> tuple[str, str]:
+        """(the wake phrase as written, the command after it): "Hey music, skip." ->
+        ("Hey music,", " skip.")."""
+        found = list(_WORD_RE.finditer(text.replace("’", "'")))
+        words = [m.group().lower().replace("'", "") for m in found]
+        start = self._wake_end(words)
+        if start == 0:
+            return "", text
+        cut = found[start - 1].end()
+        if cut < len(text) and text[cut] in ",.!?:;":
+            cut += 1
+        return text[:cut], text[cut:]
+
+    def only_wake(self, text: str) -> bool:
+        """Whether a transcript holds nothing after the wake phrase ("Hey music.")."""
+        return not _words(self.split_wake(text)[1])
+
+    def near_controls(self, said: str, n: int) -> list[tuple[str, Intent]]:
+        """One table phrase per control (the nearest in text to what was heard, the first
+        when nothing was), the `n` nearest controls: the closed set a command's audio is
+        weighed against (heymusic.speech.control_listen)."""
+        words = " ".join(_words(said))
+        nearest: dict[Intent, tuple[float, str]] = {}
+        for phrase, written, meaning in zip(self._choices, self._said, self._meaning, strict=True):
+            if meaning.name == "cancel":
+                continue
+            score = fuzz.WRatio(words, phrase) if words else 0.0
+            if meaning not in nearest or score > nearest[meaning][0]:
+                nearest[meaning] = (score, written)
+        ranked = sorted(nearest.items(), key=lambda item: -item[1][0])
+        return [(written, meaning) for meaning, (_, written) in ranked[:n]]
 
     def _core(self, words: list[str]) -> tuple[str, bool]:
         """(the core, whether a control verb opened it): "go to the next track" -> "next"."""
