@@ -31,6 +31,7 @@ from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
 from heymusic.service.actions import Actions, Recommender
 from heymusic.speech.asr import Transcriber
+from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
 from heymusic.speech.vad import CommandRecorder
@@ -53,6 +54,8 @@ class Stages:
     player: Player
     earcon_mute_seconds: float
     """The mic is ignored this long after the "listening" cue (0 when nothing is heard)."""
+    control_listen: ControlListen | None = None
+    """Settles unsure controls on the audio; None when `[asr] recheck_controls` is off."""
 
 
 class Pipeline:
@@ -72,6 +75,7 @@ class Pipeline:
         self.recorder = stages.recorder
         self.asr = stages.asr
         self._second_listen = stages.second_listen
+        self._control_listen = stages.control_listen
         self._intents = stages.intents
         self._mute_s = stages.earcon_mute_seconds
         self._clock = clock
@@ -165,6 +169,8 @@ class Pipeline:
                 return None
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
             intent = self._intents.parse(text)
+            if self._control_listen is not None:
+                intent = self._control_listen.settle(audio, text, intent)
             events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
             heard = functools.partial(self._second_listen.losses, audio, text)
             events.extend(self._actions.act(intent, audio_s, spoken_at, heard))

@@ -168,6 +168,11 @@ class IntentParser:
             cut += 1
         return text[:cut], text[cut:]
 
+    @property
+    def play_verbs(self) -> list[str]:
+        """The table's ways to ask for music ("play", "i'd like to hear"), apostrophes dropped."""
+        return [" ".join(p) for p in self._play_prefixes]
+
     def only_wake(self, text: str) -> bool:
         """Whether a transcript holds nothing after the wake phrase ("Hey music.")."""
         return not _words(self.split_wake(text)[1])
