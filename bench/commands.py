@@ -31,6 +31,8 @@ import re
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +42,8 @@ from heymusic.config import data_dir, load_settings
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
 from heymusic.speech.asr import Transcriber, prompt_echo
-from heymusic.speech.intents import IntentParser
+from heymusic.speech.control_listen import ControlListen
+from heymusic.speech.intents import Intent, IntentParser
 from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.track import Track
 from heymusic.training.retrieval.requests import TEMPLATES, make_request, satisfies
@@ -116,19 +119,50 @@ def group(spk: wake_data.Speaker, over_music: bool) -> str:
     return f"{voice}_{'music' if over_music else 'clean'}"
 
 
+CONTROLS = (
+    "skip",
+    "previous",
+    "stop",
+    "pause",
+    "resume",
+    "volume",
+    "more_like_this",
+    "now_playing",
+)
+
+
+def held_out_draw(table: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """One held-out phrasing (bench/held_out_intents.toml): half controls, half things
+    that are not (chatter after a false wake, music requests)."""
+    if rng.random() < 0.5:
+        spec = rng.choice([s for s in table.values() if "intent" in s])
+        phrase = rng.choice(spec["phrases"])
+        text, value = phrase if isinstance(phrase, list) else (phrase, spec.get("value"))
+        value = value.replace("step", "10") if isinstance(value, str) else value
+        return {"kind": "control", "text": text, "intent": spec["intent"], "value": value}
+    kind = rng.choice(sorted(table["not_commands"]))
+    return {"kind": kind, "text": rng.choice(table["not_commands"][kind])}
+
+
 def outcome(
     rec: Recommender,
     parser: IntentParser,
     want: dict[str, Any],
     text: str,
     heard: Heard | None = None,
+    settle: Callable[[Intent], Intent] | None = None,
 ) -> str:
     """right, wrong or none (no action) for a transcript of the command `want`; `heard`
-    settles weak title matches by the audio, as the daemon does."""
+    settles weak title matches by the audio and `settle` unsure controls, as the daemon
+    does. Held-out chatter and requests are right when they do not become a control."""
     intent = parser.parse(text)
+    if settle is not None:
+        intent = settle(intent)
     if want["kind"] == "control":
-        if intent.name == want["intent"]:
+        if intent.name == want["intent"] and want.get("value") in (None, intent.value):
             return "right"
+    elif want["kind"] in ("chatter", "requests"):
+        return "wrong" if intent.name in CONTROLS else "right"
     elif intent.name == "play" and intent.query:
         rec.served.clear()  # each command is answered as if it were the first
         top = [t for t, _ in rec.recommend(intent.query, k=5, heard=heard)]
@@ -139,10 +173,33 @@ def outcome(
     return "none" if intent.name in ("unknown", "cancel") else "wrong"
 
 
+def replaced(
+    rec: Recommender, parser: IntentParser, want: dict[str, Any], text: str, heard: Heard | None
+) -> bool:
+    """Whether a title request, were the catalog to lack the song (in all its versions),
+    would be answered by another song named like it rather than by meaning."""
+    intent = parser.parse(text)
+    if want["kind"] != "title" or intent.name != "play" or not intent.query:
+        return False
+    versions = [t.track_id for t in rec.catalog.tracks if same_song(t, want["track"])]
+    named = rec.named(intent.query, heard, versions)
+    return named is not None and named[0].kind == "title"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=120, help="commands")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--part",
+        default="0/1",
+        help="i/k: answer only commands i, i+k, ... of the same draw (k runs side by side)",
+    )
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="say bench/held_out_intents.toml's phrasings instead (controls, chatter, requests)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings(None)
@@ -151,18 +208,28 @@ def main() -> None:
     parser = IntentParser(["hey music"])
     controls = control_phrases()
     rng, np_rng = random.Random(args.seed), np.random.default_rng(args.seed)
-    scorer = RequestScorer(transcriber.model)
+    scorer = RequestScorer(transcriber.model, parser.play_verbs)
+    control_listen = ControlListen(parser, scorer)
+    held_out = tomllib.loads((Path(__file__).parent / "held_out_intents.toml").read_text("utf-8"))
+    missing: Counter[str] = Counter()
+    """Title requests answered by another song named like it, were the catalog to lack it."""
+    checks: list[dict[str, Any]] = []
+    """Each control check: what was said, heard, and the likeliest controls' losses."""
     systems = ("typed", "prompted", "text_only", "now")
     counts: dict[str, Counter[str]] = {s: Counter() for s in systems}
     by: dict[str, Counter[str]] = {}
     """Outcomes per kind of command and per group of voices."""
     echoes, redecoded_ms = 0, 0.0
     examples = []
+    misses: list[dict[str, Any]] = []
     answer_ms: list[float] = []
     """Intent and recommender time per command, the second listen included."""
-    for _ in tqdm(range(args.n), desc="commands", unit="command"):
-        want = draw(rec, controls, rng)
+    part, parts = (int(x) for x in args.part.split("/"))
+    for i in tqdm(range(args.n), desc="commands", unit="command"):
+        want = held_out_draw(held_out, rng) if args.held_out else draw(rec, controls, rng)
         audio, speaker, over_music = spoken(want["text"], np_rng)
+        if i % parts != part:
+            continue
         where = group(speaker, over_music)
         start = time.perf_counter()
         prompted = transcriber.decode(audio, transcriber.prompt)
@@ -172,14 +239,30 @@ def main() -> None:
             echoes += 1  # transcribe decoded twice: its time beyond the one decode
             redecoded_ms += 1000 * ((time.perf_counter() - once) - (once - start))
         heard = functools.partial(scorer.losses, audio, now)
+        settle = functools.partial(control_listen.settle, audio, now)
         results = {
             "typed": outcome(rec, parser, want, "hey music, " + want["text"]),
             "prompted": outcome(rec, parser, want, prompted),
             "text_only": outcome(rec, parser, want, now),
         }
         start = time.perf_counter()
-        results["now"] = outcome(rec, parser, want, now, heard)
+        results["now"] = outcome(rec, parser, want, now, heard, settle)
         answer_ms.append(1000 * (time.perf_counter() - start))
+        if want["kind"] == "title":
+            missing["title_requests"] += 1
+            missing["text_only"] += replaced(rec, parser, want, now, None)
+            missing["now"] += replaced(rec, parser, want, now, heard)
+        if ControlListen.wanted(parser.parse(now)):
+            weighed = control_listen.weigh(audio, now)
+            checks.append(
+                {
+                    "said": want["text"],
+                    "kind": want["kind"],
+                    "heard": now,
+                    "best": [(w.phrase, w.meaning.name, round(w.loss, 2)) for w in weighed[:3]],
+                    "right": results["now"] == "right",
+                }
+            )
         for system, result in results.items():
             counts[system][result] += 1
         for key in (want["kind"], where):
@@ -187,6 +270,16 @@ def main() -> None:
             tally[f"prompted_{results['prompted']}"] += 1
             tally[f"text_only_{results['text_only']}"] += 1
             tally[f"now_{results['now']}"] += 1
+        if results["now"] != "right":
+            misses.append(
+                {
+                    "said": want["text"],
+                    "kind": want["kind"],
+                    "heard": now,
+                    "intent": parser.parse(now).name,
+                    "outcome": results["now"],
+                }
+            )
         if prompted != now or results["text_only"] != results["now"]:
             examples.append(
                 {
@@ -208,7 +301,10 @@ def main() -> None:
                 "prompt_echoes": echoes,
                 "redecode_ms_mean": round(redecoded_ms / echoes, 1) if echoes else None,
                 "answer_ms_p50_p95": [round(float(np.percentile(answer_ms, q))) for q in (50, 95)],
+                "missing_song_replaced": dict(missing),
+                "control_checks": checks,
                 "changed": examples,
+                "misses": misses,
             },
             indent=1,
             ensure_ascii=False,

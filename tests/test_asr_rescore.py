@@ -16,7 +16,13 @@ import pytest
 
 from heymusic.config import Settings, load_settings
 from heymusic.music.matcher import TitleMatcher, plain_title
-from heymusic.music.recommender import RECHECK_MIN_MATCH, Recommender, load_recommender
+from heymusic.music.recommender import (
+    RECHECK_ARTISTS,
+    RECHECK_CANDIDATES,
+    RECHECK_MIN_MATCH,
+    Recommender,
+    load_recommender,
+)
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
@@ -50,27 +56,41 @@ def _same(a: Track, b: Track) -> bool:
     return (plain_title(a.name).lower(), a.artist) == (plain_title(b.name).lower(), b.artist)
 
 
-def _misheard(rec: Recommender, track: Track, rng: random.Random) -> str | None:
+def _misheard(
+    rec: Recommender, track: Track, rng: random.Random, artist_only: bool = False
+) -> str | None:
     """ "<title> by <artist>" with letters changed one at a time until the text alone no
     longer finds the song but it is still among the near matches the audio is asked about;
-    None if no such spelling turns up."""
-    letters = list(f"{plain_title(track.name)} by {track.artist}".lower())
-    for _ in range(40):
-        i = rng.choice([i for i, c in enumerate(letters) if c.isalpha()])
+    None if no such spelling turns up. `artist_only`: a song that is among them only as
+    one of the near artists' songs (a misheard artist), not as a near title."""
+    title = plain_title(track.name).lower()
+    letters = list(f"{title} by {track.artist}".lower())
+    for _ in range(60):
+        changeable = [i for i, c in enumerate(letters) if c.isalpha()]
+        if artist_only:  # mostly the artist: a title misheard too far is not found at all
+            changeable = [i for i in changeable if i > len(title) or rng.random() < 0.3]
+        i = rng.choice(changeable)
         letters[i] = rng.choice("abcdefghijklmnopqrstuvwxyz")
         text = "".join(letters)
         best = rec.matcher.best_title(text)
-        if best is not None and best.score < rec.settings.recommender.min_title_match:
-            near = rec.matcher.title_candidates(text, 8, RECHECK_MIN_MATCH)
-            return text if any(_same(m.track, track) for m in near) else None
+        if best is None or best.score >= rec.settings.recommender.min_title_match:
+            continue
+        near = rec.matcher.title_candidates(text, RECHECK_CANDIDATES, RECHECK_MIN_MATCH)
+        among = any(_same(m.track, track) for m in near)
+        if not artist_only:
+            return text if among else None
+        if among:
+            continue
+        artists = rec.matcher.artist_first(text, *RECHECK_ARTISTS)
+        return text if any(_same(m.track, track) for m in artists) else None
     return None
 
 
 def _cases(
-    rec: Recommender, synth: Callable[..., Path], n: int
+    rec: Recommender, synth: Callable[..., Path], n: int, artist_only: bool = False
 ) -> list[tuple[Track, np.ndarray, str]]:
     """n random songs: the audio of their request, and a misheard transcript of it."""
-    rng = random.Random(TEST_SEED)
+    rng = random.Random(TEST_SEED + artist_only)
     songs = [
         t
         for t in rec.catalog.tracks
@@ -79,7 +99,7 @@ def _cases(
     cases = []
     while len(cases) < n:
         track = rng.choice(songs)
-        misheard = _misheard(rec, track, rng)
+        misheard = _misheard(rec, track, rng, artist_only)
         if misheard is None:
             continue
         said = f"hey music, play {plain_title(track.name)} by {track.artist}"
@@ -96,12 +116,28 @@ def test_a_misheard_title_is_found_by_its_audio(
     found = []
     for track, audio, transcript in _cases(rec, synth, 6):
         query = parser.parse(transcript).query or ""
-        assert rec._named(query) is None, transcript  # the text alone does not find it
+        assert rec.named(query) is None, transcript  # the text alone does not find it
         heard = functools.partial(scorer.losses, audio, transcript)
         rec.served.clear()
         first = rec.recommend(query, k=3, heard=heard)[0][0]
         found.append(_same(first, track))
     assert sum(found) >= 5, found
+
+
+def test_a_song_whose_artist_was_misheard_is_found_among_the_near_artists_songs(
+    rec: Recommender, transcriber: Transcriber, synth: Callable[..., Path]
+) -> None:
+    """The title near but the artist far: the song is none of the near titles, only a song
+    of an artist near the misheard one, and the audio picks it."""
+    scorer = RequestScorer(transcriber.model)
+    parser = IntentParser(["hey music"])
+    found = []
+    for track, audio, transcript in _cases(rec, synth, 5, artist_only=True):
+        query = parser.parse(transcript).query or ""
+        heard = functools.partial(scorer.losses, audio, transcript)
+        rec.served.clear()
+        found.append(_same(rec.recommend(query, k=3, heard=heard)[0][0], track))
+    assert sum(found) >= 4, found
 
 
 def test_a_song_missing_from_the_catalog_is_not_replaced_by_a_near_match(
@@ -121,9 +157,9 @@ def test_a_song_missing_from_the_catalog_is_not_replaced_by_a_near_match(
         without = TitleMatcher([t for t in rec.catalog.tracks if not _same(t, track)])
         monkeypatch.setattr(rec, "matcher", without)
         query = parser.parse(transcript).query or ""
-        if rec._named(query) is None:  # not found by text: the second listen is asked
+        if rec.named(query) is None:  # not found by text: the second listen is asked
             checked += 1
-            named = rec._named(query, functools.partial(scorer.losses, audio, transcript))
+            named = rec.named(query, functools.partial(scorer.losses, audio, transcript))
             if named is not None:
                 replaced.append((transcript, named[0].track.name))
     assert checked >= 3
@@ -147,9 +183,9 @@ def test_mood_requests_stay_requests_by_meaning(
         audio = read_pcm(synth(f"hey music, play {request.text}", pad_after=0.3))
         transcript = transcriber.transcribe(audio)
         query = parser.parse(transcript).query or ""
-        if rec._named(query) is None:
+        if rec.named(query) is None:
             heard = functools.partial(scorer.losses, audio, transcript)
-            assert rec._named(query, heard) is None, (request.text, transcript)
+            assert rec.named(query, heard) is None, (request.text, transcript)
 
 
 def test_no_verb_no_second_listen(transcriber: Transcriber, synth: Callable[..., Path]) -> None:
@@ -173,7 +209,7 @@ def test_a_failed_second_listen_leaves_the_answer_by_meaning(
 
     (_track, _audio, transcript), *_ = _cases(rec, synth, 1)
     query = IntentParser(["hey music"]).parse(transcript).query or ""
-    assert rec._named(query, broken) is None
+    assert rec.named(query, broken) is None
     assert len(rec.recommend(query, k=3, heard=broken)) == 3
     assert "could not check the title against the audio (RuntimeError: out of memory)" in (
         caplog.text

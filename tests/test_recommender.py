@@ -138,7 +138,7 @@ def test_tag_words_in_artist_names_stay_descriptions(rec: Recommender) -> None:
     tag_words = {w for t in rec.catalog.tracks for g in t.tags for w in words(g)}
     shared = sorted(w for w in tag_words & in_names if w not in artists and w.isalpha())
     for word in random.Random(TEST_SEED).sample(shared, 8):
-        named = rec._named(f"play some {word}")
+        named = rec.named(f"play some {word}")
         assert named is None or named[0].kind == "artist", (word, named[0].track.name)
 
 
@@ -167,7 +167,7 @@ def test_generated_requests_are_not_taken_for_titles(rec: Recommender) -> None:
                 rng.choice(rec.catalog.tracks), rng.randrange(len(TEMPLATES)), rng
             )
         intent = parser.parse(f"hey music, play {request.text}")
-        named = rec._named(intent.query or "")
+        named = rec.named(intent.query or "")
         if named is not None:
             titled.append((request.text, named[0].track.name))
     assert not titled, titled
@@ -194,7 +194,7 @@ def test_unknown_title_falls_back_to_semantic(rec: Recommender) -> None:
     ]
     for _ in range(5):
         text = f"play {' '.join(rng.sample(vocab, 3))} by {' '.join(rng.sample(vocab, 2))}"
-        assert rec._named(text) is None, text
+        assert rec.named(text) is None, text
         assert len(rec.recommend(text, k=5)) == 5
 
 

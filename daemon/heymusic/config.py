@@ -148,6 +148,9 @@ class AsrSettings(_Section):
     beam_size: int = Field(1, ge=1, le=10)
     compute_type: str = "int8"
     threads: int = Field(2, ge=1, le=64)
+    recheck_controls: bool = True
+    """A command the text leaves unknown or unsure is settled by its audio: Whisper scores one
+    phrase per control as forced transcripts (heymusic.speech.control_listen; docs/commands.md)."""
 
 
 class CatalogSettings(_Section):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,9 +141,10 @@ class TitleMatcher:
         keep = [rows for rows in found if len(rows) <= COMMON_WORD_ROWS] or found[:2]
         return np.unique(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
-    def best_title(self, text: str) -> Match | None:
-        """The best song for a "play <title> [by <artist>]" request, whatever its score."""
-        rows, best = self._title_scores(text)
+    def best_title(self, text: str, exclude: Collection[str] = ()) -> Match | None:
+        """The best song for a "play <title> [by <artist>]" request, whatever its score;
+        never one whose track id is in `exclude`."""
+        rows, best = self._title_scores(text, exclude)
         if not rows.size:
             return None
         top = float(best.max())
@@ -151,11 +152,13 @@ class TitleMatcher:
         i = int(tied[np.argmax(self.popularity[tied])])
         return Match(self.tracks[i], top, "title")
 
-    def title_candidates(self, text: str, n: int, min_score: float) -> list[Match]:
+    def title_candidates(
+        self, text: str, n: int, min_score: float, exclude: Collection[str] = ()
+    ) -> list[Match]:
         """The n best songs for a title request scoring at least `min_score`, best first,
         one per song: its versions ("Song", "Song - Remastered") count once, the most
         popular kept. For a second opinion from the audio when the best is not sure."""
-        rows, best = self._title_scores(text)
+        rows, best = self._title_scores(text, exclude)
         order = np.lexsort((-self.popularity[rows], -best))
         found: list[Match] = []
         seen: set[tuple[str, int]] = set()
@@ -169,10 +172,55 @@ class TitleMatcher:
                 found.append(Match(self.tracks[row], float(best[j]), "title"))
         return found
 
-    def _title_scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def artist_first(
+        self, text: str, artists: int, per_artist: int, exclude: Collection[str] = ()
+    ) -> list[Match]:
+        """For "<title> by <artist>" with the artist misheard ("by any action" for "by Janet
+        Jackson"): the songs of the `artists` artists nearest the words after the last "by",
+        each artist's `per_artist` titles nearest the words before it, best first. Such a
+        song can be missing from `title_candidates`, whose score is mostly the title's."""
+        words = request_words(text)
+        cut = len(words) - 1 - words[::-1].index("by") if "by" in words else 0
+        if not 0 < cut < len(words) - 1 or not self.tracks:
+            return []
+        title, artist = " ".join(words[:cut]), " ".join(words[cut + 1 :])
+        near = self._artist_scores_by_slot(artist)
+        found: list[Match] = []
+        for slot in np.argsort(-near, kind="stable")[:artists]:
+            rows = np.array(
+                [
+                    r
+                    for r in np.flatnonzero(self.artist_of == slot)
+                    if self.tracks[r].track_id not in exclude
+                ],
+                np.int64,
+            )
+            if not rows.size:
+                continue
+            titles = process.cdist(
+                [title], [self.short_titles[r] for r in rows], scorer=fuzz.ratio, dtype=np.float32
+            )[0]
+            scores = TITLE_WEIGHT * titles + ARTIST_WEIGHT * float(near[slot])
+            seen: set[str] = set()
+            for j in np.lexsort((-self.popularity[rows], -scores)):
+                if len(seen) == per_artist:
+                    break
+                if self.short_titles[rows[j]] not in seen:  # one version of each song
+                    seen.add(self.short_titles[rows[j]])
+                    found.append(Match(self.tracks[int(rows[j])], float(scores[j]), "title"))
+        return sorted(found, key=lambda m: -m.score)
+
+    def _artist_scores_by_slot(self, query: str) -> np.ndarray:
+        return process.cdist([query], self.artists, scorer=fuzz.ratio, dtype=np.float32)[0]
+
+    def _title_scores(
+        self, text: str, exclude: Collection[str] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate rows and each one's best score over the request's (title, artist) splits."""
         variants = [words[: self.max_words] for words in request_variants(text)]
         rows = self._candidates(variants[0]) if variants and self.tracks else np.zeros(0, np.int64)
+        if exclude:
+            rows = np.array([r for r in rows if self.tracks[r].track_id not in exclude], np.int64)
         best = np.zeros(len(rows), dtype=np.float32)
         if not rows.size:
             return rows, best
@@ -194,8 +242,7 @@ class TitleMatcher:
         return rows, best
 
     def _artist_scores(self, query: str) -> np.ndarray:
-        scores = process.cdist([query], self.artists, scorer=fuzz.ratio, dtype=np.float32)[0]
-        return scores[self.artist_of]
+        return self._artist_scores_by_slot(query)[self.artist_of]
 
     def splits(self, words: list[str]) -> list[tuple[str, str]]:
         """(title, artist) candidates: every cut, and every cut dropping the word at it ("by")."""

@@ -48,7 +48,9 @@ OVERFETCH = 12
 #: An artist-only request needs a near-exact artist name.
 MIN_ARTIST_MATCH = 90.0
 RECHECK_CANDIDATES = 8
-"""Near matches of a weak title request whose fit to the audio is checked."""
+"""Near matches of a weak title request whose fit to the audio is checked..."""
+RECHECK_ARTISTS = (2, 2)
+"""...and the songs of the artists nearest a misheard "by <artist>" (artists, songs each)."""
 RECHECK_MIN_MATCH = 60.0
 """Only near matches scoring this much in text are checked (the fuzzy score, 0-100)."""
 RECHECK_MAX_LOSS = 8.0
@@ -150,7 +152,7 @@ class Recommender:
         was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a title the
         text matches weakly is then settled by the audio."""
         k = k or self.settings.recommender.k
-        named = self._named(check_request(text), heard)
+        named = self.named(check_request(text), heard, exclude)
         if named is not None:
             match, like = named
             if like:
@@ -175,11 +177,15 @@ class Recommender:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _named(self, text: str, heard: Heard | None = None) -> tuple[Match, bool] | None:
-        """A strong title or artist match (and whether the request asked for "like" it)."""
+    def named(
+        self, text: str, heard: Heard | None = None, exclude: Collection[str] = ()
+    ) -> tuple[Match, bool] | None:
+        """A strong title or artist match (and whether the request asked for "like" it), or
+        None: the request is answered by meaning. Songs in `exclude` are never the title
+        (bench/commands.py asks what a song the catalog lacks would be taken for)."""
         found = _LIKE.search(" ".join(request_words(text)))
         if found:  # "Like A Fool by Crazy P" is a title: a near-exact title match wins
-            literal = self.matcher.best_title(text)
+            literal = self.matcher.best_title(text, exclude)
             if literal is not None and literal.score >= LITERAL_TITLE_MATCH:
                 return literal, False
         target = found.group(1) if found else text
@@ -189,7 +195,7 @@ class Recommender:
         # "play some latin": description words must not turn into the artist "SLATIN",
         # and are not worth the title search.
         descriptive = all(w in self.descriptive for w in request) and not self._by_artist(request)
-        title = None if descriptive else self.matcher.best_title(target)
+        title = None if descriptive else self.matcher.best_title(target, exclude)
         artist = self.matcher.best_artist(target)
         needed = 100.0 if descriptive else MIN_ARTIST_MATCH
         if artist and artist.score >= needed and (title is None or artist.score >= title.score):
@@ -205,7 +211,7 @@ class Recommender:
             and self.settings.recommender.recheck_titles
             and self._names_more_than_it_describes(request)
         ):
-            rechecked = self._heard_title(target, heard)
+            rechecked = self._heard_title(target, heard, exclude)
             return (rechecked, False) if rechecked else None
         return None
 
@@ -228,7 +234,7 @@ class Recommender:
         content = [w for w in request if w not in FILLER]
         return sum(w in self.descriptive for w in content) < len(content) / 2
 
-    def _heard_title(self, text: str, heard: Heard) -> Match | None:
+    def _heard_title(self, text: str, heard: Heard, exclude: Collection[str]) -> Match | None:
         """The near match the audio prefers, if it fits the audio about as well as Whisper's
         own words and clearly better than the next near match; else None.
 
@@ -238,7 +244,15 @@ class Recommender:
         The cost: a song missing from the catalog is now and then replaced by one that
         sounds like it, where semantic search answered before.
         """
-        candidates = self.matcher.title_candidates(text, RECHECK_CANDIDATES, RECHECK_MIN_MATCH)
+        candidates = self.matcher.title_candidates(
+            text, RECHECK_CANDIDATES, RECHECK_MIN_MATCH, exclude
+        )
+        songs = {(plain_title(m.track.name).lower(), m.track.artist) for m in candidates}
+        for match in self.matcher.artist_first(text, *RECHECK_ARTISTS, exclude=exclude):
+            song = (plain_title(match.track.name).lower(), match.track.artist)
+            if song not in songs:
+                songs.add(song)
+                candidates.append(match)
         if not candidates:
             return None
         try:

@@ -21,6 +21,7 @@ from heymusic.players import make_player
 from heymusic.players.base import Player
 from heymusic.service.pipeline import Pipeline, Recommender, Stages
 from heymusic.speech.asr import Transcriber
+from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
 from heymusic.speech.vad import CommandRecorder
@@ -62,12 +63,15 @@ def build_stages(settings: Settings, player: Player, recommender: Recommender) -
     asr = Transcriber(settings)
     wake = WakeDetector(settings, asr.model)
     asr.set_wake_phrase(wake.phrases[0])
+    intents = IntentParser(wake.phrases, settings.player.volume_step, extra=settings.intents)
+    scorer = RequestScorer(asr.model, intents.play_verbs)
     stages = Stages(
         wake=wake,
         recorder=CommandRecorder(settings.vad),
         asr=asr,
-        second_listen=RequestScorer(asr.model),
-        intents=IntentParser(wake.phrases, settings.player.volume_step, extra=settings.intents),
+        second_listen=scorer,
+        control_listen=ControlListen(intents, scorer) if settings.asr.recheck_controls else None,
+        intents=intents,
         recommender=recommender,
         player=player,
         earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,

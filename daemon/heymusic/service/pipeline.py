@@ -32,6 +32,7 @@ from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
 from heymusic.service.actions import Actions, Recommender
 from heymusic.speech.asr import Transcriber
+from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
 from heymusic.speech.vad import CommandRecorder
@@ -56,6 +57,8 @@ class Stages:
     """The mic is ignored this long after the "listening" cue (0 when nothing is heard)."""
     front_end: FrontEnd = field(default_factory=FrontEnd)
     """What each path hears of the source (default: all of them the source untouched)."""
+    control_listen: ControlListen | None = None
+    """Settles unsure controls on the audio; None when `[asr] recheck_controls` is off."""
 
 
 class Pipeline:
@@ -75,6 +78,7 @@ class Pipeline:
         self.recorder = stages.recorder
         self.asr = stages.asr
         self._second_listen = stages.second_listen
+        self._control_listen = stages.control_listen
         self._intents = stages.intents
         self._mute_s = stages.earcon_mute_seconds
         self._front_end = stages.front_end
@@ -82,6 +86,8 @@ class Pipeline:
         self._actions = Actions(stages.player, stages.recommender, clock)
         self.samples = 0
         self._listening = False
+        self._resumed = False
+        """Whether this command already went on past an end that held only the wake phrase."""
         self._mute_until_s = 0.0
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
@@ -112,11 +118,17 @@ class Pipeline:
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(paths.asr, self.audio_s, muted=muted, vad_chunk=paths.vad)
-        if end is not None:
+        if end is None:
+            return events
+        if isinstance(end, SpeechEnd):
+            answered = self._command(end.audio_s)
+            if answered is None:
+                return events  # only the wake phrase so far: the command is still to come
             events.append(end)
-            if isinstance(end, SpeechEnd):
-                events.extend(self._command(end.audio_s))
-            self._stop_listening()
+            events.extend(answered)
+        else:
+            events.append(end)
+        self._stop_listening()
         return events
 
     def finish(self) -> list[Event]:
@@ -130,6 +142,7 @@ class Pipeline:
     def _start_listening(self, wake_s: float) -> None:
         """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
+        self._resumed = False
         talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
         if not talking:  # a cue over the command would hide words from the recognizer
@@ -142,15 +155,27 @@ class Pipeline:
         self.wake.reset()
         release_freed_memory()  # Whisper's decoding buffers, after the command is answered
 
-    def _command(self, audio_s: float) -> list[Event]:
-        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`)."""
+    def _command(self, audio_s: float) -> list[Event] | None:
+        """ASR -> intent -> action for the command that just ended (speech end at `audio_s`).
+
+        None, once per command, when the transcript holds the wake phrase alone: the wake
+        fires before the phrase is over, its tail counts as speech, and a pause after the
+        phrase (people wait for the cue) ended the command before it was said. Listening
+        then goes on as if the wake had just fired.
+        """
         spoken_at = self._clock()
         events: list[Event] = []
         try:
             audio = self.recorder.utterance()
             text = self.asr.transcribe(audio)
+            if not self._resumed and self._intents.only_wake(text):
+                self._resumed = True
+                self.recorder.resume(self.audio_s)
+                return None
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
             intent = self._intents.parse(text)
+            if self._control_listen is not None:
+                intent = self._control_listen.settle(audio, text, intent)
             events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
             heard = functools.partial(self._second_listen.losses, audio, text)
             events.extend(self._actions.act(intent, audio_s, spoken_at, heard))

@@ -1,9 +1,12 @@
-"""Text to intent: fuzzy matching (rapidfuzz) over the phrase table in data/intents.toml.
+"""Text to intent: structure first, then fuzzy matching (rapidfuzz) over data/intents.toml.
 
 The transcript starts with the wake phrase, often misheard ("hey music" -> "Hamusic,",
 "Hey, Musik"): everything up to the word that sounds like it is dropped first, then
-hesitations and politeness, then the rest is matched against the table. A command
-starting with "play" and more words is a music request whose query is kept as heard.
+hesitations and politeness. What is left is a control when it is near a table phrase, or
+when its core (the words a control's frame does not explain: "play the next track" ->
+"next") is a table phrase's core or is made only of words that mean one control ("music
+off"). Otherwise a command starting with "play" and more words is a music request whose
+query is kept as heard.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -63,6 +66,8 @@ class Intent:
     name: str
     query: str | None = None
     value: int | str | None = None
+    weak: bool = False
+    """A control read from a loose likeness to the table (the audio may settle it)."""
 
     def effect(self) -> str:
         """What the daemon does for it, in words: `ask` given a command, `simulate`'s lines."""
@@ -117,7 +122,12 @@ class IntentParser:
         self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
         drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
         self._query_drop = sorted((p.split() for p in drop), key=len, reverse=True)
+        verbs = _phrase_list(raw.get("control_verbs", []), "control_verbs", path)
+        self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
+        self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
         self._choices: list[str] = []
+        self._said: list[str] = []
+        """The table's phrases as written ("what's playing"), for Whisper to score."""
         self._meaning: list[Intent] = []
         for key, spec in raw.get("intents", {}).items():
             name = spec.get("name", key)
@@ -126,10 +136,14 @@ class IntentParser:
             value = spec.get("value")
             if isinstance(value, str):
                 value = value.replace("step", str(volume_step))
-            phrases = [*spec.get("phrases", []), *(extra or {}).get(key, [])]
-            for phrase in _phrase_list(phrases, f"intents.{key}.phrases", path):
+            said_phrases = [*spec.get("phrases", []), *(extra or {}).get(key, [])]
+            phrases = _phrase_list(said_phrases, f"intents.{key}.phrases", path)
+            for phrase, said in zip(phrases, said_phrases, strict=True):
                 self._choices.append(phrase)
+                self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
+        self._cores, self._signals = self._control_cores()
+        self._words_of_cores = {w for core in self._cores for w in core.split()}
         wakes = list(wake_phrases or []) + ["hey music"]
         self._wakes = ["".join(_words(w)) for w in wakes if _words(w)]
         self._wake_last = {_words(w)[-1] for w in wakes if _words(w)}
@@ -150,17 +164,94 @@ class IntentParser:
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
+        core, opened = self._core(words)
+        if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
+            return self._cores[core]
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
+        if (control := self._by_signal(core)) is not None:
+            return replace(control, weak=True)
         if (query := self._play_query(heard, words)) is not None:
             return Intent("play", query, None)
         if best is not None and best[1] >= LIKELY_SCORE:
-            return self._meaning[best[2]]
+            return replace(self._meaning[best[2]], weak=True)
         if len(words) <= 6:
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
             if loose is not None and loose[1] >= SURE_SCORE:
-                return self._meaning[loose[2]]
+                return replace(self._meaning[loose[2]], weak=True)
         return Intent("unknown")
+
+    def split_wake(self, text: str) -> tuple[str, str]:
+        """(the wake phrase as written, the command after it): "Hey music, skip." ->
+        ("Hey music,", " skip.")."""
+        found = list(_WORD_RE.finditer(text.replace("’", "'")))
+        words = [m.group().lower().replace("'", "") for m in found]
+        start = self._wake_end(words)
+        if start == 0:
+            return "", text
+        cut = found[start - 1].end()
+        if cut < len(text) and text[cut] in ",.!?:;":
+            cut += 1
+        return text[:cut], text[cut:]
+
+    @property
+    def play_verbs(self) -> list[str]:
+        """The table's ways to ask for music ("play", "i'd like to hear"), apostrophes dropped."""
+        return [" ".join(p) for p in self._play_prefixes]
+
+    def only_wake(self, text: str) -> bool:
+        """Whether a transcript holds nothing after the wake phrase ("Hey music.")."""
+        return not _words(self.split_wake(text)[1])
+
+    def near_controls(self, said: str, n: int) -> list[tuple[str, Intent]]:
+        """One table phrase per control (the nearest in text to what was heard, the first
+        when nothing was), the `n` nearest controls: the closed set a command's audio is
+        weighed against (heymusic.speech.control_listen)."""
+        words = " ".join(_words(said))
+        nearest: dict[Intent, tuple[float, str]] = {}
+        for phrase, written, meaning in zip(self._choices, self._said, self._meaning, strict=True):
+            if meaning.name == "cancel":
+                continue
+            score = fuzz.WRatio(words, phrase) if words else 0.0
+            if meaning not in nearest or score > nearest[meaning][0]:
+                nearest[meaning] = (score, written)
+        ranked = sorted(nearest.items(), key=lambda item: -item[1][0])
+        return [(written, meaning) for meaning, (_, written) in ranked[:n]]
+
+    def _core(self, words: list[str]) -> tuple[str, bool]:
+        """(the core, whether a control verb opened it): "go to the next track" -> "next"."""
+        opened = False
+        for verb in self._control_verbs:
+            if words[: len(verb)] == verb:
+                words, opened = words[len(verb) :], True
+                break
+        return " ".join(w for w in words if w not in self._frame), opened
+
+    def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
+        """Each table phrase's core -> its intent (cores two intents share are dropped:
+        "play again" and "play that again"), and each core word found in one intent's cores
+        only -> that intent ("off" -> stop, "louder" -> volume up)."""
+        by_core: dict[str, set[Intent]] = {}
+        by_word: dict[str, set[Intent]] = {}
+        for phrase, meaning in zip(self._choices, self._meaning, strict=True):
+            if meaning.name == "cancel":
+                continue  # "no", "sorry": words too common to carry a control
+            core, _ = self._core(phrase.split())
+            by_core.setdefault(core, set()).add(meaning)
+            for word in core.split():
+                by_word.setdefault(word, set()).add(meaning)
+        cores = {c: next(iter(m)) for c, m in by_core.items() if len(m) == 1}
+        signals = {w: next(iter(m)) for w, m in by_word.items() if len(m) == 1}
+        return cores, signals
+
+    def _by_signal(self, core: str) -> Intent | None:
+        """The one control this core's words point to ("music off" -> stop); None when a
+        word of it belongs to no control core ("play the next episode" is a request)."""
+        known = [w for w in core.split() if w in self._signals or w in self._words_of_cores]
+        if not core or len(known) < len(core.split()):
+            return None
+        votes = {self._signals[w] for w in core.split() if w in self._signals}
+        return votes.pop() if len(votes) == 1 else None
 
     def _wake_end(self, words: list[str]) -> int:
         """How many leading words are the wake phrase (as misheard); 0 when it is absent."""

@@ -13,7 +13,7 @@ as the wake word's last check does (heymusic.wake.asr_check).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,16 +30,22 @@ Heard = Callable[[list[str]], list[float]]
 """Requests -> how much less likely each is than Whisper's own words, for one command's
 audio (`RequestScorer.losses` with the audio and transcript bound); empty when they cannot
 be compared."""
-_VERB = re.compile(r"\b(?:play|put on|queue|start|listen to)\b", re.IGNORECASE)
-"""Where the request starts in a transcript: after the first of the verbs the matcher drops."""
+VERBS = ("play", "put on", "queue", "start", "listen to")
+"""Where a request starts in a transcript: after the first of the verbs the matcher drops,
+or of the other ways to ask for music the scorer is given ("I'd like to hear")."""
 
 
 class RequestScorer:
     """How well alternative requests fit a command's audio, against Whisper's own words."""
 
-    def __init__(self, whisper: Any) -> None:
-        """`whisper`: a loaded faster_whisper.WhisperModel (the one commands use)."""
+    def __init__(self, whisper: Any, verbs: Sequence[str] = ()) -> None:
+        """`whisper`: a loaded faster_whisper.WhisperModel (the one commands use); `verbs`:
+        the ways to ask for music besides VERBS (heymusic.speech.intents' play prefixes),
+        so a title asked for as "give me ..." is checked as one asked for as "play ..."."""
         self._whisper = whisper
+        others = sorted({v for v in verbs if v not in VERBS}, key=len, reverse=True)
+        spelled = [r"\W+".join(_apostrophe(w) for w in v.split()) for v in [*VERBS, *others]]
+        self._verb = re.compile(rf"\b(?:{'|'.join(spelled)})\b", re.IGNORECASE)
         tok = whisper.hf_tokenizer
         self._tok = tok
         self._sot = start_tokens(whisper)
@@ -53,27 +59,55 @@ class RequestScorer:
         Each is scored as the transcript up to its verb, then " <request>.", so the words
         before it (the wake phrase, however misheard) weigh the same for all.
         """
-        verb = _VERB.search(transcript)
+        verb = self._verb.search(transcript)
+        if verb is None or not requests:
+            return []
+        scored = self.likelihoods(
+            audio,
+            transcript[: verb.end()],
+            [transcript[verb.end() :]] + [f" {r}." for r in requests],
+        )
+        if not scored:
+            return []
+        own = scored[0][0]
+        return [own - ll for ll, _ in scored[1:]]
+
+    def likelihoods(
+        self, audio: np.ndarray, prefix: str, texts: list[str]
+    ) -> list[tuple[float, int]]:
+        """(log-likelihood in nats, tokens) of each text as the transcript after `prefix`
+        (both as written: leading space, punctuation), in one batched pass; empty under
+        0.1 s of audio. The control check (heymusic.speech.control_listen) puts control
+        phrases after the wake phrase this way."""
         fe = self._whisper.feature_extractor
-        if verb is None or not requests or audio.size < fe.sampling_rate // 10:
+        if not texts or audio.size < fe.sampling_rate // 10:
             return []
         clip = audio.astype(np.float32) / 32768.0
         seconds = min(max(PAD_S, clip.size / fe.sampling_rate + 1.0), 30.0)
-        prefix = self._ids(transcript[: verb.end()])
-        texts = [self._ids(transcript[verb.end() :])] + [self._ids(f" {r}.") for r in requests]
-        batch, frames = encoded_batch(self._whisper, clip, seconds, len(texts))
+        start = self._ids(prefix)
+        ids = [self._ids(text) for text in texts]
+        batch, frames = encoded_batch(self._whisper, clip, seconds, len(ids))
         results = self._whisper.model.align(
             batch,
             self._sot,
-            [prefix + text for text in texts],
+            [start + text for text in ids],
             min(frames, clip.size // fe.hop_length),
         )
-        likelihoods = [
-            float(np.log(np.asarray(r.text_token_probs[len(prefix) :], np.float64) + 1e-12).sum())
-            for r in results
+        return [
+            (
+                float(
+                    np.log(np.asarray(r.text_token_probs[len(start) :], np.float64) + 1e-12).sum()
+                ),
+                len(text),
+            )
+            for r, text in zip(results, ids, strict=True)
         ]
-        own = likelihoods[0]
-        return [own - ll for ll in likelihoods[1:]]
 
     def _ids(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+def _apostrophe(word: str) -> str:
+    """A word of the table (apostrophes dropped) as a transcript may write it: "id" also
+    as "I'd", "lets" as "let's"."""
+    return "'?".join(re.escape(c) for c in word)

@@ -149,6 +149,12 @@ class CommandRecorder:
             self._endpointer.process(voiced[-1], len(vad_chunk) / SAMPLE_RATE)
         return len(voiced) >= 2 and all(voiced[-2:])
 
+    def resume(self, audio_s: float) -> None:
+        """Go on recording the same command from `audio_s` as if the wake had just fired:
+        what ended was only the wake phrase (heymusic.service.pipeline)."""
+        self._endpointer.reset()
+        self._start_s = audio_s
+
     def process(
         self,
         chunk: np.ndarray,
