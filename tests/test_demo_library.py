@@ -13,7 +13,7 @@ import soundfile as sf
 from heymusic.cli import main
 from heymusic.commands import demo_library
 from heymusic.commands.doctor import check_music
-from heymusic.config import load_settings
+from heymusic.config import default_catalog_source, load_settings
 from heymusic.music.catalog import import_catalog, read_catalog
 from tests.conftest import TEST_SEED
 
@@ -44,7 +44,8 @@ def test_nothing_playable_imports_the_demo_library_once(
     assert main(["catalog", "demo"]) == 0
     assert "3 songs play here" in capsys.readouterr().out
     line = check_music(load_settings())
-    assert demo_library.DEMO_PACKAGE in line and "catalog import" in line
+    assert demo_library.DEMO_PACKAGE in line and "catalog import ~/Music" in line
+    assert f"with Spotify: `heymusic catalog import {default_catalog_source()}`" in line
 
 
 def test_a_catalog_of_the_users_stays(demo_folder: Path, tmp_path: Path) -> None:

@@ -82,7 +82,11 @@ def setup_demo_library(settings: Settings, spotify: bool) -> str:
 def music_source_line(catalog: Catalog) -> str:
     """Where the catalog's playable music comes from, for `heymusic doctor`."""
     if is_demo_library(catalog):
-        return f"music: the demo library, {len(catalog)} pieces: {CREDIT}; {OWN_FOLDER}"
+        line = f"music: the demo library, {len(catalog)} pieces: {CREDIT}; {OWN_FOLDER}"
+        table = default_catalog_source()
+        if table:  # what the demo library replaced
+            line += f" (with Spotify: `heymusic catalog import {table}`)"
+        return line
     playable = playable_songs(catalog)
     line = f"music: {playable} of {len(catalog)} songs play here from local files or previews"
     return line if playable else f"{line}; {OWN_FOLDER}"
