@@ -166,6 +166,18 @@ class PlayerSettings(_Section):
     """Preview clips: give up on a server that sends nothing for this long (then skip)."""
 
 
+class HistorySettings(_Section):
+    record: bool = True
+    """Keep a listening history (history.sqlite3 in the state dir: songs played, skipped,
+    finished, liked; never what was said) and let it re-rank what plays."""
+    max_megabytes: float = Field(200.0, gt=0)
+    """The history file grows no larger (~2 million events); then new events are not kept
+    until `heymusic history --forget` (what is recorded stays)."""
+    taste_weight: float = Field(0.5, ge=0, le=1)
+    """How much the profile's taste counts against the request's own score (0: not at all).
+    A request naming a song or an artist is never re-ranked."""
+
+
 class SpotifySettings(_Section):
     client_id: str = ""
     redirect_uri: str = "http://127.0.0.1:8888/callback"
@@ -187,6 +199,7 @@ class Settings(_Section):
     catalog: CatalogSettings = CatalogSettings()
     recommender: RecommenderSettings = RecommenderSettings()
     player: PlayerSettings = PlayerSettings()
+    history: HistorySettings = HistorySettings()
     spotify: SpotifySettings = SpotifySettings()
 
     def model_path(self, name: str) -> Path:

@@ -30,6 +30,7 @@ from heymusic.events import (
 from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
 from heymusic.service.actions import Actions, Recommender
+from heymusic.service.listening import Listening
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
@@ -53,6 +54,8 @@ class Stages:
     player: Player
     earcon_mute_seconds: float
     """The mic is ignored this long after the "listening" cue (0 when nothing is heard)."""
+    listening: Listening | None = None
+    """Records the listening history (None: `[history] record = false`)."""
 
 
 class Pipeline:
@@ -75,7 +78,8 @@ class Pipeline:
         self._intents = stages.intents
         self._mute_s = stages.earcon_mute_seconds
         self._clock = clock
-        self._actions = Actions(stages.player, stages.recommender, clock)
+        self.listening = stages.listening
+        self._actions = Actions(stages.player, stages.recommender, clock, stages.listening)
         self.samples = 0
         self._listening = False
         self._mute_until_s = 0.0
@@ -91,6 +95,8 @@ class Pipeline:
         events: list[Event] = [Notice(self.audio_s, m) for m in _drain(self.messages)]
         # The wake model hears every chunk, so its feature window never holds stale audio.
         self.wake.music_playing = self.player.state is PlayerState.PLAYING
+        if self.listening is not None:
+            self.listening.observe(self.player, self.audio_s)
         wake = self.wake.process(chunk, self.audio_s)
         if not self._listening:
             self.recorder.idle(chunk)
@@ -113,6 +119,12 @@ class Pipeline:
                 events.extend(self._command(end.audio_s))
             self._stop_listening()
         return events
+
+    def close(self) -> None:
+        """Stop the player (it saves its state), then write what the history still holds."""
+        self.player.close()
+        if self.listening is not None:
+            self.listening.store.close()
 
     def finish(self) -> list[Event]:
         """End of input: let a command in progress end as if silence followed."""

@@ -57,7 +57,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
             emit(event)
     finally:
         source.close()
-        pipeline.player.close()
+        pipeline.close()
     return 0
 
 
@@ -115,7 +115,7 @@ def run(settings: Settings, options: RunOptions) -> int:
         _LOGGER.info("stopping")
     finally:
         notifier.notify("STOPPING=1")
-        pipeline.player.close()
+        pipeline.close()
     return 0
 
 

@@ -27,6 +27,10 @@ INTENT_NAMES = (
     "volume",
     "more_like_this",
     "now_playing",
+    "like",
+    "dislike",
+    "favourites",
+    "history",
     "cancel",
     "unknown",
 )
@@ -92,6 +96,8 @@ class IntentParser:
         self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
         drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
         self._query_drop = sorted((p.split() for p in drop), key=len, reverse=True)
+        markers = _phrase_list(raw.get("favourite_markers", []), "favourite_markers", path)
+        self._favourite_markers = [f" {m} " for m in markers]
         self._choices: list[str] = []
         self._meaning: list[Intent] = []
         for key, spec in raw.get("intents", {}).items():
@@ -127,6 +133,9 @@ class IntentParser:
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
         if (query := self._play_query(heard, words)) is not None:
+            padded = f" {' '.join(_words(query))} "
+            if any(m in padded for m in self._favourite_markers):
+                return Intent("favourites")
             return Intent("play", query, None)
         if best is not None and best[1] >= LIKELY_SCORE:
             return self._meaning[best[2]]
