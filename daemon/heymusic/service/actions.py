@@ -135,8 +135,8 @@ class Actions:
             else:
                 player.earcon("ok")
             return [issued(name, track.track_id)]
-        player.next()
-        return [issued(name, track.track_id), issued("next")]
+        player.next()  # a dislike is a skip too
+        return [issued(name, track.track_id)]
 
     def _play(
         self,

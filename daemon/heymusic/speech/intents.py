@@ -132,12 +132,17 @@ class IntentParser:
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
-        if (query := self._play_query(heard, words)) is not None:
+        likely = best is not None and best[1] >= LIKELY_SCORE
+        if (found := self._play_query(heard, words)) is not None:
+            query, skipped = found
             padded = f" {' '.join(_words(query))} "
             if any(m in padded for m in self._favourite_markers):
                 return Intent("favourites")
-            return Intent("play", query, None)
-        if best is not None and best[1] >= LIKELY_SCORE:
+            # A verb after other words ("what did I listen to lately") is weaker evidence
+            # of a request than a close table phrase; at the start it is a request.
+            if not (skipped and likely):
+                return Intent("play", query, None)
+        if best is not None and likely:
             return self._meaning[best[2]]
         if len(words) <= 6:
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
@@ -176,13 +181,14 @@ class IntentParser:
                     hi, changed = hi - n, True
         return lo, hi
 
-    def _play_query(self, heard: list[str], words: list[str]) -> str | None:
+    def _play_query(self, heard: list[str], words: list[str]) -> tuple[str, int] | None:
         """The request after a play prefix at the start, or after up to three junk words (the
-        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS)."""
+        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS), and
+        how many words came before the prefix."""
         for skip in range(min(4, len(words))):
             query = self._query_after_prefix(heard[skip:], words[skip:])
             if query is not None:
-                return query
+                return query, skip
         return None
 
     def _query_after_prefix(self, heard: list[str], words: list[str]) -> str | None:
