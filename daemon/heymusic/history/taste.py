@@ -1,6 +1,7 @@
 """A profile's taste, learned from its history: a direction in the song-embedding space
-(liked songs minus disliked ones, recent events weighing more) and the songs said to be
-unwanted, kept in memory and updated as events are recorded.
+(the mean of the liked songs minus a quarter of the mean of the disliked ones, recent
+events weighing more: Rocchio's formula) and the songs said to be unwanted, kept in memory
+and updated as events are recorded.
 
 What counts: an explicit "I like this" (+1) or "I don't like this" (-1, and the song never
 comes back by itself), a replay or "more like this" (+0.7), a song heard to its end (+0.5),
@@ -23,6 +24,10 @@ from heymusic.history.store import HOUSEHOLD, HistoryEvent
 WEIGHTS = {"like": 1.0, "dislike": -1.0, "replay": 0.7, "more_like_this": 0.7, "finish": 0.5}
 EARLY_SKIP_SECONDS = 30.0
 EARLY_SKIP_WEIGHT = -0.3
+DISLIKED_SHARE = 0.25
+"""Rocchio's weights: the taste is the (weighted) mean of the liked songs minus a quarter of
+the mean of the disliked ones, so thirty early skips do not drown three songs heard to the
+end."""
 HALF_LIFE_DAYS = 60.0
 """An event this old counts half as much as one today."""
 
@@ -92,7 +97,8 @@ class Taste:
         return [t for t, w in ranked if w > 0 and t not in disliked][:n]
 
     def vector(self, row_of: Callable[[str], int | None], vectors: np.ndarray) -> TasteScores:
-        """The taste direction in the space of `vectors` (row_of maps a song id to its row)."""
+        """The taste direction in the space of `vectors` (row_of maps a song id to its row);
+        None until something was liked."""
         weights = self.track_weights()
         rows, amounts = [], []
         for track_id, weight in weights.items():
@@ -100,9 +106,15 @@ class Taste:
             if row is not None and weight:
                 rows.append(row)
                 amounts.append(weight)
-        if not rows:
-            return TasteScores(None, 0)
-        taste = np.asarray(amounts, dtype=np.float32) @ np.asarray(vectors[rows], dtype=np.float32)
+        if not any(a > 0 for a in amounts):
+            return TasteScores(None, 0)  # skips alone point nowhere: wait for a first like
+        weight = np.asarray(amounts, dtype=np.float32)
+        songs = np.asarray(vectors[rows], dtype=np.float32)
+        liked = np.clip(weight, 0, None)
+        disliked = np.clip(-weight, 0, None)
+        taste = liked @ songs / liked.sum()
+        if disliked.any():
+            taste -= DISLIKED_SHARE * (disliked @ songs / disliked.sum())
         norm = float(np.linalg.norm(taste))
         return TasteScores(taste / norm if norm > 1e-6 else None, len(rows))
 
