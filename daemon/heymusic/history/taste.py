@@ -108,10 +108,10 @@ class Taste:
                 amounts.append(weight)
         if not any(a > 0 for a in amounts):
             return TasteScores(None, 0)  # skips alone point nowhere: wait for a first like
-        weight = np.asarray(amounts, dtype=np.float32)
+        signed = np.asarray(amounts, dtype=np.float32)
         songs = np.asarray(vectors[rows], dtype=np.float32)
-        liked = np.clip(weight, 0, None)
-        disliked = np.clip(-weight, 0, None)
+        liked = np.clip(signed, 0, None)
+        disliked = np.clip(-signed, 0, None)
         taste = liked @ songs / liked.sum()
         if disliked.any():
             taste -= DISLIKED_SHARE * (disliked @ songs / disliked.sum())
