@@ -242,3 +242,27 @@ def _events(store: HistoryStore) -> list[HistoryEvent]:
     store.flush()
     with reading(store.path) as conn:
         return read_events(conn)
+
+
+def test_recording_off_keeps_no_file_and_says_so(tmp_path: Path) -> None:
+    from heymusic.history.store import history_path
+    from heymusic.service.actions import HISTORY_OFF, Actions
+    from heymusic.service.assembly import NoRecommender, open_listening
+    from heymusic.speech.intents import Intent
+
+    settings = Settings.model_validate({"history": {"record": False}})
+    messages: list[str] = []
+    assert open_listening(settings, NoRecommender("unused"), messages.append) is None
+    player = LogPlayer()
+    actions = Actions(player, NoRecommender("unused"), lambda: 0.0, None)
+    player.play([_track("a"), _track("b")])
+    actions.act(Intent("like"), 1.0, 0.0)
+    actions.act(Intent("dislike"), 2.0, 0.0)  # still a skip
+    actions.act(Intent("history"), 3.0, 0.0)
+    assert player.commands[1:] == [("say", HISTORY_OFF), ("next", None), ("say", HISTORY_OFF)]
+    assert not history_path().exists() and not messages
+    on = open_listening(Settings(), NoRecommender("unused"), messages.append)
+    assert on is not None
+    on.record(_track("a"), "like")
+    on.store.close()
+    assert history_path().exists()

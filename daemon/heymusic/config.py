@@ -173,9 +173,11 @@ class HistorySettings(_Section):
     max_megabytes: float = Field(200.0, gt=0)
     """The history file grows no larger (~2 million events); then new events are not kept
     until `heymusic history --forget` (what is recorded stays)."""
-    taste_weight: float = Field(0.5, ge=0, le=1)
-    """How much the profile's taste counts against the request's own score (0: not at all).
-    A request naming a song or an artist is never re-ranked."""
+    taste_weight: float = Field(0.2, ge=0, le=1)
+    """How much the profile's taste counts against a described request's own score ("some
+    rock": 0 = not at all). "Play something" is chosen by the taste alone; a request naming
+    a song or an artist is never re-ranked. 0.2: the best of 0.2-0.5 in bench/profiles.py
+    (docs/profiles.md)."""
 
 
 class SpotifySettings(_Section):

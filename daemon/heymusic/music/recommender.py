@@ -49,7 +49,7 @@ OVERFETCH = 12
 MIN_ARTIST_MATCH = 90.0
 GENERIC_WORDS = FILLER | frozenset("good nice great random whatever else different cool".split())
 """A request made only of these ("play something", "some music") leaves the choice to the
-profile's taste: candidates come from the taste, not from the request."""
+profile's taste alone."""
 RECHECK_CANDIDATES = 8
 """Near matches of a weak title request whose fit to the audio is checked."""
 RECHECK_MIN_MATCH = 60.0
@@ -326,8 +326,9 @@ class Recommender:
         self, query: np.ndarray, k: int, exclude: Collection[str], generic: bool = False
     ) -> list[tuple[Track, float]]:
         """The k best songs for `query`, spread over artists. With a taste profile, the
-        candidates are re-ranked by (1 - w) request + w taste, and disliked songs are left
-        out; a `generic` request takes its candidates from the taste."""
+        request's candidates are re-ranked by (1 - w) request + w taste (`[history]
+        taste_weight`) and disliked songs are left out; a `generic` request says nothing
+        of its own, so the taste alone chooses."""
         unwanted = self.taste.disliked if self.taste is not None else frozenset()
         skip = {
             r
@@ -340,7 +341,7 @@ class Recommender:
         else:
             rows, _ = self.index.search(taste if generic else query, k * OVERFETCH, skip)
             candidates = np.asarray(self.index.vectors[rows], dtype=np.float32)
-            weight = self.settings.history.taste_weight
+            weight = 1.0 if generic else self.settings.history.taste_weight
             scores = (1 - weight) * (candidates @ query) + weight * (candidates @ taste)
             order = np.argsort(-scores, kind="stable")
             rows, scores = rows[order], scores[order]
