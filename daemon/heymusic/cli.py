@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--other-wav", nargs="+", default=[], metavar="WAV", help="recorded other speech"
     )
+    p.add_argument(
+        "--name", help="whose voice this is (a listening profile of their own); default: none"
+    )
     p.add_argument("--remove", action="store_true", help="forget the recordings and verifier")
 
     p = _add(

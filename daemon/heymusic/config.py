@@ -106,6 +106,9 @@ class WakeSettings(_Section):
     personal_override: float = Field(0.9, ge=0, le=1)
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""
+    identify_threshold: float = Field(0.9, ge=0.5, le=1)
+    """Once two people or more enrolled by name (`heymusic enroll --name`), the wake names
+    who said it when the identifier is this sure; else the household profile is used."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake.asr_check);
     costs 0.3-0.7 s of CPU per candidate here (docs/wake-word.md) and delays the wake by 0.5 s (the

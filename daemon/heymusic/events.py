@@ -53,6 +53,8 @@ class Wake(Event):
     type: ClassVar[str] = "wake"
     score: float
     model: str
+    person: str | None = None
+    """Who said it, among the people enrolled by name (None: nobody sure, the household)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from heymusic.history.store import HOUSEHOLD, HistoryEvent, HistoryStore, read_events, reading
-from heymusic.history.taste import Tastes, event_weight
+from heymusic.history.taste import Taste, Tastes, event_weight
 from heymusic.players.base import Player, PlayerState, describe
 from heymusic.track import Track
 
@@ -48,6 +48,12 @@ class Listening:
         """How the current song is about to end ("skip", "stop") and when that was said."""
         self._replay = False
         store.subscribe(tastes.add)
+
+    def use(self, person: str | None) -> Taste:
+        """The person who woke it (None: nobody identified, the household) owns what follows,
+        until the next wake; their taste, for the recommender."""
+        self.profile = person or HOUSEHOLD
+        return self.tastes.get(self.profile)
 
     def record(self, track: Track, kind: str, seconds: float | None = None) -> None:
         self.store.record(HistoryEvent(track.track_id, kind, self.profile, seconds))

@@ -109,6 +109,8 @@ class Pipeline:
                 # to the command's own (the check encodes 15 s, the command 30 s)
                 release_freed_memory()
             if isinstance(wake, Wake):
+                if self.listening is not None:  # whose taste and history this command is
+                    self.recommender.taste = self.listening.use(wake.person)
                 self._start_listening(wake.audio_s)
             return events
         muted = self.audio_s <= self._mute_until_s
