@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", type=_at_least_one, default=None, help="how many songs (default [recommender] k)"
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", help="re-rank by this listening profile's taste (household, ...)")
+    p.add_argument(
+        "--explain", action="store_true", help="show each song's request and taste scores"
+    )
+
+    p = _add(sub, "history", music.history, "show, export or forget the listening history")
+    p.add_argument("--profile", help="one profile only (default: all)")
+    p.add_argument("--json", action="store_true", help="every event as JSON lines")
+    p.add_argument("--forget", action="store_true", help="delete the history (of --profile)")
 
     p = _add(sub, "catalog", music.catalog, "import or inspect the catalog")
     csub = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
@@ -176,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wake-wav", nargs="+", default=[], metavar="WAV", help="recorded wake takes")
     p.add_argument(
         "--other-wav", nargs="+", default=[], metavar="WAV", help="recorded other speech"
+    )
+    p.add_argument(
+        "--name", help="whose voice this is (a listening profile of their own); default: none"
     )
     p.add_argument("--remove", action="store_true", help="forget the recordings and verifier")
 

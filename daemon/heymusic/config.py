@@ -106,6 +106,9 @@ class WakeSettings(_Section):
     personal_override: float = Field(0.9, ge=0, le=1)
     """An enrolled voice scored at least this sure passes even when the shared verifier
     doubts it (voices the shipped model hears poorly); 1 = never."""
+    identify_threshold: float = Field(0.9, ge=0.5, le=1)
+    """Once two people or more enrolled by name (`heymusic enroll --name`), the wake names
+    who said it when the identifier is this sure; else the household profile is used."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake.asr_check);
     costs 0.3-0.7 s of CPU per candidate here (docs/wake-word.md) and delays the wake by 0.5 s (the
@@ -186,6 +189,20 @@ class PlayerSettings(_Section):
     """Preview clips: give up on a server that sends nothing for this long (then skip)."""
 
 
+class HistorySettings(_Section):
+    record: bool = True
+    """Keep a listening history (history.sqlite3 in the state dir: songs played, skipped,
+    finished, liked; never what was said) and let it re-rank what plays."""
+    max_megabytes: float = Field(200.0, gt=0)
+    """The history file grows no larger (~2 million events); then new events are not kept
+    until `heymusic history --forget` (what is recorded stays)."""
+    taste_weight: float = Field(0.2, ge=0, le=1)
+    """How much the profile's taste counts against a described request's own score ("some
+    rock": 0 = not at all). "Play something" is chosen by the taste alone; a request naming
+    a song or an artist is never re-ranked. 0.2: the best of 0.2-0.5 in bench/profiles.py
+    (docs/profiles.md)."""
+
+
 class SpotifySettings(_Section):
     client_id: str = ""
     redirect_uri: str = "http://127.0.0.1:8888/callback"
@@ -208,6 +225,7 @@ class Settings(_Section):
     catalog: CatalogSettings = CatalogSettings()
     recommender: RecommenderSettings = RecommenderSettings()
     player: PlayerSettings = PlayerSettings()
+    history: HistorySettings = HistorySettings()
     spotify: SpotifySettings = SpotifySettings()
     intents: dict[str, list[str]] = Field(default_factory=dict)
     """More phrases per intent of data/intents.toml ("skip" = ["next tune please"]), matched

@@ -58,6 +58,8 @@ class Wake(Event):
     latency_ms: float = 0.0
     """How long a person waits for it after that chunk: the audio the checks waited for
     (Whisper's 0.5 s) plus their compute time."""
+    person: str | None = None
+    """Who said it, among the people enrolled by name (None: nobody sure, the household)."""
 
 
 @dataclass(frozen=True)

@@ -77,14 +77,17 @@ def enroll(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(
             f"--takes {args.takes} is too few; give at least {enrollment.MIN_WAKE_CLIPS}"
         )
+    if args.name:
+        enrollment.check_name(args.name)  # before anything is recorded
     if args.wake_wav or args.other_wav:
         takes = enrollment.read_takes(args.wake_wav, args.other_wav)
     else:
         takes = enrollment.record(settings, args.takes, args.input)
-    report = enrollment.enroll(settings, takes)
+    report = enrollment.enroll(settings, takes, args.name)
+    people = f"; tells apart {', '.join(report['people'])}" if report["people"] else ""
     print(
         f"personal verifier for {report['model']}: {report['wake_takes']} wake takes, "
-        f"{report['other_takes']} other takes -> {report['path']}\n"
+        f"{report['other_takes']} other takes -> {report['path']}{people}\n"
         "The daemon uses it from its next start or reload (SIGHUP); "
         "`heymusic enroll --remove` forgets it."
     )

@@ -18,6 +18,7 @@ import numpy as np
 
 from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
+from heymusic.history.taste import Taste
 from heymusic.memory import release_freed_memory
 from heymusic.music.catalog import Catalog, load_catalog
 from heymusic.music.encoders import ZERO_SHOT, QueryEncoder, SongEncoder
@@ -47,6 +48,9 @@ SESSION_MEMORY = 500
 OVERFETCH = 12
 #: An artist-only request needs a near-exact artist name.
 MIN_ARTIST_MATCH = 90.0
+GENERIC_WORDS = FILLER | frozenset("good nice great random whatever else different cool".split())
+"""A request made only of these ("play something", "some music") leaves the choice to the
+profile's taste alone."""
 RECHECK_CANDIDATES = 8
 """Near matches of a weak title request whose fit to the audio is checked..."""
 RECHECK_ARTISTS = (2, 2)
@@ -138,6 +142,8 @@ class Recommender:
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
         }
+        self.taste: Taste | None = None
+        """The listening profile that re-ranks what is not asked for by name (None: none)."""
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -162,7 +168,33 @@ class Recommender:
             rest = self.more_like(match.track, k - 1, exclude=[*exclude, match.track.track_id])
             return [(match.track, match.score / 100.0), *rest]
         query = self.models.query.encode([text])[0]
-        return self._serve(self._search(query, k, exclude))
+        generic = all(w in GENERIC_WORDS for w in words(text))
+        return self._serve(self._search(query, k, exclude, generic=generic))
+
+    def favourites(self, k: int | None = None) -> list[tuple[Track, float]]:
+        """The profile's most liked songs, topped up with songs of its taste."""
+        k = k or self.settings.recommender.k
+        liked = self.taste.favourites(k) if self.taste is not None else []
+        found = [(t, 1.0) for tid in liked if (t := self.catalog.get(tid)) is not None]
+        query = self._taste_vector() if len(found) < k else None
+        if query is not None:
+            own = [t.track_id for t, _ in found]
+            found += self._search(query, k - len(found), own, generic=True)
+        return self._serve(found)
+
+    def explain(self, text: str, tracks: Sequence[Track]) -> list[tuple[float, float | None]]:
+        """(request score, taste score) of each track: the cosines the blend starts from."""
+        query = self.models.query.encode([text])[0]
+        taste = self._taste_vector()
+        out: list[tuple[float, float | None]] = []
+        for track in tracks:
+            row = self.catalog.position(track.track_id)
+            if row is None:
+                out.append((0.0, None))
+                continue
+            vector = np.asarray(self.index.vectors[row])
+            out.append((float(vector @ query), None if taste is None else float(vector @ taste)))
+        return out
 
     def more_like(
         self, track: Track, k: int | None = None, exclude: Collection[str] = ()
@@ -302,13 +334,35 @@ class Recommender:
             songs += self._like(Match(track, 100.0, "artist"), k - len(songs), [*exclude, *own])
         return songs[:k]
 
+    def _taste_vector(self) -> np.ndarray | None:
+        if self.taste is None:
+            return None
+        return self.taste.vector(self.catalog.position, self.index.vectors).vector
+
     def _search(
-        self, query: np.ndarray, k: int, exclude: Collection[str]
+        self, query: np.ndarray, k: int, exclude: Collection[str], generic: bool = False
     ) -> list[tuple[Track, float]]:
+        """The k best songs for `query`, spread over artists. With a taste profile, the
+        request's candidates are re-ranked by (1 - w) request + w taste (`[history]
+        taste_weight`) and disliked songs are left out; a `generic` request says nothing
+        of its own, so the taste alone chooses."""
+        unwanted = self.taste.disliked if self.taste is not None else frozenset()
         skip = {
-            r for tid in {*exclude, *self.served} if (r := self.catalog.position(tid)) is not None
+            r
+            for tid in {*exclude, *self.served, *unwanted}
+            if (r := self.catalog.position(tid)) is not None
         }
-        rows, scores = self.index.search(query, k * OVERFETCH, skip | self.unplayable_rows)
+        skip |= self.unplayable_rows
+        taste = self._taste_vector()
+        if taste is None:
+            rows, scores = self.index.search(query, k * OVERFETCH, skip)
+        else:
+            rows, _ = self.index.search(taste if generic else query, k * OVERFETCH, skip)
+            candidates = np.asarray(self.index.vectors[rows], dtype=np.float32)
+            weight = 1.0 if generic else self.settings.history.taste_weight
+            scores = (1 - weight) * (candidates @ query) + weight * (candidates @ taste)
+            order = np.argsort(-scores, kind="stable")
+            rows, scores = rows[order], scores[order]
         cap = self.settings.recommender.max_per_artist
         per_artist: dict[str, int] = {}
         songs: set[tuple[str, str]] = set()  # one release of a song (albums, compilations)

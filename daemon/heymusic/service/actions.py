@@ -7,7 +7,9 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from heymusic.events import Event, PlayerCommand, Results, TrackResult
+from heymusic.history.taste import Taste
 from heymusic.players.base import Player
+from heymusic.service.listening import Listening
 from heymusic.speech.intents import Intent
 from heymusic.speech.second_listen import Heard
 from heymusic.track import Track
@@ -19,10 +21,16 @@ _SIMPLE_ACTIONS = {
     "pause": ("pause", lambda p: p.pause()),
     "resume": ("resume", lambda p: p.resume()),
 }
+#: How a command ends the song that plays, for the history.
+_ENDS = {"skip": "skip", "stop": "stop", "play": "stop", "favourites": "stop", "dislike": "skip"}
+HISTORY_OFF = "The listening history is off, so I cannot remember that."
 
 
 class Recommender(Protocol):
     """What the loop asks of the recommender (heymusic.music.recommender.Recommender)."""
+
+    taste: Taste | None
+    """The profile that re-ranks what is not asked for by name."""
 
     def recommend(self, text: str, *, heard: Heard | None = None) -> list[tuple[Track, float]]: ...
 
@@ -30,16 +38,24 @@ class Recommender(Protocol):
         self, track: Track, *, exclude: Collection[str] = ()
     ) -> list[tuple[Track, float]]: ...
 
+    def favourites(self) -> list[tuple[Track, float]]: ...
+
 
 class Actions:
     """Carries out intents on a player, asking the recommender for songs."""
 
     def __init__(
-        self, player: Player, recommender: Recommender, clock: Callable[[], float]
+        self,
+        player: Player,
+        recommender: Recommender,
+        clock: Callable[[], float],
+        listening: Listening | None = None,
     ) -> None:
+        """`listening`: records the history (None: `[history] record = false`)."""
         self.player = player
         self.recommender = recommender
         self._clock = clock
+        self.listening = listening
 
     def act(
         self, intent: Intent, audio_s: float, spoken_at: float, heard: Heard | None = None
@@ -57,6 +73,12 @@ class Actions:
         def issued(action: str, detail: str | None = None) -> PlayerCommand:
             return PlayerCommand(audio_s, action, (self._clock() - spoken_at) * 1000.0, detail)
 
+        if self.listening is not None and intent.name in _ENDS:
+            self.listening.ending(_ENDS[intent.name], audio_s)
+        if self.listening is not None and intent.name == "previous":
+            self.listening.replaying(audio_s)
+        if intent.name in ("like", "dislike", "history"):
+            return self._feedback(intent.name, issued)
         if intent.name in _SIMPLE_ACTIONS:
             action, call = _SIMPLE_ACTIONS[intent.name]
             call(player)
@@ -80,11 +102,41 @@ class Actions:
             if current is None:
                 player.say("Nothing is playing.")
                 return [issued("say", "Nothing is playing.")]
+            if self.listening is not None:
+                self.listening.record(current, "more_like_this")
             found = self.recommender.more_like(current, exclude=(current.track_id,))
             return self._play(found, audio_s, issued, "queue")
+        if intent.name == "favourites":
+            found = self.recommender.favourites()
+            if not found:
+                player.say("I do not know what you like yet.")
+                return [issued("say", "no favourites yet")]
+            return self._play(found, audio_s, issued, "play")
         if intent.name == "unknown":
             player.earcon("sorry")
         return []  # cancel: a false wake or a change of mind does nothing
+
+    def _feedback(self, name: str, issued: Callable[..., PlayerCommand]) -> list[Event]:
+        """Like, dislike (then skip) the song that plays; the spoken summary of the history."""
+        player, listening = self.player, self.listening
+        if name == "history":
+            answer = listening.summary() if listening is not None else HISTORY_OFF
+            player.say(answer)
+            return [issued("say", answer)]
+        track = player.now_playing()
+        if track is None:
+            player.say("Nothing is playing.")
+            return [issued("say", "Nothing is playing.")]
+        if listening is not None:
+            listening.record(track, name)
+        if name == "like":
+            if listening is None:
+                player.say(HISTORY_OFF)
+            else:
+                player.earcon("ok")
+            return [issued(name, track.track_id)]
+        player.next()  # a dislike is a skip too
+        return [issued(name, track.track_id)]
 
     def _play(
         self,

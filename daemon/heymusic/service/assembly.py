@@ -16,9 +16,12 @@ from heymusic.audio.front_end import FrontEnd
 from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.events import Event, StageError
+from heymusic.history.store import HOUSEHOLD, HistoryError, HistoryStore, read_events, reading
+from heymusic.history.taste import Taste, Tastes
 from heymusic.memory import release_freed_memory
 from heymusic.players import make_player
 from heymusic.players.base import Player
+from heymusic.service.listening import Listening
 from heymusic.service.pipeline import Pipeline, Recommender, Stages
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.control_listen import ControlListen
@@ -37,11 +40,12 @@ class NoRecommender:
 
     def __init__(self, problem: str) -> None:
         self.problem = problem
+        self.taste: Taste | None = None
 
     def recommend(self, *args: Any, **kwargs: Any) -> list[tuple[Track, float]]:
         raise UserError(self.problem)
 
-    more_like = recommend
+    more_like = favourites = recommend
 
 
 def load_recommender(settings: Settings) -> Recommender:
@@ -58,8 +62,37 @@ def load_recommender(settings: Settings) -> Recommender:
         return NoRecommender(f"the recommender failed to load ({type(err).__name__}: {err})")
 
 
-def build_stages(settings: Settings, player: Player, recommender: Recommender) -> Stages:
-    """The listening stages for `settings`, around a player and recommender already made."""
+def open_listening(
+    settings: Settings, recommender: Recommender, on_problem: Callable[[str], None]
+) -> Listening | None:
+    """The history recorder with every profile's taste read back, the household's handed to
+    the recommender; None when `[history] record = false`. A history that cannot be read is
+    one line and an empty taste: the daemon plays on."""
+    if not settings.history.record:
+        return None
+    store = HistoryStore(
+        on_problem=on_problem, max_bytes=int(settings.history.max_megabytes * 1_000_000)
+    )
+    try:
+        with reading(store.path, on_problem) as conn:
+            events = read_events(conn)
+    except HistoryError as err:
+        on_problem(f"{err}; your taste starts empty this time")
+        events = []
+    tastes = Tastes(events)
+    recommender.taste = tastes.get(HOUSEHOLD)
+    catalog = getattr(recommender, "catalog", None)
+    return Listening(store, tastes, catalog.get if catalog is not None else lambda _: None)
+
+
+def build_stages(
+    settings: Settings,
+    player: Player,
+    recommender: Recommender,
+    listening: Listening | None = None,
+) -> Stages:
+    """The listening stages for `settings`, around a player, recommender and history
+    recorder already made."""
     asr = Transcriber(settings)
     wake = WakeDetector(settings, asr.model)
     asr.set_wake_phrase(wake.phrases[0])
@@ -76,6 +109,7 @@ def build_stages(settings: Settings, player: Player, recommender: Recommender) -
         player=player,
         earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
         front_end=FrontEnd(settings.front_end),
+        listening=listening,
     )
     release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
     return stages
@@ -99,7 +133,12 @@ def build(
     recommender = load_recommender(settings)
     if old is not None:
         search_what_plays(recommender, old.player)
-        pipeline = Pipeline(build_stages(settings, old.player, recommender), old.messages)
+        listening = old.listening
+        if listening is not None:
+            recommender.taste = listening.tastes.get(listening.profile)
+        pipeline = Pipeline(
+            build_stages(settings, old.player, recommender, listening), old.messages
+        )
         pipeline.samples = old.samples  # one continuous timeline
         return pipeline
     messages: deque[str] = deque(maxlen=100)
@@ -107,7 +146,8 @@ def build(
     reference = echo.reference if echo is not None else None
     player = make_player(settings, kind, audio_out, messages.append, more_like, reference)
     search_what_plays(recommender, player)
-    return Pipeline(build_stages(settings, player, recommender), messages)
+    listening = open_listening(settings, recommender, messages.append)
+    return Pipeline(build_stages(settings, player, recommender, listening), messages)
 
 
 def search_what_plays(recommender: Recommender, player: Player) -> None:

@@ -31,6 +31,7 @@ from heymusic.events import (
 from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
 from heymusic.service.actions import Actions, Recommender
+from heymusic.service.listening import Listening
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
@@ -59,6 +60,8 @@ class Stages:
     """What each path hears of the source (default: all of them the source untouched)."""
     control_listen: ControlListen | None = None
     """Settles unsure controls on the audio; None when `[asr] recheck_controls` is off."""
+    listening: Listening | None = None
+    """Records the listening history (None: `[history] record = false`)."""
 
 
 class Pipeline:
@@ -83,7 +86,8 @@ class Pipeline:
         self._mute_s = stages.earcon_mute_seconds
         self._front_end = stages.front_end
         self._clock = clock
-        self._actions = Actions(stages.player, stages.recommender, clock)
+        self.listening = stages.listening
+        self._actions = Actions(stages.player, stages.recommender, clock, stages.listening)
         self.samples = 0
         self._listening = False
         self._resumed = False
@@ -102,6 +106,8 @@ class Pipeline:
         paths = self._front_end.process(chunk)
         # The wake model hears every chunk, so its feature window never holds stale audio.
         self.wake.music_playing = self.player.state is PlayerState.PLAYING
+        if self.listening is not None:
+            self.listening.observe(self.player, self.audio_s)
         wake = self.wake.process(paths.wake, self.audio_s)
         if not self._listening:
             self.recorder.idle(paths.asr, paths.vad)
@@ -114,6 +120,8 @@ class Pipeline:
                 # to the command's own (the check encodes 15 s, the command 30 s)
                 release_freed_memory()
             if isinstance(wake, Wake):
+                if self.listening is not None:  # whose taste and history this command is
+                    self.recommender.taste = self.listening.use(wake.person)
                 self._start_listening(wake.audio_s)
             return events
         muted = self.audio_s <= self._mute_until_s
@@ -130,6 +138,12 @@ class Pipeline:
             events.append(end)
         self._stop_listening()
         return events
+
+    def close(self) -> None:
+        """Stop the player (it saves its state), then write what the history still holds."""
+        self.player.close()
+        if self.listening is not None:
+            self.listening.store.close()
 
     def finish(self) -> list[Event]:
         """End of input: let a command in progress end as if silence followed."""

@@ -62,7 +62,7 @@ def simulate(settings: Settings, options: RunOptions) -> int:
         _let_it_play(pipeline, options.play_seconds)
     finally:
         source.close()
-        pipeline.player.close()
+        pipeline.close()
     emit.close()
     return 0
 
@@ -136,7 +136,7 @@ def run(settings: Settings, options: RunOptions) -> int:
         _LOGGER.info("stopping")
     finally:
         notifier.notify("STOPPING=1")
-        pipeline.player.close()
+        pipeline.close()
         emit.close()
     return 0
 

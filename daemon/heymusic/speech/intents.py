@@ -31,6 +31,10 @@ INTENT_NAMES = (
     "volume",
     "more_like_this",
     "now_playing",
+    "like",
+    "dislike",
+    "favourites",
+    "history",
     "cancel",
     "unknown",
 )
@@ -125,6 +129,8 @@ class IntentParser:
         verbs = _phrase_list(raw.get("control_verbs", []), "control_verbs", path)
         self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
         self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
+        markers = _phrase_list(raw.get("favourite_markers", []), "favourite_markers", path)
+        self._favourite_markers = [f" {m} " for m in markers]
         self._choices: list[str] = []
         self._said: list[str] = []
         """The table's phrases as written ("what's playing"), for Whisper to score."""
@@ -171,9 +177,17 @@ class IntentParser:
             return self._meaning[best[2]]
         if (control := self._by_signal(core)) is not None:
             return replace(control, weak=True)
-        if (query := self._play_query(heard, words)) is not None:
-            return Intent("play", query, None)
-        if best is not None and best[1] >= LIKELY_SCORE:
+        likely = best is not None and best[1] >= LIKELY_SCORE
+        if (found := self._play_query(heard, words)) is not None:
+            query, skipped = found
+            padded = f" {' '.join(_words(query))} "
+            if any(m in padded for m in self._favourite_markers):
+                return Intent("favourites")
+            # A verb after other words ("what did I listen to lately") is weaker evidence
+            # of a request than a close table phrase; at the start it is a request.
+            if not (skipped and likely):
+                return Intent("play", query, None)
+        if best is not None and likely:
             return replace(self._meaning[best[2]], weak=True)
         if len(words) <= 6:
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
@@ -284,13 +298,14 @@ class IntentParser:
                     hi, changed = hi - n, True
         return lo, hi
 
-    def _play_query(self, heard: list[str], words: list[str]) -> str | None:
+    def _play_query(self, heard: list[str], words: list[str]) -> tuple[str, int] | None:
         """The request after a play prefix at the start, or after up to three junk words (the
-        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS)."""
+        wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS), and
+        how many words came before the prefix."""
         for skip in range(min(4, len(words))):
             query = self._query_after_prefix(heard[skip:], words[skip:])
             if query is not None:
-                return query
+                return query, skip
         return None
 
     def _query_after_prefix(self, heard: list[str], words: list[str]) -> str | None:

@@ -26,7 +26,7 @@ from heymusic.text import wake_phrases_from_models
 from heymusic.wake.asr_check import AsrCheck
 from heymusic.wake.features import EMB_OFFSET, MEL_CHUNKS, VoiceGate
 from heymusic.wake.models import load_wake_model, resolve_wake_model
-from heymusic.wake.personal import load_personal
+from heymusic.wake.personal import load_people, load_personal
 from heymusic.wake.verifier import load_verifier
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class WakeDetector:
         self._last_fire_s = float("-inf")
         self._verifier = load_verifier(settings) if cfg.verifier else None
         self._personal = load_personal(settings, self.model_names)
+        self._people = load_people(settings, self.model_names)
+        self._identify_threshold = cfg.identify_threshold
         self._personal_threshold = cfg.personal_threshold
         self._personal_override = cfg.personal_override
         self._asr_checks = (
@@ -106,9 +108,11 @@ class WakeDetector:
         """Samples heard: openWakeWord's buffer starts out as embeddings of digital silence."""
         self._heard_s = 0.0
         """Where the last chunk scored ends, in seconds of input."""
-        self._pending: tuple[float, float, str, float, float | None, float] | None = None
+        self._pending: tuple[float, float, str, float, float | None, str | None, float] | None = (
+            None
+        )
         """A burst waiting for Whisper: (fire time, score, model, verifier, personal score,
-        seconds of compute spent on it so far)."""
+        person identified, seconds of compute spent on it so far)."""
         # a fire scored k chunks late is still checked on time while k <= wait / 80 ms
         waits = [check.after_seconds for check in self._asr_checks.values()]
         self.group_chunks = (
@@ -229,12 +233,18 @@ class WakeDetector:
                 WakeCandidate(audio_s, float(score), model, verified, None, personal)
             )
         self._rejected = False
+        person = None
+        if model in self._people:
+            people = self._people[model]
+            person = people.identify(
+                self._heard_embeddings(people.frames), self._identify_threshold
+            )
         spent_s = time.perf_counter() - started
         if model in self._asr_checks:
-            self._pending = (audio_s, float(score), model, verified, personal, spent_s)
+            self._pending = (audio_s, float(score), model, verified, personal, person, spent_s)
             return None
         self._last_fire_s = audio_s
-        return Wake(audio_s, float(score), model, 1000.0 * spent_s)
+        return Wake(audio_s, float(score), model, latency_ms=1000.0 * spent_s, person=person)
 
     def _skip(self, chunk: np.ndarray) -> bool:
         """Store a chunk no score can need yet (heymusic.wake.features); False = not stored."""
@@ -263,7 +273,7 @@ class WakeDetector:
     def _settle(self, audio_s: float) -> Wake | WakeCandidate | None:
         """Once `AFTER_S` of audio followed the fire: Whisper's verdict on the burst."""
         assert self._pending is not None
-        fire_s, _, model, _, _, _ = self._pending
+        fire_s, _, model, _, _, _, _ = self._pending
         if audio_s - fire_s < self._asr_checks[model].after_seconds - 1e-6:
             return None
         return self._verdict(audio_s)
@@ -271,7 +281,7 @@ class WakeDetector:
     def _verdict(self, audio_s: float) -> Wake | WakeCandidate:
         """Whisper's verdict on the burst waiting for it, from the audio up to `audio_s`."""
         assert self._pending is not None
-        fire_s, score, model, verified, personal, spent_s = self._pending
+        fire_s, score, model, verified, personal, person, spent_s = self._pending
         check = self._asr_checks[model]
         self._pending = None
         self._last_fire_s = fire_s
@@ -282,7 +292,8 @@ class WakeDetector:
         if heard < self._asr_threshold:
             return WakeCandidate(fire_s, score, model, verified, heard, personal)
         spent_s += time.perf_counter() - started  # + the audio waited for, to the chunk settling it
-        return Wake(fire_s, score, model, 1000.0 * (audio_s - fire_s + spent_s))
+        latency_ms = 1000.0 * (audio_s - fire_s + spent_s)
+        return Wake(fire_s, score, model, latency_ms=latency_ms, person=person)
 
     def reset(self) -> None:
         """Forget recent scores (after a command), so stale frames cannot fire again."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from heymusic.text import wake_phrases_from_models
 from heymusic.training.wake import data as wake_data
 from heymusic.wake.detector import WakeDetector
 from heymusic.wake.models import load_wake_model, resolve_wake_model
-from heymusic.wake.personal import FRAMES, enroll_dir, personal_path
+from heymusic.wake.personal import FRAMES, enroll_dir, people_path, personal_path
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ TRIES = 3
 C = 0.01
 """Inverse regularisation of the logistic regression: strong, for a few hundred windows of
 1,536 values (openWakeWord's custom verifiers use 0.001). Not tuned."""
+PEOPLE_C = 0.1
+"""The people identifier's inverse regularisation; any of 0.01-1 named all 60 held-out
+takes of three synthetic people right (docs/profiles.md)."""
+NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+"""A person's name: a folder under the recordings and the profile's name in the history."""
 GENERIC_CLIPS = 120
 """Near-misses by other synthetic voices among the negatives (~10 s to make)."""
 
@@ -275,14 +281,25 @@ def _next_index(folder: Path) -> int:
 
 
 def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -> dict[str, Any]:
-    """Fit and save the personal verifier of wake model `name` on every take in `folder`."""
-    wake = sorted(folder.glob("wake_*.wav"))
-    other = sorted(folder.glob("other_*.wav"))
-    wake_clips = [_wav(p) for p in wake]
-    other_clips = [_wav(p) for p in other]
+    """Fit and save the personal verifier of wake model `name` on every take in `folder`
+    (its subfolders are people enrolled by name), and, once two people or more did, the
+    identifier that tells them apart."""
+    groups = sorted({p.parent for p in folder.rglob("wake_*.wav")})
+    wake = [p for g in groups for p in sorted(g.glob("wake_*.wav"))]
+    other = sorted(folder.rglob("other_*.wav"))
+    clips = {p: _wav(p) for p in [*wake, *other]}
     threshold = settings.wake.threshold
-    floor = room_floor([*wake_clips, *other_clips])
-    pos, best = positive_windows(model, wake_clips, other_clips, threshold, floor)
+    floor = room_floor(list(clips.values()))
+    pos, best, people = [], [], {}
+    for group in groups:  # each person's takes follow their own other sentences
+        mine = [clips[p] for p in other if p.parent == group] or [clips[p] for p in other]
+        windows, top = positive_windows(
+            model, [clips[p] for p in sorted(group.glob("wake_*.wav"))], mine, threshold, floor
+        )
+        pos.append(windows)
+        best += top
+        if group != folder and len(windows):
+            people[group.name] = windows
     unheard = [p.name for p, b in zip(wake, best, strict=True) if b < threshold]
     if unheard:
         print(f"  the wake model did not fire on {', '.join(unheard)}: left out", flush=True)
@@ -293,16 +310,42 @@ def train_from_folder(settings: Settings, model: Any, name: str, folder: Path) -
             f"{len(other)} other takes were given; need {MIN_WAKE_CLIPS} heard takes and one "
             "other: run `heymusic enroll` again, closer to the microphone"
         )
-    neg = negative_windows(model, [*other_clips, *generic_negatives()], floor)
+    neg = negative_windows(model, [*(clips[p] for p in other), *generic_negatives()], floor)
     path = personal_path(name)
-    save(fit(pos, neg), path)
+    save(fit(np.concatenate(pos), neg), path)
+    if len(people) >= 2:
+        save(fit_people(people), people_path(name))
+    else:
+        people_path(name).unlink(missing_ok=True)
     return {
         "model": name,
         "path": str(path),
         "wake_takes": heard,
         "other_takes": len(other),
-        "positive_windows": len(pos),
+        "positive_windows": sum(len(p) for p in pos),
         "negative_windows": len(neg),
+        "people": sorted(people) if len(people) >= 2 else [],
+    }
+
+
+def fit_people(people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Who is who: a standardised multinomial logistic regression over the mean of each
+    positive window's embeddings (the voice more than the words; the words are the same)."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = sorted(people)
+    x = np.concatenate([people[n].mean(axis=1) for n in names]).astype(np.float64)
+    y = np.concatenate([np.full(len(people[n]), i) for i, n in enumerate(names)])
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-3
+    clf = LogisticRegression(C=PEOPLE_C, class_weight="balanced", max_iter=2000)
+    clf.fit((x - mean) / scale, y)
+    return {
+        "names": np.array(names),
+        "mean": mean.astype(np.float32),
+        "scale": scale.astype(np.float32),
+        "coef": clf.coef_.astype(np.float32),
+        "intercept": clf.intercept_.astype(np.float32),
     }
 
 
@@ -318,7 +361,7 @@ def enrolled_model(settings: Settings) -> tuple[Path, str]:
 def forget(settings: Settings) -> str:
     """Remove the personal verifier and the recordings; the model's name."""
     _, name = enrolled_model(settings)
-    for target in (personal_path(name), enroll_dir() / name):
+    for target in (personal_path(name), people_path(name), enroll_dir() / name):
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
@@ -352,12 +395,25 @@ def read_takes(wake_wavs: Sequence[str], other_wavs: Sequence[str]) -> list[tupl
     ]
 
 
-def enroll(settings: Settings, takes: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
-    """Keep `takes` beside the earlier ones and fit the personal verifier on all of them."""
+def check_name(person: str) -> str:
+    """`person` as a profile name (lowercase), or a UserError saying what a name may hold."""
+    if not NAME.match(person.lower()):
+        raise UserError(
+            f"--name {person!r}: use a letter, then up to 31 letters, digits, '-' or '_'"
+        )
+    return person.lower()
+
+
+def enroll(
+    settings: Settings, takes: list[tuple[str, np.ndarray]], person: str | None = None
+) -> dict[str, Any]:
+    """Keep `takes` beside the earlier ones (under `person`'s name when given) and fit the
+    personal verifier, and the people identifier, on all of them."""
     path, name = enrolled_model(settings)
     model = load_wake_model([path])
-    folder = enroll_dir() / name
+    root = enroll_dir() / name
+    folder = root / check_name(person) if person else root
     start = _next_index(folder)
     for i, (kind, audio) in enumerate(takes):
         _write_wav(folder / f"{kind}_{start + i:03d}.wav", audio)
-    return train_from_folder(settings, model, name, folder)
+    return train_from_folder(settings, model, name, root)
