@@ -212,3 +212,10 @@ def test_a_control_word_after_a_play_verb_is_a_control() -> None:
             f"{RNG.choice(after)}"
         )
         assert PARSER.parse(text).name == name, text
+
+
+def test_every_intent_says_what_it_does() -> None:
+    """`ask` and `simulate` name a command's effect in words; a new intent needs one."""
+    for name in INTENT_NAMES:
+        if name not in ("play", "volume"):
+            assert not Intent(name).effect().startswith("plays songs for"), name

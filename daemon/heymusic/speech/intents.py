@@ -91,6 +91,10 @@ _EFFECTS = {
     "resume": "resumes the music",
     "more_like_this": "queues more songs like the one playing",
     "now_playing": "says what is playing",
+    "like": "remembers that you like the song playing",
+    "dislike": "remembers that you dislike the song playing, and skips it",
+    "favourites": "plays songs you like",
+    "history": "says what you have been listening to",
     "cancel": "does nothing (a change of mind)",
     "unknown": "plays the 'sorry' cue",
 }
