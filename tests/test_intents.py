@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heymusic.config import data_dir
-from heymusic.speech.intents import INTENT_NAMES, IntentParser
+from heymusic.speech.intents import INTENT_NAMES, Intent, IntentParser
 from heymusic.text import wake_phrases_from_models
 from tests.conftest import PROJECT_DIR, TEST_SEED
 
