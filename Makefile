@@ -28,12 +28,12 @@ $(VENV)/bin/activate:
 
 # The daemon, its reply voice (piper) and what `heymusic enroll` needs.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
-	$(PIP) install -q -e ".[mic,voice,enroll]"
+	$(PIP) install -q -e ".[mic,voice,enroll,rooms]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[mic,voice,enroll,train,test]"
+	$(PIP) install -q -e ".[mic,voice,enroll,rooms,train,test]"
 	touch $@ $(VENV)/.stamp-run
 
 $(PRISM):

@@ -11,9 +11,10 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 APP_NAME = "heymusic"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -177,6 +178,46 @@ class SpotifySettings(_Section):
     timeout_seconds: float = Field(3.0, gt=0, le=30)
 
 
+class RoomsSettings(_Section):
+    """Wyoming: satellites in other rooms, and services Home Assistant can use (heymusic.rooms)."""
+
+    satellites: list[str] = Field(default_factory=list)
+    """One "room=tcp://host:port" per stock wyoming-satellite; any listed turns rooms on."""
+    host: str = "127.0.0.1"
+    """Where heymusic's own Wyoming services listen. Wyoming has no authentication: open it
+    to the LAN ("0.0.0.0") only on a network you trust (docs/rooms.md)."""
+    conversation_port: int = Field(0, ge=0, le=65535)
+    """Home Assistant's conversation agent (Wyoming handle); 0 = off."""
+    wake_port: int = Field(0, ge=0, le=65535)
+    """The wake word service a satellite's --wake-uri can use; 0 = off."""
+    default_room: str = "home"
+    """Where a request that names no room plays: a satellite's room, else this machine."""
+    max_request_chars: int = Field(500, ge=10, le=10_000)
+    """Longer requests are refused in one line (a spoken one is ~100)."""
+    max_frame_bytes: int = Field(262_144, ge=4096, le=16_777_216)
+    """A bigger Wyoming frame drops the connection (one line): audio comes in ~2-8 kB."""
+    retry_seconds: float = Field(2.0, gt=0, le=60)
+    """First wait before calling an unreachable satellite again; doubles up to 30 s."""
+
+    @field_validator("satellites")
+    @classmethod
+    def _room_uris(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            room, _, uri = entry.partition("=")
+            parsed = urlparse(uri.strip())
+            if not room.strip() or parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
+                raise ValueError(f"{entry!r} is not room=tcp://host:port")
+        return value
+
+    def satellite_uris(self) -> dict[str, str]:
+        """{room: "tcp://host:port"} in config order."""
+        return {r.strip(): u.strip() for r, _, u in (e.partition("=") for e in self.satellites)}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.satellites or self.conversation_port or self.wake_port)
+
+
 class Settings(_Section):
     log_transcripts: bool = False
     """Log what was said. Off by default: this is a microphone in someone's home."""
@@ -188,6 +229,7 @@ class Settings(_Section):
     recommender: RecommenderSettings = RecommenderSettings()
     player: PlayerSettings = PlayerSettings()
     spotify: SpotifySettings = SpotifySettings()
+    rooms: RoomsSettings = RoomsSettings()
 
     def model_path(self, name: str) -> Path:
         """Resolve a model name: absolute or ~ paths as given, else in the shipped models dir."""

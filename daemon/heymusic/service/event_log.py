@@ -21,8 +21,11 @@ class EventLog:
         self._json = as_json
         self._private = private
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, room: str | None = None) -> None:
+        """`room`: which room's pipeline it came from (rooms mode), a field of its own."""
         data = event.to_dict()
+        if room is not None:
+            data["room"] = room
         if self._private:
             for key in _PRIVATE_FIELDS:
                 if data.get(key) is not None:

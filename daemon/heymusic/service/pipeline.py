@@ -32,7 +32,7 @@ from heymusic.players.base import Player, PlayerState
 from heymusic.service.actions import Actions, Recommender
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.intents import IntentParser
-from heymusic.speech.second_listen import RequestScorer
+from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.speech.vad import CommandRecorder
 from heymusic.wake.detector import WakeDetector
 
@@ -66,6 +66,8 @@ class Pipeline:
     ) -> None:
         """`messages`: the player's lines from its worker thread (shared with the player);
         `clock`: what latencies are measured with."""
+        self.stages = stages
+        """What it was built from: another room's pipeline shares its models."""
         self.player = stages.player
         self.recommender = stages.recommender
         self.wake = stages.wake
@@ -122,6 +124,18 @@ class Pipeline:
             events.extend(self.feed(silence))
         return events
 
+    @property
+    def listening(self) -> bool:
+        """Woken: the audio fed now is a command's."""
+        return self._listening
+
+    def listen_now(self) -> None:
+        """Start a command without a wake here: the wake word was heard elsewhere (a
+        satellite's own wake service), and what comes next is the command."""
+        if not self._listening:
+            self.recorder.forget()
+            self._start_listening(self.audio_s)
+
     def _start_listening(self, wake_s: float) -> None:
         """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
@@ -145,15 +159,30 @@ class Pipeline:
             audio = self.recorder.utterance()
             text = self.asr.transcribe(audio)
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
-            intent = self._intents.parse(text)
-            events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
             heard = functools.partial(self._second_listen.losses, audio, text)
-            events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
+            events.extend(self._act(text, audio_s, spoken_at, heard))
         except Exception as err:  # one bad command must not stop the daemon
-            _LOGGER.debug("command failed", exc_info=True)
-            events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
-            self.player.earcon("sorry")
+            events.append(self._failed(audio_s, err))
         return events
+
+    def command_text(self, text: str) -> list[Event]:
+        """A command that arrives as text (Home Assistant's conversation agent): the same
+        intent -> action as a spoken one, at the current point of the timeline."""
+        try:
+            return self._act(text, self.audio_s, self._clock(), None)
+        except Exception as err:
+            return [self._failed(self.audio_s, err)]
+
+    def _act(self, text: str, audio_s: float, spoken_at: float, heard: Heard | None) -> list[Event]:
+        intent = self._intents.parse(text)
+        events: list[Event] = [IntentEvent(audio_s, intent.name, intent.query, intent.value)]
+        return events + self._actions.act(intent, audio_s, spoken_at, heard)
+
+    def _failed(self, audio_s: float, err: Exception) -> StageError:
+        """One bad command must not stop the daemon: an error event and the "sorry" cue."""
+        _LOGGER.debug("command failed", exc_info=True)
+        self.player.earcon("sorry")
+        return StageError(audio_s, f"{type(err).__name__}: {err}")
 
 
 def _drain(messages: deque[str]) -> Iterator[str]:

@@ -114,6 +114,10 @@ class CommandRecorder:
         """Remember recent audio: the wake phrase will be in it when the wake fires."""
         self._preroll.append(chunk)
 
+    def forget(self) -> None:
+        """Drop the pre-roll: a command whose wake was heard elsewhere starts clean."""
+        self._preroll.clear()
+
     def start(self, audio_s: float, replay_s: float = 0.0) -> bool:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
 

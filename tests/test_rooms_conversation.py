@@ -1,0 +1,158 @@
+"""Home Assistant's conversation agent: heymusic as a Wyoming handle service, driven by a
+real Wyoming client over 127.0.0.1 exactly as HA's integration drives it (describe on one
+connection; then per request one connection: transcript, read until handled/not-handled)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import tomllib
+from collections.abc import Iterator
+
+import pytest
+from wyoming.asr import Transcript
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.handle import Handled, NotHandled
+from wyoming.info import Describe, Info
+
+from heymusic.config import Settings, data_dir
+from heymusic.players.log import LogPlayer
+from tests.conftest import TEST_SEED
+from tests.rooms_hub import HubThread, free_port
+from tests.test_faults import seed_catalog, write_config
+
+PHRASES = tomllib.loads((data_dir() / "intents.toml").read_text())["intents"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubThread, int, list]]:
+    tmp = tmp_path_factory.mktemp("conversation")
+    mp = pytest.MonkeyPatch()
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        mp.setenv(var, str(tmp / var.lower()))
+    port = free_port()
+    config = write_config(tmp, f"[rooms]\nconversation_port = {port}\n")
+    songs = seed_catalog(tmp / "songs.csv", seed=len(str(tmp)))  # what write_config wrote
+    hub = HubThread(config)
+    yield hub, port, songs
+    hub.close()
+    mp.undo()
+
+
+async def _ask(port: int, text: str, context: dict | None = None) -> Event:
+    """One request as HA's WyomingConversationEntity.async_process makes it."""
+    context = context or {"conversation_id": f"{random.getrandbits(64):x}"}
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Transcript(text, context=context, language="en").event())
+        while True:
+            event = await asyncio.wait_for(client.read_event(), 30)
+            assert event is not None, "connection lost"
+            if Handled.is_type(event.type) or NotHandled.is_type(event.type):
+                return event
+
+
+def test_describe_advertises_a_handle_program_as_ha_expects(served) -> None:
+    _, port, _ = served
+
+    async def describe() -> Info:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            event = await asyncio.wait_for(client.read_event(), 10)
+            assert event is not None and Info.is_type(event.type)
+            return Info.from_event(event)
+
+    info = asyncio.run(describe())
+    handle = [p for p in info.handle if p.installed]  # HA takes the first installed one
+    assert handle and handle[0].name == "heymusic"
+    assert any("en" in m.languages for m in handle[0].models if m.installed)
+    assert not info.asr and not info.wake and info.satellite is None
+
+
+def test_random_requests_play_on_the_default_player(served) -> None:
+    hub, port, songs = served
+    player = hub.hub.rooms["home"].pipeline.player
+    assert isinstance(player, LogPlayer)
+    rng = random.Random(TEST_SEED)
+    catalog = {(s.name, s.artist): s.track_id for s in hub.home.recommender.catalog.tracks}
+    for name, artist in rng.sample(songs, 3):
+        prefix = rng.choice(["play", "put on", "i want to hear", "let's listen to"])
+        before = len(player.commands)
+        answer = asyncio.run(_ask(port, f"{prefix} {name} by {artist}"))
+        assert Handled.is_type(answer.type), answer
+        assert name.lower() in answer.data["text"].lower()
+        assert answer.data["context"]["room"] == "home"
+        plays = [arg for action, arg in player.commands[before:] if action == "play"]
+        assert plays and plays[0][0] == catalog[(name, artist)]
+    for intent, action in (("pause", "pause"), ("skip", "next"), ("resume", "resume")):
+        phrase = rng.choice(PHRASES[intent]["phrases"])
+        before = len(player.commands)
+        answer = asyncio.run(_ask(port, phrase))
+        assert Handled.is_type(answer.type), (phrase, answer)
+        assert [a for a, _ in player.commands[before:]] == [action], phrase
+    level = rng.randrange(10, 90)
+    answer = asyncio.run(_ask(port, f"set the volume to {level} percent"))
+    assert Handled.is_type(answer.type) and player.volume == level
+
+
+def test_what_is_not_music_is_not_handled(served) -> None:
+    _, port, _ = served
+    rng = random.Random(TEST_SEED + 1)
+    words = ["garage", "kettle", "lights", "thermostat", "window", "blinds", "oven"]
+    text = f"{rng.choice(['open', 'close', 'dim'])} the {rng.choice(words)}"
+    answer = asyncio.run(_ask(port, text))
+    assert NotHandled.is_type(answer.type) and answer.data["text"]
+
+
+def test_a_20_kB_request_is_refused_at_once_in_one_line(served, caplog) -> None:
+    hub, port, _ = served
+    rng = random.Random(TEST_SEED + 2)
+    text = "play " + " ".join(rng.choice(["jazz", "rock", "mellow", "loud"]) for _ in range(4000))
+    assert len(text) > 20_000
+    before = len(hub.events)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        answer = asyncio.run(_ask(port, text))
+    assert time.monotonic() - start < 2.0
+    assert NotHandled.is_type(answer.type) and "too long" in answer.data["text"]
+    assert len([r for r in caplog.records if "refused a request" in r.getMessage()]) == 1
+    assert len(hub.events) == before  # nothing reached the pipeline
+
+
+def test_a_frame_over_the_limit_drops_that_peer_and_the_service_goes_on(served, caplog) -> None:
+    _, port, songs = served
+
+    async def oversized() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        header = {"type": "transcript", "payload_length": 1 << 30}
+        writer.write(json.dumps(header).encode() + b"\n")
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(), 5)  # closed by the server
+        writer.close()
+        return rest
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(oversized()) == b""
+        garbage = asyncio.run(_raw(port, b"\x00\xffnot wyoming\n"))
+    assert garbage == b""
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 2 and "over the limit" in lines[0], lines
+    name, artist = songs[0]
+    assert Handled.is_type(asyncio.run(_ask(port, f"play {name} by {artist}")).type)
+
+
+async def _raw(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    rest = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return rest
+
+
+def test_services_bind_to_localhost_by_default() -> None:
+    assert Settings().rooms.host == "127.0.0.1"
+    assert not Settings().rooms.enabled  # `heymusic run` stays the one-microphone daemon
