@@ -68,6 +68,8 @@ class SatelliteLink:
         self._speaking = False
         self._speaker_idle: asyncio.TimerHandle | None = None
         self._state = ""
+        self._last_failure = ""
+        self._flapping = False
         self.connected = asyncio.Event()
         # set by the hub before run(): where audio and wake news go
         self.on_audio: Callable[[np.ndarray], None] = lambda samples: None
@@ -129,6 +131,7 @@ class SatelliteLink:
                 await self._session(reader, writer)
                 if time.monotonic() - started > MAX_RETRY_SECONDS:
                     wait = self._retry_seconds  # it was up a good while: start over
+                    self._last_failure = ""
             await asyncio.sleep(wait)
             wait = min(wait * 2, MAX_RETRY_SECONDS)
 
@@ -182,11 +185,17 @@ class SatelliteLink:
             self.on_stream_end()
 
     def _state_is(self, state: str, line: str) -> None:
-        """Log a change of state once, not every retry."""
-        if state != self._state:
-            self._state = state
-            log = _LOGGER.info if state == "connected" else _LOGGER.warning
-            log("satellite %s: %s", self.room, line)
+        """Log a change of state once, not every retry: a satellite that fails the same
+        way again on every call (connects, then sends garbage) is not logged again."""
+        if state == "connected":
+            if state != self._state and not self._flapping:
+                _LOGGER.info("satellite %s: %s", self.room, line)
+        elif line == self._last_failure:
+            self._flapping = state != "unreachable"  # answers, then fails the same way
+        else:
+            self._last_failure, self._flapping = line, False
+            _LOGGER.warning("satellite %s: %s", self.room, line)
+        self._state = state
 
 
 def pipeline_samples(event: Event) -> np.ndarray:

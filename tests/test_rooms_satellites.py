@@ -1,0 +1,235 @@
+"""Satellites: the stock wyoming-satellite (its own venv, a real subprocess) in each room,
+heymusic calling it as Home Assistant does. A spoken command in a room is acted on in that
+room, and its earcon and music reach that satellite's speaker; a satellite killed and
+started again is called again while the other room goes on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from heymusic.events import Event, PlayerCommand, Wake
+from tests.conftest import TEST_SEED, Synth, read_pcm
+from tests.rooms_hub import HubThread, free_port
+from tests.stock_satellite import StockSatellite, satellite_python
+from tests.test_faults import WAKE, seed_catalog, silence, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def sat_python() -> Path:
+    cache = Path(os.environ.get("HEYMUSIC_TEST_CACHE", Path.home() / ".cache" / "heymusic-tests"))
+    return satellite_python(cache)
+
+
+def spoken(synth: Synth, text: str, path: Path) -> Path:
+    """ "hey jarvis", the pause people leave for the cue, the command: a 16 kHz WAV."""
+    wake = read_pcm(synth(WAKE, pad_before=0.3, pad_after=1.2))
+    said = read_pcm(synth(text, pad_before=0.0, pad_after=2.0))
+    sf.write(path, np.concatenate([wake, said, silence(1.0)]), 16000, subtype="PCM_16")
+    return path
+
+
+def music_file(path: Path) -> Path:
+    """A song the preview player can play from disk: a loud 440 Hz tone."""
+    t = np.arange(int(8 * 22050)) / 22050
+    sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * t), 22050, subtype="PCM_16")
+    return path
+
+
+def played(room: str, track_id: str | None = None):
+    def match(r: str, e: Event) -> bool:
+        ok = r == room and isinstance(e, PlayerCommand) and e.action == "play"
+        return ok and (track_id is None or e.detail == track_id)
+
+    return match
+
+
+@pytest.fixture
+def rooms_config(tmp_path: Path) -> Iterator[tuple[Path, list[tuple[str, str]], dict]]:
+    """The catalog's songs whose title is theirs alone (a request for a shared title may
+    rightly play either)."""
+    song = music_file(tmp_path / "song.wav")
+    songs = seed_catalog(tmp_path / "songs.csv", seed=TEST_SEED, local_file=song)
+    titles = [name for name, _ in songs]
+    yield tmp_path, [s for s in songs if titles.count(s[0]) == 1], {}
+
+
+def _ids(tmp: Path) -> dict[tuple[str, str], str]:
+    import csv
+
+    with (tmp / "songs.csv").open() as f:
+        return {(r["name"], r["artist"]): r["track_id"] for r in csv.DictReader(f)}
+
+
+def _hub(tmp: Path, satellites: dict[str, int]) -> HubThread:
+    listed = ", ".join(f'"{room}=tcp://127.0.0.1:{port}"' for room, port in satellites.items())
+    config = write_config(tmp, f"[rooms]\nsatellites = [{listed}]\nretry_seconds = 0.5\n")
+    seed_catalog(tmp / "songs.csv", seed=TEST_SEED, local_file=tmp / "song.wav")  # keep ours
+    return HubThread(config, player="log")
+
+
+def test_a_command_in_a_room_plays_there_and_its_speaker_hears_it(
+    sat_python: Path, synth: Synth, rooms_config
+) -> None:
+    tmp, songs, _ = rooms_config
+    rng = random.Random(TEST_SEED)
+    name, artist = rng.choice(songs)
+    wav = spoken(synth, f"{rng.choice(['play', 'put on'])} {name} by {artist}", tmp / "cmd.wav")
+    port = free_port()
+    sat = StockSatellite(sat_python, "kitchen", port, wav, tmp)
+    hub = _hub(tmp, {"kitchen": port})
+    try:
+        assert _connected(hub, "kitchen")
+        before = sat.sound_bytes()
+        sat.go()
+        hub.wait_for(lambda r, e: r == "kitchen" and isinstance(e, Wake), timeout=60)
+        hub.wait_for(played("kitchen", _ids(tmp)[(name, artist)]), timeout=90)
+        _wait(lambda: sat.loudest_since(before) > 8000, 20, "music on the kitchen speaker")
+    finally:
+        hub.close()
+        sat.kill()
+
+
+def test_two_rooms_one_satellite_killed_and_restarted(
+    sat_python: Path, synth: Synth, rooms_config, caplog
+) -> None:
+    tmp, songs, _ = rooms_config
+    rng = random.Random(TEST_SEED + 1)
+    (a_name, a_artist), (b_name, b_artist) = rng.sample(songs, 2)
+    kitchen_wav = spoken(synth, f"play {a_name} by {a_artist}", tmp / "kitchen.wav")
+    bedroom_wav = spoken(synth, f"play {b_name} by {b_artist}", tmp / "bedroom.wav")
+    ports = {"kitchen": free_port(), "bedroom": free_port()}
+    kitchen = StockSatellite(sat_python, "kitchen", ports["kitchen"], kitchen_wav, tmp)
+    bedroom = StockSatellite(sat_python, "bedroom", ports["bedroom"], bedroom_wav, tmp)
+    ids = _ids(tmp)
+    with caplog.at_level(logging.INFO, logger="heymusic.rooms.satellite"):
+        hub = _hub(tmp, ports)
+        try:
+            assert _connected(hub, "kitchen") and _connected(hub, "bedroom")
+            bedroom.kill()  # mid-way: the other room must not notice
+            kitchen.go()
+            _, _, kitchen_at = hub.wait_for(played("kitchen", ids[(a_name, a_artist)]), 90)
+            bedroom.start()
+            assert _connected(hub, "bedroom")
+            mark = len(hub.events)
+            bedroom.go()
+            hub.wait_for(played("bedroom", ids[(b_name, b_artist)]), 90, after=mark)
+            kitchen_plays = [e for r, e, _ in hub.events if played("kitchen")(r, e)]
+            assert len(kitchen_plays) == 1  # the bedroom's command stayed in the bedroom
+        finally:
+            hub.close()
+            kitchen.kill()
+            bedroom.kill()
+    lines = [r.getMessage() for r in caplog.records if "satellite bedroom" in r.getMessage()]
+    assert sum("connected at" in line for line in lines) == 2, lines
+    assert sum("connection lost" in line or "closed" in line for line in lines) == 1, lines
+    assert sum("does not answer" in line for line in lines) <= 1, lines
+    assert not [
+        r
+        for r in caplog.records
+        if "satellite kitchen" in r.getMessage() and r.levelno >= logging.WARNING
+    ]
+
+
+def _connected(hub: HubThread, room: str) -> bool:
+    """Whether heymusic is connected to the room's satellite within 30 s."""
+    import asyncio
+
+    async def connected() -> bool:
+        return await asyncio.wait_for(hub.hub.links[room].connected.wait(), 30)
+
+    return bool(hub.call(connected()))
+
+
+def _wait(check, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def test_doctor_lists_each_satellite_and_whether_it_answers(
+    sat_python: Path, synth: Synth, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.conftest import PROJECT_DIR
+
+    up, down = free_port(), free_port()
+    sat = StockSatellite(sat_python, "kitchen", up, synth("play jazz"), tmp_path)
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[rooms]\nsatellites = ["kitchen=tcp://127.0.0.1:{up}", '
+            f'"attic=tcp://127.0.0.1:{down}"]\n'
+        )
+        out = subprocess.run(
+            [str(PROJECT_DIR / ".venv/bin/heymusic"), "--config", str(config), "doctor"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    finally:
+        sat.kill()
+    kitchen = [line for line in out.splitlines() if " kitchen " in line]
+    attic = [line for line in out.splitlines() if " attic " in line]
+    assert kitchen[0].startswith("ok") and "answers: kitchen" in kitchen[0], out
+    assert attic[0].startswith("FAIL") and "does not answer" in attic[0], out
+
+
+def test_a_satellite_sending_garbage_is_dropped_in_one_line_and_called_again(
+    rooms_config, caplog
+) -> None:
+    """A peer that describes itself, then sends an oversized frame, then bytes that are not
+    Wyoming: each connection is dropped with one line; heymusic keeps calling it."""
+    import socket
+    import threading
+
+    from wyoming.event import write_event
+    from wyoming.info import Attribution, Info, Satellite
+
+    tmp, _, _ = rooms_config
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    calls: list[int] = []
+    info = Info(satellite=Satellite("noisy", Attribution("", ""), True, None, None)).event()
+    junk = [b'{"type": "audio-chunk", "payload_length": 999999999}\n', b"\x00\xff\xfe garbage\n"]
+
+    def serve() -> None:
+        while len(calls) < 3:
+            conn, _ = server.accept()
+            calls.append(1)
+            with conn, conn.makefile("rwb") as f:
+                f.readline()  # describe
+                write_event(info, f)
+                f.readline()  # run-satellite
+                f.write(junk[min(len(calls), 2) - 1])
+                f.flush()
+                f.read()  # until heymusic hangs up
+
+    threading.Thread(target=serve, daemon=True).start()
+    with caplog.at_level(logging.INFO, logger="heymusic.rooms.satellite"):
+        hub = _hub(tmp, {"attic": port})
+        try:
+            _wait(lambda: len(calls) >= 3, 30, "three calls")
+        finally:
+            hub.close()
+            server.close()
+    lines = [r.getMessage() for r in caplog.records]
+    dropped = [line for line in lines if "dropped" in line]
+    assert any("over the limit" in line for line in dropped), lines
+    assert any("not a Wyoming frame" in line for line in dropped), lines
+    assert len(lines) <= 5, lines  # one per change of state, never one per retry
