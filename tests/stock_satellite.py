@@ -18,13 +18,21 @@ MIC_SCRIPT = Path(__file__).with_name("satellite_mic.py")
 
 
 def satellite_python(cache: Path) -> Path:
-    """The satellite venv's python, built once per cache dir (pip from PyPI)."""
+    """The satellite venv's python, built once per cache dir (pip from PyPI; with silero for
+    its --vad mode)."""
     home = cache / f"wyoming-satellite-{SATELLITE_VERSION}"
     python = home / "bin" / "python"
     if not (home / ".complete").exists():
         venv.create(home, with_pip=True, clear=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"wyoming-satellite=={SATELLITE_VERSION}"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"wyoming-satellite[silerovad]=={SATELLITE_VERSION}",
+            ],
             check=True,
             timeout=600,
         )

@@ -1,10 +1,13 @@
 """Satellites: the stock wyoming-satellite (its own venv, a real subprocess) in each room,
 heymusic calling it as Home Assistant does. A spoken command in a room is acted on in that
 room, and its earcon and music reach that satellite's speaker; a satellite killed and
-started again is called again while the other room goes on."""
+started again is called again while the other room goes on. Past always-streaming: wake
+on the satellite through heymusic's own Wyoming wake service (all three stages), and the
+satellite's own VAD; and the wake service alone, driven as a satellite drives it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -14,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
+from wyoming.wake import Detect, Detection, NotDetected
 
 from heymusic.events import Event, PlayerCommand, Wake
 from tests.conftest import TEST_SEED, Synth, read_pcm
 from tests.rooms_hub import HubThread, free_port
 from tests.stock_satellite import StockSatellite, satellite_python
-from tests.test_faults import WAKE, seed_catalog, silence, write_config
+from tests.test_faults import WAKE, WAKE_MODEL, seed_catalog, silence, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,9 +37,9 @@ def sat_python() -> Path:
     return satellite_python(cache)
 
 
-def spoken(synth: Synth, text: str, path: Path) -> Path:
+def spoken(synth: Synth, text: str, path: Path, pause: float = 1.2) -> Path:
     """ "hey jarvis", the pause people leave for the cue, the command: a 16 kHz WAV."""
-    wake = read_pcm(synth(WAKE, pad_before=0.3, pad_after=1.2))
+    wake = read_pcm(synth(WAKE, pad_before=0.3, pad_after=pause))
     said = read_pcm(synth(text, pad_before=0.0, pad_after=2.0))
     sf.write(path, np.concatenate([wake, said, silence(1.0)]), 16000, subtype="PCM_16")
     return path
@@ -70,9 +77,11 @@ def _ids(tmp: Path) -> dict[tuple[str, str], str]:
         return {(r["name"], r["artist"]): r["track_id"] for r in csv.DictReader(f)}
 
 
-def _hub(tmp: Path, satellites: dict[str, int]) -> HubThread:
+def _hub(tmp: Path, satellites: dict[str, int], extra: str = "") -> HubThread:
+    """The hub for these satellites; `extra`: more [rooms] keys."""
     listed = ", ".join(f'"{room}=tcp://127.0.0.1:{port}"' for room, port in satellites.items())
-    config = write_config(tmp, f"[rooms]\nsatellites = [{listed}]\nretry_seconds = 0.5\n")
+    rooms = f"[rooms]\nsatellites = [{listed}]\nretry_seconds = 0.5\n{extra}"
+    config = write_config(tmp, rooms)
     seed_catalog(tmp / "songs.csv", seed=TEST_SEED, local_file=tmp / "song.wav")  # keep ours
     return HubThread(config, player="log")
 
@@ -233,3 +242,85 @@ def test_a_satellite_sending_garbage_is_dropped_in_one_line_and_called_again(
     assert any("over the limit" in line for line in dropped), lines
     assert any("not a Wyoming frame" in line for line in dropped), lines
     assert len(lines) <= 5, lines  # one per change of state, never one per retry
+
+
+async def _detect(port: int, audio: np.ndarray) -> list[Event]:
+    """Stream `audio` to the wake service like a satellite: detect, audio, stop."""
+    answers: list[Event] = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Detect(names=[WAKE_MODEL.removesuffix(".onnx")]).event())
+        await client.write_event(AudioStart(16000, 2, 1).event())
+        for start in range(0, len(audio), 1024):
+            block = audio[start : start + 1024].astype("<i2").tobytes()
+            await client.write_event(AudioChunk(16000, 2, 1, block).event())
+        await client.write_event(AudioStop().event())
+        while True:  # after the stop: a detection (sent as soon as it was heard) or not
+            event = await asyncio.wait_for(client.read_event(), 30)
+            if event is None:
+                break
+            answers.append(event)
+            if NotDetected.is_type(event.type) or Detection.is_type(event.type):
+                break
+    return answers
+
+
+def test_the_wake_service_runs_all_stages_for_a_client(synth: Synth, rooms_config) -> None:
+    tmp, _, _ = rooms_config
+    port = free_port()
+    hub = _hub(tmp, {}, f"wake_port = {port}\n")
+    try:
+
+        async def describe() -> Info:
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Describe().event())
+                event = await asyncio.wait_for(client.read_event(), 10)
+                assert event is not None
+                return Info.from_event(event)
+
+        info = asyncio.run(describe())
+        assert info.wake and info.wake[0].models[0].phrase == WAKE
+        rng = random.Random(TEST_SEED)
+        woken = np.concatenate([silence(1.0), read_pcm(synth(WAKE)), silence(1.5)])
+        other = read_pcm(synth(rng.choice(["hey travis", "hey jarred", "play jazz", "hello"])))
+        detected = asyncio.run(_detect(port, woken))
+        assert any(Detection.is_type(e.type) for e in detected), detected
+        assert Detection.from_event(detected[0]).name == WAKE_MODEL.removesuffix(".onnx")
+        quiet = asyncio.run(_detect(port, np.concatenate([silence(1.0), other, silence(1.5)])))
+        assert [e.type for e in quiet] == ["not-detected"], quiet
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("mode", ["wake-uri", "vad"])
+def test_a_stock_satellite_in_another_mode_is_acted_on_in_its_room(
+    sat_python: Path, synth: Synth, rooms_config, mode: str
+) -> None:
+    """wake-uri: the satellite sends its mic to heymusic's wake service and streams only
+    the command after a detection; vad: it streams once its own VAD hears speech."""
+    tmp, songs, _ = rooms_config
+    rng = random.Random(TEST_SEED + 3)
+    name, artist = rng.choice(songs)
+    # with wake on the satellite, what is said before the detection reaches the wake service,
+    # not the room: people wait for the satellite's cue (its --awake-wav)
+    pause = 2.5 if mode == "wake-uri" else 1.2
+    text = f"{rng.choice(['play', 'put on'])} {name} by {artist}"
+    wav = spoken(synth, text, tmp / "cmd.wav", pause)
+    sat_port, wake_port = free_port(), free_port()
+    hub = _hub(tmp, {"porch": sat_port}, f"wake_port = {wake_port}\n")
+    extra = (
+        ("--wake-uri", f"tcp://127.0.0.1:{wake_port}", "--wake-word-name", "hey_jarvis_v0.1")
+        if mode == "wake-uri"
+        else ("--vad", "--vad-wake-word-timeout", "12")
+    )
+    sat = StockSatellite(sat_python, "porch", sat_port, wav, tmp, *extra)
+    try:
+        assert _connected(hub, "porch")
+        before = sat.sound_bytes()
+        sat.go()
+        hub.wait_for(played("porch", _ids(tmp)[(name, artist)]), timeout=90)
+        woken_here = [e for r, e, _ in hub.events if isinstance(e, Wake)]
+        assert bool(woken_here) == (mode == "vad")  # wake-uri: the wake service heard it
+        assert sat.sound_bytes() > before  # the earcon went to the porch's speaker
+    finally:
+        hub.close()
+        sat.kill()
