@@ -11,6 +11,7 @@ import random
 import time
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from wyoming.asr import Transcript
@@ -156,3 +157,45 @@ async def _raw(port: int, data: bytes) -> bytes:
 def test_services_bind_to_localhost_by_default() -> None:
     assert Settings().rooms.host == "127.0.0.1"
     assert not Settings().rooms.enabled  # `heymusic run` stays the one-microphone daemon
+
+
+def test_heymusic_run_with_a_rooms_section_serves_home_assistant(tmp_path: Path) -> None:
+    """`heymusic run` itself: READY, a request answered with its events as JSON lines
+    (with the room), and SIGTERM ends it with status 0."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import PROJECT_DIR
+
+    port = free_port()
+    config = write_config(tmp_path, f"[rooms]\nconversation_port = {port}\n")
+    songs = seed_catalog(tmp_path / "songs.csv", seed=len(str(tmp_path)))
+    proc = subprocess.Popen(
+        [str(PROJECT_DIR / ".venv/bin/heymusic"), "--config", str(config), "run", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR / "daemon")},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                asyncio.run(asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1))
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.5)
+        name, artist = random.Random(TEST_SEED).choice(songs)
+        answer = asyncio.run(_ask(port, f"play {name} by {artist}"))
+        assert Handled.is_type(answer.type), answer
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    plays = [e for e in events if e["type"] == "player" and e["action"] == "play"]
+    assert plays and plays[0]["room"] == "home"
