@@ -14,7 +14,9 @@ Per N: CPU of the heymusic process (percent of one core, over the run), its peak
 end of speech -> player command (wall clock from the last sample of the command sent, less
 the endpointer's silence_seconds, to the player event read from `heymusic run --json`:
 so it includes waiting behind other rooms), p50/p95, and missed commands (no player event
-within 20 s). The first N of each mode is the baseline the others are read against; the
+within 20 s). Also the player event's own latency_ms (speech end found -> command issued,
+as bench/latency.py reports it: without the wait in the room's queue) and Whisper's asr_ms.
+The first N of each mode is the baseline the others are read against; the
 machine's load average is recorded with each run (other work shares the cores).
 """
 
@@ -201,6 +203,7 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
         text=True,
     )
     players: list[tuple[str, float, dict]] = []
+    asr_ms: list[float] = []
 
     def read() -> None:
         assert proc.stdout is not None
@@ -208,6 +211,8 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
             event = json.loads(line)
             if event["type"] == "player" and event.get("action") != "say":
                 players.append((event.get("room", ""), time.monotonic(), event))
+            elif event["type"] == "transcript":
+                asr_ms.append(event["asr_ms"])
 
     threading.Thread(target=read, daemon=True).start()
     cpu0, t0 = None, 0.0
@@ -224,12 +229,13 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
     proc.terminate()
     proc.wait(30)
     loop.call_soon_threadsafe(loop.stop)
-    latencies, missed = [], 0
+    latencies, in_pipeline, missed = [], [], 0
     for sat in sats:
         for end in sat.speech_ends:
-            answered = [t for room, t, _ in players if room == sat.name and end < t < end + 20]
+            answered = [(t, e) for room, t, e in players if room == sat.name and end < t < end + 20]
             if answered:
-                latencies.append((answered[0] - end - SILENCE_S) * 1000.0)
+                latencies.append((answered[0][0] - end - SILENCE_S) * 1000.0)
+                in_pipeline.append(answered[0][1]["latency_ms"])
             else:
                 missed += 1
     log = (work / f"{mode}{n}.log").read_text()
@@ -240,6 +246,9 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
         "missed": missed,
         "speech_end_to_player_p50_ms": _pct(latencies, 50),
         "speech_end_to_player_p95_ms": _pct(latencies, 95),
+        "pipeline_latency_p50_ms": _pct(in_pipeline, 50),
+        "pipeline_latency_p95_ms": _pct(in_pipeline, 95),
+        "asr_p50_ms": _pct(asr_ms, 50),
         "cpu_percent_of_one_core": round(cpu, 1),
         "peak_rss_mb": peak,
         "audio_dropped_lines": log.count("chunks dropped"),

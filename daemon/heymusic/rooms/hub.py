@@ -21,12 +21,13 @@ from wyoming.server import AsyncServer
 from heymusic.config import Settings, state_dir
 from heymusic.events import Event
 from heymusic.players.preview import PreviewPlayer
+from heymusic.players.voice import Voice
 from heymusic.rooms.conversation import ConversationHandler
 from heymusic.rooms.room import Room
 from heymusic.rooms.satellite import SatelliteLink, SatelliteSink
 from heymusic.rooms.wake_service import WakeHandler
 from heymusic.rooms.wyoming_server import start_server
-from heymusic.service.assembly import room_pipeline
+from heymusic.service.assembly import NoRecommender, room_pipeline
 from heymusic.service.pipeline import Pipeline
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Hub:
         self._servers: list[AsyncServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._home = home
+        self._voice = Voice() if settings.player.tts else None
+        """One reply voice for every room (piper is ~60 MB)."""
         cfg = settings.rooms
         for name, uri in cfg.satellite_uris().items():
             link = SatelliteLink(name, uri, cfg.max_frame_bytes, cfg.retry_seconds)
@@ -60,12 +63,13 @@ class Hub:
     def _satellite_pipeline(self, name: str, link: SatelliteLink) -> Pipeline:
         messages: deque[str] = deque(maxlen=100)
         recommender = self._home.recommender
-        more_like = getattr(recommender, "more_like", None)
+        more_like = None if isinstance(recommender, NoRecommender) else recommender.more_like
         player = PreviewPlayer(
             self.settings,
             SatelliteSink(link),
             messages.append,
             more_like,
+            voice=self._voice,
             state_file=state_dir() / "rooms" / f"{_file_name(name)}.json",
         )
         return room_pipeline(self.settings, self._home, player, messages)
@@ -122,6 +126,8 @@ class Hub:
             await server.stop()
         for room in self.rooms.values():
             await asyncio.to_thread(room.close)
+        if all(room.pipeline is not self._home for room in self.rooms.values()):
+            await asyncio.to_thread(self._home.player.close)  # the default room is a satellite's
 
 
 def _file_name(room: str) -> str:

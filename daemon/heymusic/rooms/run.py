@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 
 from heymusic.config import Settings
 from heymusic.events import Event
@@ -30,8 +31,11 @@ def run_rooms(settings: Settings, options: RunOptions) -> int:
         notifier.socket.setblocking(False)
     emit = EventLog(options.as_json, private=not settings.log_transcripts)
 
+    lock = threading.Lock()
+
     def report(room: str, event: Event) -> None:
-        emit(event, room=room)
+        with lock:  # rooms report from their own threads: one whole line at a time
+            emit(event, room=room)
 
     home = build(settings, options.player, options.audio_out)
     hub = Hub(settings, home, report)

@@ -86,6 +86,7 @@ def room_pipeline(
         wake=WakeDetector(settings, shared.asr.model),
         recorder=CommandRecorder(settings.vad),
         player=player,
+        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
     )
     return Pipeline(stages, messages)
 
