@@ -16,8 +16,9 @@ the endpointer's silence_seconds, to the player event read from `heymusic run --
 so it includes waiting behind other rooms), p50/p95, and missed commands (no player event
 within 20 s). Also the player event's own latency_ms (speech end found -> command issued,
 as bench/latency.py reports it: without the wait in the room's queue) and Whisper's asr_ms.
-The first N of each mode is the baseline the others are read against; the
-machine's load average is recorded with each run (other work shares the cores).
+The first N of each mode is the baseline the others are read against; so is one command
+transcribed in-process before and after the runs, and the load average of each run (other
+work shares the cores: latency scales with it).
 """
 
 from __future__ import annotations
@@ -227,7 +228,17 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
     cpu = (_proc_cpu_s(proc.pid) - (cpu0 or 0.0)) / (time.monotonic() - t0) * 100
     peak = _status_mb(proc.pid, "VmHWM")
     proc.terminate()
-    proc.wait(30)
+    try:
+        stop_s: float | None = time.monotonic()
+        proc.wait(90)
+        stop_s = round(time.monotonic() - (stop_s or 0.0), 1)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stop_s = None
+    for sat in sats:
+        if sat.task is not None:
+            loop.call_soon_threadsafe(sat.task.cancel)
+    time.sleep(0.2)
     loop.call_soon_threadsafe(loop.stop)
     latencies, in_pipeline, missed = [], [], 0
     for sat in sats:
@@ -253,7 +264,22 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
         "peak_rss_mb": peak,
         "audio_dropped_lines": log.count("chunks dropped"),
         "load_average_1min": round(os.getloadavg()[0], 1),
+        "stop_seconds": stop_s,
     }
+
+
+def whisper_baseline(work: Path) -> float:
+    """One command transcribed in this process, nothing else running in it: how fast this
+    machine's cores are right now (other work shares them), to read the runs against."""
+    from heymusic.config import load_settings
+    from heymusic.speech.asr import Transcriber
+
+    clip = _speak("play something mellow for a rainy evening", "en-us", work / "baseline.wav")
+    transcriber = Transcriber(load_settings())
+    transcriber.transcribe(clip)  # warm up
+    start = time.perf_counter()
+    transcriber.transcribe(clip)
+    return round((time.perf_counter() - start) * 1000.0)
 
 
 def main() -> int:
@@ -263,12 +289,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=75.0, help="per room count")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    runs = []
+    runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        baseline = {"whisper_one_command_ms_before": whisper_baseline(Path(tmp))}
         for mode, counts in (("streaming", args.streaming), ("wake", args.wake)):
             for n in (int(c) for c in counts.split(",") if c):
                 runs.append(run_rooms(mode, n, args, Path(tmp)))
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        baseline["whisper_one_command_ms_after"] = whisper_baseline(Path(tmp))
     verdict = {}
     for mode, target in TARGETS.items():
         at = [r for r in runs if r["mode"] == mode and r["rooms"] == target["rooms"]]
@@ -278,7 +306,8 @@ def main() -> int:
             verdict[mode] = bool(
                 at[0]["missed"] == target["missed"] and (limit is None or (p95 or 1e9) <= limit)
             )
-    print(json.dumps({"runs": runs, "targets": TARGETS, "met": verdict}, indent=1))
+    out = {"baseline": baseline, "runs": runs, "targets": TARGETS, "met": verdict}
+    print(json.dumps(out, indent=1))
     return 0
 
 

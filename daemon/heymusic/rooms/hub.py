@@ -124,8 +124,8 @@ class Hub:
                 await task
         for server in self._servers:
             await server.stop()
-        for room in self.rooms.values():
-            await asyncio.to_thread(room.close)
+        # together: a room may be inside a Whisper pass, and systemd gives a stop 90 s
+        await asyncio.gather(*(asyncio.to_thread(room.close) for room in self.rooms.values()))
         if all(room.pipeline is not self._home for room in self.rooms.values()):
             await asyncio.to_thread(self._home.player.close)  # the default room is a satellite's
 
