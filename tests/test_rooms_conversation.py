@@ -199,3 +199,43 @@ def test_heymusic_run_with_a_rooms_section_serves_home_assistant(tmp_path: Path)
     events = [json.loads(line) for line in out.splitlines()]
     plays = [e for e in events if e["type"] == "player" and e["action"] == "play"]
     assert plays and plays[0]["room"] == "home"
+
+
+def test_a_room_with_a_spotify_device_plays_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[rooms] spotify_devices: a request for the bedroom plays on the Spotify device named
+    for it (not the active one), through a real HTTP stand-in for the Web API."""
+    from heymusic.players.spotify_auth import TokenCache
+    from tests.spotify_stub import SpotifyStub
+
+    stub = SpotifyStub()
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_API_BASE", stub.api_base)
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_ACCOUNTS_BASE", stub.base)
+    token = stub.token()
+    token["expires_at"] = int(time.time()) + 3600
+    TokenCache().save_token_to_cache(token)
+    port = free_port()
+    rooms = (
+        f'[rooms]\nconversation_port = {port}\nsatellites = ["bedroom=tcp://127.0.0.1:{free_port()}"]\n'
+        'spotify_devices = ["bedroom=Phone"]\n[spotify]\nclient_id = "test-client"\n'
+    )
+    config = write_config(tmp_path, rooms)
+    songs = seed_catalog(tmp_path / "songs.csv", seed=len(str(tmp_path)))
+    hub = HubThread(config)
+    try:
+        name, artist = random.Random(TEST_SEED).choice(songs)
+        context = {"conversation_id": "1", "room": "bedroom"}
+        answer = asyncio.run(_ask(port, f"play {name} by {artist}", context))
+        assert Handled.is_type(answer.type) and answer.data["context"]["room"] == "bedroom"
+        player = hub.hub.rooms["bedroom"].pipeline.player
+        assert player.name == "auto"
+        deadline = time.monotonic() + 10
+        while "PUT /me/player/play" not in stub.calls() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        plays = [r for r in stub.requests if r.call == "PUT /me/player/play"]
+        assert plays and plays[0].query.get("device_id") == "dev-phone", stub.calls()
+        assert not isinstance(hub.hub.rooms["home"].pipeline.player, type(player))
+    finally:
+        hub.close()
+        stub.close()

@@ -178,6 +178,21 @@ class SpotifySettings(_Section):
     timeout_seconds: float = Field(3.0, gt=0, le=30)
 
 
+def _pairs(entries: list[str]) -> dict[str, str]:
+    """["room=value", ...] as {room: value}.
+
+    Raises:
+        ValueError: an entry without a room or a value.
+    """
+    pairs = {}
+    for entry in entries:
+        room, _, value = entry.partition("=")
+        if not room.strip() or not value.strip():
+            raise ValueError(f"{entry!r} is not room=value")
+        pairs[room.strip()] = value.strip()
+    return pairs
+
+
 class RoomsSettings(_Section):
     """Wyoming: satellites in other rooms, and services Home Assistant can use (heymusic.rooms)."""
 
@@ -199,19 +214,32 @@ class RoomsSettings(_Section):
     retry_seconds: float = Field(2.0, gt=0, le=60)
     """First wait before calling an unreachable satellite again; doubles up to 30 s."""
 
+    spotify_devices: list[str] = Field(default_factory=list)
+    """One "room=Spotify Connect device name" per room whose music Spotify plays (once
+    logged in); a room without one plays previews and local files on its satellite."""
+
     @field_validator("satellites")
     @classmethod
     def _room_uris(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            room, _, uri = entry.partition("=")
-            parsed = urlparse(uri.strip())
-            if not room.strip() or parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
-                raise ValueError(f"{entry!r} is not room=tcp://host:port")
+        for room, uri in _pairs(value).items():
+            parsed = urlparse(uri)
+            if parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
+                raise ValueError(f"{room}={uri!r} is not room=tcp://host:port")
+        return value
+
+    @field_validator("spotify_devices")
+    @classmethod
+    def _room_devices(cls, value: list[str]) -> list[str]:
+        _pairs(value)
         return value
 
     def satellite_uris(self) -> dict[str, str]:
         """{room: "tcp://host:port"} in config order."""
-        return {r.strip(): u.strip() for r, _, u in (e.partition("=") for e in self.satellites)}
+        return _pairs(self.satellites)
+
+    def spotify_device(self, room: str) -> str:
+        """The Spotify device named for `room` ("" = none)."""
+        return _pairs(self.spotify_devices).get(room, "")
 
     @property
     def enabled(self) -> bool:

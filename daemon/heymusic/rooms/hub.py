@@ -20,7 +20,11 @@ from wyoming.server import AsyncServer
 
 from heymusic.config import Settings, state_dir
 from heymusic.events import Event
+from heymusic.players.auto import AutoPlayer
+from heymusic.players.base import Player
 from heymusic.players.preview import PreviewPlayer
+from heymusic.players.spotify import SpotifyPlayer
+from heymusic.players.spotify_auth import logged_in
 from heymusic.players.voice import Voice
 from heymusic.rooms.conversation import ConversationHandler
 from heymusic.rooms.room import Room
@@ -64,14 +68,35 @@ class Hub:
         messages: deque[str] = deque(maxlen=100)
         recommender = self._home.recommender
         more_like = None if isinstance(recommender, NoRecommender) else recommender.more_like
-        player = PreviewPlayer(
+        state = state_dir() / "rooms" / _file_name(name)
+        speaker = PreviewPlayer(
             self.settings,
             SatelliteSink(link),
             messages.append,
             more_like,
             voice=self._voice,
-            state_file=state_dir() / "rooms" / f"{_file_name(name)}.json",
+            state_file=state.with_suffix(".json"),
         )
+        player: Player = speaker
+        if device := self.settings.rooms.spotify_device(name):
+            if logged_in(self.settings):
+                spotify_cfg = self.settings.spotify.model_copy(update={"device": device})
+                settings = self.settings.model_copy(update={"spotify": spotify_cfg})
+                spotify = SpotifyPlayer(
+                    settings,
+                    messages.append,
+                    more_like,
+                    speaker,
+                    state_file=state.with_suffix(".spotify.json"),
+                )
+                player = AutoPlayer(speaker, spotify, messages.append)
+            else:
+                _LOGGER.warning(
+                    "room %s: Spotify device %r set, but not logged in ('heymusic spotify "
+                    "login'): previews and local files only",
+                    name,
+                    device,
+                )
         return room_pipeline(self.settings, self._home, player, messages)
 
     def _add(self, name: str, pipeline: Pipeline, link: SatelliteLink | None) -> Room:
