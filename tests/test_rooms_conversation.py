@@ -239,3 +239,40 @@ def test_a_room_with_a_spotify_device_plays_there(
     finally:
         hub.close()
         stub.close()
+
+
+def test_the_asr_service_transcribes_and_refuses_over_30_s(tmp_path: Path, synth, caplog) -> None:
+    """heymusic's Whisper as Home Assistant's Wyoming speech-to-text: transcribe, audio
+    start/chunks/stop, one transcript; a request over 30 s is refused in one line."""
+    import numpy as np
+    from wyoming.asr import Transcribe
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+
+    from tests.conftest import read_pcm
+
+    port = free_port()
+    hub = HubThread(write_config(tmp_path, f"[rooms]\nasr_port = {port}\n"))
+    rng = random.Random(TEST_SEED)
+    genre = rng.choice(["jazz", "rock", "blues", "country"])
+    audio = read_pcm(synth(f"play some {genre}"))
+
+    async def transcribe(samples: np.ndarray) -> Event | None:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcribe(language="en").event())
+            await client.write_event(AudioStart(16000, 2, 1).event())
+            for at in range(0, len(samples), 4096):
+                chunk = samples[at : at + 4096].astype("<i2").tobytes()
+                await client.write_event(AudioChunk(16000, 2, 1, chunk).event())
+            await client.write_event(AudioStop().event())
+            return await asyncio.wait_for(client.read_event(), 60)
+
+    try:
+        answer = asyncio.run(transcribe(audio))
+        assert answer is not None and Transcript.is_type(answer.type), answer
+        assert genre in Transcript.from_event(answer).text.lower()
+        with caplog.at_level(logging.WARNING):
+            refused = asyncio.run(transcribe(np.tile(audio, int(31 * 16000 / len(audio)) + 1)))
+        assert refused is not None and refused.type == "error", refused
+        assert len([r for r in caplog.records if "over 30 s" in r.getMessage()]) == 1
+    finally:
+        hub.close()

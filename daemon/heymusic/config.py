@@ -205,6 +205,8 @@ class RoomsSettings(_Section):
     """Home Assistant's conversation agent (Wyoming handle); 0 = off."""
     wake_port: int = Field(0, ge=0, le=65535)
     """The wake word service a satellite's --wake-uri can use; 0 = off."""
+    asr_port: int = Field(0, ge=0, le=65535)
+    """heymusic's Whisper as a Wyoming speech-to-text service (Home Assistant); 0 = off."""
     default_room: str = "home"
     """Where a request that names no room plays: a satellite's room, else this machine."""
     max_request_chars: int = Field(500, ge=10, le=10_000)
@@ -243,7 +245,7 @@ class RoomsSettings(_Section):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.satellites or self.conversation_port or self.wake_port)
+        return bool(self.satellites or self.conversation_port or self.wake_port or self.asr_port)
 
 
 class Settings(_Section):

@@ -26,6 +26,7 @@ from heymusic.players.preview import PreviewPlayer
 from heymusic.players.spotify import SpotifyPlayer
 from heymusic.players.spotify_auth import logged_in
 from heymusic.players.voice import Voice
+from heymusic.rooms.asr_service import AsrHandler
 from heymusic.rooms.conversation import ConversationHandler
 from heymusic.rooms.room import Room
 from heymusic.rooms.satellite import SatelliteLink, SatelliteSink
@@ -140,6 +141,12 @@ class Hub:
             )
             self._servers.append(await start_server(cfg.host, cfg.wake_port, wake))
             _LOGGER.info("wake word service on tcp://%s:%d", cfg.host, cfg.wake_port)
+        if cfg.asr_port:
+            asr = functools.partial(
+                AsrHandler, transcriber=self._home.asr, max_frame_bytes=cfg.max_frame_bytes
+            )
+            self._servers.append(await start_server(cfg.host, cfg.asr_port, asr))
+            _LOGGER.info("speech-to-text service on tcp://%s:%d", cfg.host, cfg.asr_port)
 
     async def stop(self) -> None:
         for task in self._tasks:
