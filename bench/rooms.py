@@ -14,7 +14,7 @@ Per N: CPU of the heymusic process (percent of one core, over the run), its peak
 end of speech -> player command (wall clock from the last sample of the command sent, less
 the endpointer's silence_seconds, to the player event read from `heymusic run --json`:
 so it includes waiting behind other rooms), p50/p95, and missed commands (no player event
-within 20 s). Also the player event's own latency_ms (speech end found -> command issued,
+for it by the end of the run; an event answers the command whose end is at its audio_s). Also the player event's own latency_ms (speech end found -> command issued,
 as bench/latency.py reports it: without the wait in the room's queue) and Whisper's asr_ms.
 The first N of each mode is the baseline the others are read against; so is one command
 transcribed in-process before and after the runs, and the load average of each run (other
@@ -52,6 +52,8 @@ VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3"]
 FREE_TEXT = ["play something mellow", "play some upbeat rock", "play sad songs", "play some jazz"]
 CHUNK = 1024  # samples per chunk, as wyoming-satellite sends them
 SILENCE_S = 0.7  # [vad] silence_seconds: the endpointer waits this long by design
+MATCH_S = 2.0
+"""A player event answers the command whose speech ended this close to its audio_s."""
 TARGETS = {
     "streaming": {"rooms": 4, "speech_end_to_player_p95_ms": 1500, "missed": 0},
     "wake": {"rooms": 8, "missed": 0},
@@ -82,8 +84,11 @@ class SimSatellite:
     def __init__(self, name: str, mode: str, clips: list[tuple[float, np.ndarray]], seed: int):
         self.name, self.mode, self.clips = name, mode, clips
         self.noise = np.random.default_rng(seed)
-        self.speech_ends: list[float] = []
-        """Wall-clock time the last sample of each command was sent."""
+        self.speech_ends: list[tuple[float, float]] = []
+        """(wall-clock time, seconds streamed) when the last sample of each command was sent:
+        the room's timeline counts what was streamed, so a player event's audio_s says
+        which command it answers."""
+        self.streamed = 0
         self.transcripts = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -126,6 +131,7 @@ class SimSatellite:
                 block = samples[at : at + CHUNK]
                 await handler.write_event(AudioChunk(16000, 2, 1, block.tobytes()).event())
                 sent += len(block)
+                self.streamed += len(block)
                 await asyncio.sleep(max(0.0, start + sent / 16000 - time.monotonic()))
 
         if self.mode == "wake":
@@ -144,7 +150,7 @@ class SimSatellite:
                 self.transcripts.clear()
                 await handler.write_event(RunPipeline(PipelineStage.ASR, PipelineStage.TTS).event())
             await send(clip)
-            self.speech_ends.append(time.monotonic())
+            self.speech_ends.append((time.monotonic(), self.streamed / 16000))
             if self.mode == "wake":  # stream until heymusic says the command is done
                 deadline = time.monotonic() + 12
                 while not self.transcripts.is_set() and time.monotonic() < deadline:
@@ -242,8 +248,12 @@ def run_rooms(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
     loop.call_soon_threadsafe(loop.stop)
     latencies, in_pipeline, missed = [], [], 0
     for sat in sats:
-        for end in sat.speech_ends:
-            answered = [(t, e) for room, t, e in players if room == sat.name and end < t < end + 20]
+        for end, position in sat.speech_ends:
+            answered = [
+                (t, e)
+                for room, t, e in players
+                if room == sat.name and abs(e["audio_s"] - position) < MATCH_S
+            ]
             if answered:
                 latencies.append((answered[0][0] - end - SILENCE_S) * 1000.0)
                 in_pipeline.append(answered[0][1]["latency_ms"])
