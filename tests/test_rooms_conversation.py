@@ -276,3 +276,21 @@ def test_the_asr_service_transcribes_and_refuses_over_30_s(tmp_path: Path, synth
         assert len([r for r in caplog.records if "over 30 s" in r.getMessage()]) == 1
     finally:
         hub.close()
+
+
+def test_odd_requests_get_one_answer_each_and_the_service_goes_on(served) -> None:
+    """A transcript without text, with text that is not a string, with a context that is
+    not an object: each is answered not-handled; then a real request is handled."""
+    _, port, songs = served
+
+    async def raw_transcript(data: dict) -> Event:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Event("transcript", data))
+            event = await asyncio.wait_for(client.read_event(), 10)
+            assert event is not None
+            return event
+
+    for data in ({}, {"text": 42}, {"text": "   "}, {"text": ["play"], "context": "kitchen"}):
+        assert NotHandled.is_type(asyncio.run(raw_transcript(data)).type), data
+    name, artist = songs[1]
+    assert Handled.is_type(asyncio.run(_ask(port, f"play {name} by {artist}")).type)

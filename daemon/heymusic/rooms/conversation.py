@@ -71,12 +71,14 @@ class ConversationHandler(LimitedHandler):
         if Describe.is_type(event.type):
             await send(self, conversation_info().event())
         elif Transcript.is_type(event.type):
-            await send(self, await self._answer(Transcript.from_event(event)))
+            await send(self, await self._answer(event.data.get("text"), event.data.get("context")))
         return True
 
-    async def _answer(self, transcript: Transcript) -> Event:
-        context = transcript.context if isinstance(transcript.context, dict) else {}
-        text = transcript.text if isinstance(transcript.text, str) else ""
+    async def _answer(self, text: Any, context: Any) -> Event:
+        """The reply to one request; `text` and `context` as the peer sent them."""
+        context = context if isinstance(context, dict) else {}
+        if not isinstance(text, str) or not text.strip():
+            return NotHandled("I heard no request.", context).event()
         if len(text) > self._max_chars:
             _LOGGER.warning(
                 "conversation service: refused a request of %d characters from %s "

@@ -39,6 +39,15 @@ class LimitedHandler(AsyncEventHandler):
             _LOGGER.warning("%s: dropped %s: it sent %s", self.service, self.peer, err)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the peer went away; nothing to tell
+        except Exception as err:  # one peer's odd request must not reach the event loop
+            _LOGGER.warning(
+                "%s: dropped %s: its request failed (%s: %s)",
+                self.service,
+                self.peer,
+                type(err).__name__,
+                err,
+            )
+            _LOGGER.debug("request failed", exc_info=True)
         finally:
             await self.disconnect()
             self.writer.close()
