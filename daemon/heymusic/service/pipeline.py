@@ -160,7 +160,7 @@ class Pipeline:
             text = self.asr.transcribe(audio)
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
             heard = functools.partial(self._second_listen.losses, audio, text)
-            events.extend(self._act(text, audio_s, spoken_at, heard))
+            self._act(text, audio_s, spoken_at, heard, events)
         except Exception as err:  # one bad command must not stop the daemon
             events.append(self._failed(audio_s, err))
         return events
@@ -168,15 +168,26 @@ class Pipeline:
     def command_text(self, text: str) -> list[Event]:
         """A command that arrives as text (Home Assistant's conversation agent): the same
         intent -> action as a spoken one, at the current point of the timeline."""
+        events: list[Event] = []
         try:
-            return self._act(text, self.audio_s, self._clock(), None)
+            self._act(text, self.audio_s, self._clock(), None, events)
         except Exception as err:
-            return [self._failed(self.audio_s, err)]
+            events.append(self._failed(self.audio_s, err))
+        return events
 
-    def _act(self, text: str, audio_s: float, spoken_at: float, heard: Heard | None) -> list[Event]:
+    def _act(
+        self,
+        text: str,
+        audio_s: float,
+        spoken_at: float,
+        heard: Heard | None,
+        events: list[Event],
+    ) -> None:
+        """Intent and action for `text`, added to `events` as they happen: what was done
+        before a step failed is still reported."""
         intent = self._intents.parse(text)
-        events: list[Event] = [IntentEvent(audio_s, intent.name, intent.query, intent.value)]
-        return events + self._actions.act(intent, audio_s, spoken_at, heard)
+        events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
+        events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
 
     def _failed(self, audio_s: float, err: Exception) -> StageError:
         """One bad command must not stop the daemon: an error event and the "sorry" cue."""
