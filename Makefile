@@ -29,12 +29,12 @@ $(VENV)/bin/activate:
 
 # The daemon, its reply voice (piper), what `heymusic enroll` needs and the music folder analysis.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/activate
-	$(PIP) install -q -e ".[mic,voice,enroll,analysis]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis,rooms]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[mic,voice,enroll,analysis,train,test]"
+	$(PIP) install -q -e ".[mic,voice,enroll,analysis,rooms,train,test]"
 	touch $@ $(VENV)/.stamp-run
 
 $(PRISM):

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heymusic.audio.format import CHUNK_SAMPLES
-from heymusic.audio.sources import FileSource, StdinSource, _Rechunker
+from heymusic.audio.sources import FileSource, Rechunker, StdinSource
 from heymusic.speech.intents import INTENT_NAMES, IntentParser
 from heymusic.text import wake_phrases_from_models
 from tests.conftest import Synth, read_pcm
@@ -303,7 +303,7 @@ def test_parser_play_keeps_the_request_words(
 def test_rechunker_exact_chunks_and_no_lost_samples(sizes: list[int], seed: int) -> None:
     rng = np.random.default_rng(seed)
     pieces = [rng.integers(-32768, 32767, n, dtype=np.int16) for n in sizes]
-    rechunk = _Rechunker()
+    rechunk = Rechunker()
     out = [c for p in pieces for c in rechunk.push(p)] + list(rechunk.flush())
     assert all(c.shape == (CHUNK_SAMPLES,) and c.dtype == np.int16 for c in out)
     joined = np.concatenate(out) if out else np.zeros(0, np.int16)

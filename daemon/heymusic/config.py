@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -214,6 +215,76 @@ class SpotifySettings(_Section):
     timeout_seconds: float = Field(3.0, gt=0, le=30)
 
 
+def _pairs(entries: list[str]) -> dict[str, str]:
+    """["room=value", ...] as {room: value}.
+
+    Raises:
+        ValueError: an entry without a room or a value.
+    """
+    pairs = {}
+    for entry in entries:
+        room, _, value = entry.partition("=")
+        if not room.strip() or not value.strip():
+            raise ValueError(f"{entry!r} is not room=value")
+        pairs[room.strip()] = value.strip()
+    return pairs
+
+
+class RoomsSettings(_Section):
+    """Wyoming: satellites in other rooms, and services Home Assistant can use (heymusic.rooms)."""
+
+    satellites: list[str] = Field(default_factory=list)
+    """One "room=tcp://host:port" per stock wyoming-satellite; any listed turns rooms on."""
+    host: str = "127.0.0.1"
+    """Where heymusic's own Wyoming services listen. Wyoming has no authentication: open it
+    to the LAN ("0.0.0.0") only on a network you trust (docs/rooms.md)."""
+    conversation_port: int = Field(0, ge=0, le=65535)
+    """Home Assistant's conversation agent (Wyoming handle); 0 = off."""
+    wake_port: int = Field(0, ge=0, le=65535)
+    """The wake word service a satellite's --wake-uri can use; 0 = off."""
+    asr_port: int = Field(0, ge=0, le=65535)
+    """heymusic's Whisper as a Wyoming speech-to-text service (Home Assistant); 0 = off."""
+    default_room: str = "home"
+    """Where a request that names no room plays: a satellite's room, else this machine."""
+    max_request_chars: int = Field(500, ge=10, le=10_000)
+    """Longer requests are refused in one line (a spoken one is ~100)."""
+    max_frame_bytes: int = Field(262_144, ge=4096, le=16_777_216)
+    """A bigger Wyoming frame drops the connection (one line): audio comes in ~2-8 kB."""
+    retry_seconds: float = Field(2.0, gt=0, le=60)
+    """First wait before calling an unreachable satellite again; doubles up to 30 s."""
+
+    spotify_devices: list[str] = Field(default_factory=list)
+    """One "room=Spotify Connect device name" per room whose music Spotify plays (once
+    logged in); a room without one plays previews and local files on its satellite."""
+
+    @field_validator("satellites")
+    @classmethod
+    def _room_uris(cls, value: list[str]) -> list[str]:
+        for room, uri in _pairs(value).items():
+            parsed = urlparse(uri)
+            if parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
+                raise ValueError(f"{room}={uri!r} is not room=tcp://host:port")
+        return value
+
+    @field_validator("spotify_devices")
+    @classmethod
+    def _room_devices(cls, value: list[str]) -> list[str]:
+        _pairs(value)
+        return value
+
+    def satellite_uris(self) -> dict[str, str]:
+        """{room: "tcp://host:port"} in config order."""
+        return _pairs(self.satellites)
+
+    def spotify_device(self, room: str) -> str:
+        """The Spotify device named for `room` ("" = none)."""
+        return _pairs(self.spotify_devices).get(room, "")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.satellites or self.conversation_port or self.wake_port or self.asr_port)
+
+
 class Settings(_Section):
     log_transcripts: bool = False
     """Log what was said. Off by default: this is a microphone in someone's home."""
@@ -227,6 +298,7 @@ class Settings(_Section):
     player: PlayerSettings = PlayerSettings()
     history: HistorySettings = HistorySettings()
     spotify: SpotifySettings = SpotifySettings()
+    rooms: RoomsSettings = RoomsSettings()
     intents: dict[str, list[str]] = Field(default_factory=dict)
     """More phrases per intent of data/intents.toml ("skip" = ["next tune please"]), matched
     like the shipped ones."""

@@ -46,7 +46,7 @@ class AudioSink(Protocol):
     def close(self) -> None: ...
 
 
-class _Pacer:
+class Pacer:
     """Sleeps so that writes run at most `LEAD_SECONDS` ahead of real time × `speed`."""
 
     def __init__(self, rate: int, speed: float = 1.0) -> None:
@@ -70,7 +70,7 @@ class NullSink:
 
     def __init__(self, rate: int = DEVICE_RATE, channels: int = DEVICE_CHANNELS) -> None:
         self.rate, self.channels = rate, channels
-        self._pacer = _Pacer(rate)
+        self._pacer = Pacer(rate)
 
     def write(self, block: np.ndarray) -> None:
         self._pacer.wait(len(block))
@@ -86,7 +86,7 @@ class WavSink:
         self, path: Path, rate: int = DEVICE_RATE, channels: int = DEVICE_CHANNELS
     ) -> None:
         self.rate, self.channels = rate, channels
-        self._pacer = _Pacer(rate)
+        self._pacer = Pacer(rate)
         try:
             self._file = path.open("wb")
         except OSError as err:
@@ -115,7 +115,7 @@ class RecordingSink:
 
     def __init__(self, rate: int = 16000, channels: int = 1, speed: float = 1.0) -> None:
         self.rate, self.channels = rate, channels
-        self._pacer = _Pacer(rate, speed)
+        self._pacer = Pacer(rate, speed)
         self._lock = threading.Lock()
         self.blocks: list[tuple[float, np.ndarray]] = []
 
@@ -185,7 +185,7 @@ class DeviceSink:
         self._reconnect_seconds = reconnect_seconds
         self._queue: queue.Queue[bytes] = queue.Queue(self.BLOCKS_QUEUED)
         self._device: Any = None
-        self._fallback = _Pacer(self.rate)
+        self._fallback = Pacer(self.rate)
         self._next_try = 0.0
         self._retry_seconds = reconnect_seconds
         self._reported = False

@@ -43,7 +43,7 @@ class AudioSource(Protocol):
     def close(self) -> None: ...
 
 
-class _Rechunker:
+class Rechunker:
     """Cuts a stream of int16 arrays of any length into CHUNK_SAMPLES pieces."""
 
     def __init__(self) -> None:
@@ -109,7 +109,7 @@ class FileSource:
             if self.rate != SAMPLE_RATE
             else None
         )
-        rechunk = _Rechunker()
+        rechunk = Rechunker()
         try:
             for block in self._file.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 mono = block.mean(axis=1, dtype=np.float32)
@@ -135,7 +135,7 @@ class StdinSource:
         self._stream = stream if stream is not None else sys.stdin.buffer
 
     def chunks(self) -> Iterator[np.ndarray]:
-        rechunk = _Rechunker()
+        rechunk = Rechunker()
         pending = b""
         while data := self._stream.read(CHUNK_SAMPLES * 2):
             data = pending + data

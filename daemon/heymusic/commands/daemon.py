@@ -17,9 +17,14 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """`heymusic run [--input FILE|-] [--json] [--player K] [--audio-out X]`."""
+    """`heymusic run [--input FILE|-] [--json] [--player K] [--audio-out X]`; with a
+    [rooms] section (and no --input), every room's satellite instead of the microphone."""
     from heymusic.service import runner
 
+    if settings.rooms.enabled and not args.input:
+        from heymusic.rooms.run import run_rooms
+
+        return run_rooms(settings, _options(args, None))
     return runner.run(settings, _options(args, args.input))
 
 

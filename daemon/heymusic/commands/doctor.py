@@ -199,10 +199,32 @@ CHECKS: list[tuple[str, Check]] = [
 ]
 
 
+def satellite_checks(settings: Settings) -> list[tuple[str, Check]]:
+    """One check per [rooms] satellite: does it answer `describe` as a satellite?"""
+
+    def check(uri: str) -> Check:
+        def answers(settings: Settings) -> str:
+            import asyncio
+
+            from heymusic.rooms.satellite import probe
+
+            try:
+                return f"{uri} {asyncio.run(probe(uri))}"
+            except (OSError, TimeoutError) as err:
+                raise UserError(
+                    f"{uri} does not answer ({err or type(err).__name__}): is wyoming-satellite "
+                    "running there with --uri tcp://0.0.0.0:PORT?"
+                ) from err
+
+        return answers
+
+    return [(room, check(uri)) for room, uri in settings.rooms.satellite_uris().items()]
+
+
 def doctor(args: argparse.Namespace, settings: Settings) -> int:
     """Print ok/warn/FAIL per check; exit 1 when any check failed."""
     failed = 0
-    for name, check in CHECKS:
+    for name, check in CHECKS + satellite_checks(settings):
         try:
             line = f"ok    {name:12} {check(settings)}"
         except Advice as advice:

@@ -67,8 +67,10 @@ class PreviewPlayer(QueuedPlayer):
         on_message: MessageCallback | None = None,
         more_like: MoreLike | None = None,
         voice: Voice | None = None,
+        state_file: Path | None = None,
     ) -> None:
-        super().__init__(settings, on_message, more_like)
+        """`state_file`: where volume and queue are kept (None: the daemon's one player's)."""
+        super().__init__(settings, on_message, more_like, state_file)
         self._sink = sink
         self._voice = voice if voice is not None else (Voice() if self._player_cfg.tts else None)
         self._block = sink.rate // 50

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -213,8 +214,11 @@ class SpotifyPlayer(QueuedPlayer):
         more_like: MoreLike | None = None,
         speaker: PreviewPlayer | None = None,
         api: SpotifyApi | None = None,
+        state_file: Path | None = None,
     ) -> None:
-        super().__init__(settings, on_message, more_like, state_dir() / "spotify_player.json")
+        """`state_file`: its volume and queue (None: the daemon's one Spotify player's)."""
+        state = state_file or state_dir() / "spotify_player.json"
+        super().__init__(settings, on_message, more_like, state)
         self._cfg = settings.spotify
         self._speaker = speaker
         self._api = api or SpotifyApi(settings)

@@ -6,6 +6,7 @@ across a config reload (SIGHUP), so what plays goes on playing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -113,6 +114,21 @@ def build_stages(
     )
     release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
     return stages
+
+
+def room_pipeline(
+    settings: Settings, shared: Pipeline, player: Player, messages: deque[str]
+) -> Pipeline:
+    """Another room's pipeline: its own wake state, recorder and player; Whisper, the
+    intents and the recommender are `shared`'s (loaded once, however many rooms)."""
+    stages = dataclasses.replace(
+        shared.stages,
+        wake=WakeDetector(settings, shared.asr.model),
+        recorder=CommandRecorder(settings.vad),
+        player=player,
+        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+    )
+    return Pipeline(stages, messages)
 
 
 def build(

@@ -55,13 +55,16 @@ class EventLog:
         self._narrator = Narrator() if narrate and not as_json else None
         self.verdict = Verdict()
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, room: str | None = None) -> None:
+        """`room`: which room's pipeline it came from (rooms mode), a field of its own."""
         self.verdict.add(event)
         if self._narrator is not None:
             for line in self._narrator.add(event):
                 print(line, flush=True)
             return
         data = event.to_dict()
+        if room is not None:
+            data["room"] = room
         if self._private:
             _redact(data)
         if self._json:

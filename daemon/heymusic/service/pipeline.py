@@ -35,7 +35,7 @@ from heymusic.service.listening import Listening
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
-from heymusic.speech.second_listen import RequestScorer
+from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.speech.vad import CommandRecorder
 from heymusic.wake.detector import WakeDetector
 
@@ -75,6 +75,8 @@ class Pipeline:
     ) -> None:
         """`messages`: the player's lines from its worker thread (shared with the player);
         `clock`: what latencies are measured with."""
+        self.stages = stages
+        """What it was built from: another room's pipeline shares its models."""
         self.player = stages.player
         self.recommender = stages.recommender
         self.wake = stages.wake
@@ -153,6 +155,18 @@ class Pipeline:
             events.extend(self.feed(silence))
         return events
 
+    @property
+    def in_command(self) -> bool:
+        """Woken: the audio fed now is a command's."""
+        return self._listening
+
+    def listen_now(self) -> None:
+        """Start a command without a wake here: the wake word was heard elsewhere (a
+        satellite's own wake service), and what comes next is the command."""
+        if not self._listening:
+            self.recorder.forget()
+            self._start_listening(self.audio_s)
+
     def _start_listening(self, wake_s: float) -> None:
         """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
         self._listening = True
@@ -187,17 +201,46 @@ class Pipeline:
                 self.recorder.resume(self.audio_s)
                 return None
             events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
-            intent = self._intents.parse(text)
+            self._act(text, audio_s, spoken_at, audio, events)
+        except Exception as err:  # one bad command must not stop the daemon
+            events.append(self._failed(audio_s, err))
+        return events
+
+    def command_text(self, text: str) -> list[Event]:
+        """A command that arrives as text (Home Assistant's conversation agent): the same
+        intent -> action as a spoken one, at the current point of the timeline."""
+        events: list[Event] = []
+        try:
+            self._act(text, self.audio_s, self._clock(), None, events)
+        except Exception as err:
+            events.append(self._failed(self.audio_s, err))
+        return events
+
+    def _act(
+        self,
+        text: str,
+        audio_s: float,
+        spoken_at: float,
+        audio: np.ndarray | None,
+        events: list[Event],
+    ) -> None:
+        """Intent and action for `text`, added to `events` as they happen: what was done
+        before a step failed is still reported. `audio`: the command as spoken (None for a
+        typed one), where unsure controls and weak titles are settled."""
+        intent = self._intents.parse(text)
+        heard: Heard | None = None
+        if audio is not None:
             if self._control_listen is not None:
                 intent = self._control_listen.settle(audio, text, intent)
-            events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
             heard = functools.partial(self._second_listen.losses, audio, text)
-            events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
-        except Exception as err:  # one bad command must not stop the daemon
-            _LOGGER.debug("command failed", exc_info=True)
-            events.append(StageError(audio_s, f"{type(err).__name__}: {err}"))
-            self.player.earcon("sorry")
-        return events
+        events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
+        events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
+
+    def _failed(self, audio_s: float, err: Exception) -> StageError:
+        """One bad command must not stop the daemon: an error event and the "sorry" cue."""
+        _LOGGER.debug("command failed", exc_info=True)
+        self.player.earcon("sorry")
+        return StageError(audio_s, f"{type(err).__name__}: {err}")
 
 
 def _drain(messages: deque[str]) -> Iterator[str]:

@@ -129,6 +129,10 @@ class CommandRecorder:
         `vad_chunk`: the same audio as the VAD hears it, when its front end differs."""
         self._preroll.append((chunk, chunk if vad_chunk is None else vad_chunk))
 
+    def forget(self) -> None:
+        """Drop the pre-roll: a command whose wake was heard elsewhere starts clean."""
+        self._preroll.clear()
+
     def start(self, audio_s: float, replay_s: float = 0.0) -> bool:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
 
