@@ -98,8 +98,10 @@ def stream_seed(split: str, kind: str, index: int, seed: int) -> int:
 def build_features(
     work_dir: Path, split: str, plan: dict[str, int], seed: int, workers: int = 2
 ) -> Path:
-    """Generate every stream of `plan` not yet cached; returns the split's folder."""
-    out_dir = work_dir / "features" / split
+    """Generate every stream of `plan` not yet cached; returns the split's folder (the
+    training one named by the cached Kokoro speech it draws from, if any)."""
+    speech = wake_data.speech_fingerprint() if split == "train" else ""
+    out_dir = work_dir / "features" / (f"{split}-kokoro-{speech}" if speech else split)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for kind, count in sorted(plan.items()):
