@@ -211,3 +211,43 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
         assert np.array_equal(wake_data.to_int16(wake), clip["audio"])
     assert wake_data.speech_fingerprint()
     shutil.rmtree(root)
+
+
+@pytest.mark.slow
+def test_wake_eval_reports_the_heldout_kokoro_groups_as_their_own_conditions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heymusic.training.wake import evaluate
+
+    root = wake_data.speech_dir()
+    for job in speech_cache.plan(40):  # one voice of each held-out group
+        if job.group != "train":
+            speech_cache.synthesize_one(job, root)
+    wake_data.cached_speech.cache_clear()
+    monkeypatch.setattr(evaluate, "KOKORO_PHRASES", 3)
+    monkeypatch.setattr(evaluate, "KOKORO_NEGATIVE_STREAMS", 1)
+    monkeypatch.setattr(evaluate.wake_train, "STREAM_SECONDS", 8.0)
+    streams = evaluate.kokoro_streams(tmp_path, TEST_SEED)
+    labels = evaluate.KOKORO_GROUPS.values()
+    want = {f"{label}_{c}" for label in labels for c in evaluate.CONDITIONS}
+    positives = [s for s in streams if s.kind == "pos"]
+    assert {s.condition for s in positives} == want
+    assert all(len(s.phrases) == 3 for s in positives)
+    assert {s.condition for s in positives if s.with_music} == {
+        f"{label}_{c}" for label in labels for c in ("music_10db", "music_0db")
+    }
+    near = [s for s in streams if s.kind == "kokoro_near_miss"]
+    assert len(near) == 1 and len(near[0].audio) >= 8 * SR
+    # every phrase answered on the clean streams, none elsewhere: each group on its own
+    wakes = [s.phrases[:, 1] + 0.3 if s.condition.endswith("clean") else [] for s in streams]
+    report = evaluate.summarize(streams, [np.asarray(w) for w in wakes])
+    assert report["frr"]["kokoro_voice_clean"] == report["frr"]["kokoro_mix_clean"] == 0
+    assert report["frr"]["kokoro_mix_noise_10db"] == 1
+    assert report["frr_clean_noise_music10_kokoro"] == {
+        "kokoro_voice": 0.6667,
+        "kokoro_mix": 0.6667,
+    }
+    assert "kokoro_near_miss" in report["fa_per_hour_by_kind"]
+    again = evaluate.kokoro_streams(tmp_path, TEST_SEED)  # cached: the same audio
+    assert [s.name for s in again] == [s.name for s in streams]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(again, streams, strict=True))
