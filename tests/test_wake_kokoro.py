@@ -209,8 +209,15 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     wake = wake_data.speak(spk, "wake", lambda: "unused", rng)
     with np.load(voices[spk.voice]["wake"][0]) as clip:
         assert np.array_equal(wake_data.to_int16(wake), clip["audio"])
-    assert wake_data.speech_fingerprint()
+    from heymusic.training.wake import train as wake_train
+
+    fingerprint = wake_data.speech_fingerprint()
+    assert fingerprint  # training features built from this cache get their own folder
+    assert wake_train.build_features(tmp_path, "train", {}, 0).name == f"train-kokoro-{fingerprint}"
+    assert wake_train.build_features(tmp_path, "eval", {}, 0).name == "eval"
     shutil.rmtree(root)
+    wake_data.cached_speech.cache_clear()
+    assert wake_train.build_features(tmp_path, "train", {}, 0).name == "train"
 
 
 @pytest.mark.slow

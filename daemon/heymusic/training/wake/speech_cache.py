@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -126,7 +127,9 @@ def _run(todo: list[Job], root: Path, workers: int) -> Iterator[float]:
             yield fut.result()
 
 
-def synthesize(sentences: int, seed: int = 0, workers: int = 2, root: Path | None = None) -> dict:
+def synthesize(
+    sentences: int, seed: int = 0, workers: int = 2, root: Path | None = None
+) -> dict[str, Any]:
     """Synthesize every clip of `plan` not cached yet; returns counts and the speed."""
     from heymusic.training.wake.kokoro import model_path
 
