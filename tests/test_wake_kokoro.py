@@ -7,6 +7,7 @@ break them, never by touching the installed files.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -215,6 +216,12 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     assert fingerprint  # training features built from this cache get their own folder
     assert wake_train.build_features(tmp_path, "train", {}, 0).name == f"train-kokoro-{fingerprint}"
     assert wake_train.build_features(tmp_path, "eval", {}, 0).name == "eval"
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "m.onnx").write_bytes(b"model")
+    wake_train.update_manifest(models, ["m.onnx"], 0, 1, 0, 1.0, 10)
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert f"Kokoro voices of the wake-speech cache {fingerprint}" in manifest["m.onnx"]["data"]
     shutil.rmtree(root)
     wake_data.cached_speech.cache_clear()
     assert wake_train.build_features(tmp_path, "train", {}, 0).name == "train"

@@ -356,13 +356,15 @@ def update_manifest(
     """Read-modify-write models/manifest.json: only this command's own entries change."""
     import hashlib
 
+    speech = wake_data.speech_fingerprint()
+    kokoro = f"; Kokoro voices of the wake-speech cache {speech}" if speech else ""
     with edited_manifest(out_dir) as manifest:
         for name in names:
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "data": (
                     f"synthetic only, made by heymusic.training.wake.data: {hours:.1f} h of 60 s streams "
-                    f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe; Debian "
+                    f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe{kokoro}; Debian "
                     "fortunes and wamerican text; Debian game music and fluidsynth MIDI; noise)"
                 ),
                 "command": (
