@@ -223,7 +223,7 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     manifest = json.loads((models / "manifest.json").read_text())
     assert f"Kokoro voices of the wake-speech cache {fingerprint}" in manifest["m.onnx"]["data"]
     shutil.rmtree(root)
-    wake_data.cached_speech.cache_clear()
+    wake_data.speech_index.cache_clear()
     assert wake_train.build_features(tmp_path, "train", {}, 0).name == "train"
 
 
@@ -237,7 +237,7 @@ def test_wake_eval_reports_the_heldout_kokoro_groups_as_their_own_conditions(
     for job in speech_cache.plan(40):  # one voice of each held-out group
         if job.group != "train":
             speech_cache.synthesize_one(job, root)
-    wake_data.cached_speech.cache_clear()
+    wake_data.speech_index.cache_clear()
     monkeypatch.setattr(evaluate, "KOKORO_PHRASES", 3)
     monkeypatch.setattr(evaluate, "KOKORO_NEGATIVE_STREAMS", 1)
     monkeypatch.setattr(evaluate.wake_train, "STREAM_SECONDS", 8.0)

@@ -258,12 +258,18 @@ def speech_dir() -> Path:
     return cache_dir() / "wake_speech"
 
 
-@cache
 def cached_speech(group: str) -> dict[str, dict[str, tuple[Path, ...]]]:
     """voice -> category -> clip files of a voice group ("train", "eval_voice", "eval_mix"),
     for the voices with every category cached (a run killed midway leaves some without)."""
+    return speech_index(speech_dir() / group)
+
+
+@cache
+def speech_index(folder: Path) -> dict[str, dict[str, tuple[Path, ...]]]:
+    """`cached_speech` of one group's folder, read once per process (`cache_clear()` after
+    writing to it)."""
     index: dict[str, dict[str, list[Path]]] = {}
-    for path in sorted((speech_dir() / group).glob("*/*.npz")):
+    for path in sorted(folder.glob("*/*.npz")):
         if not path.name.startswith("."):  # a killed writer's temp file
             category = path.name.rsplit("_", 1)[0]
             index.setdefault(path.parent.name, {}).setdefault(category, []).append(path)

@@ -142,7 +142,7 @@ def synthesize(
     cpu = 0.0
     for seconds in tqdm(_run(todo, root, workers), total=len(todo), desc="Kokoro", unit="clip"):
         cpu += seconds
-    wake_data.cached_speech.cache_clear()
+    wake_data.speech_index.cache_clear()
     return {
         "clips": len(jobs),
         "synthesized": len(todo),
