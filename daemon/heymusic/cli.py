@@ -176,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
+        "wake-speech",
+        training.wake_speech,
+        "synthesize Kokoro voices' speech for train-wake and wake-eval (cached, resumable)",
+    )
+    p.add_argument("--sentences", type=int, default=4000, help="clips to have (default 4000)")
+    p.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = _add(
+        sub,
         "enroll",
         setup.enroll,
         "record your voice saying the wake phrase (first [wake] models entry): fewer false wakes",

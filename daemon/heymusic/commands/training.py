@@ -1,5 +1,5 @@
 """Training and measuring the models: `train` and `eval` (the two-tower recommender),
-`train-wake` and `wake-eval` (the wake word). These need the `[train]` extra."""
+`train-wake`, `wake-speech` and `wake-eval` (the wake word). These need the `[train]` extra."""
 
 from __future__ import annotations
 
@@ -78,6 +78,18 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
     report = train(work_dir, out_dir, seed=args.seed, members=members, conv_members=conv_members)
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
+    return 0
+
+
+def wake_speech(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic wake-speech`: Kokoro speech for train-wake and wake-eval, cached."""
+    del settings
+    if args.sentences < 1 or args.workers < 1:
+        raise UserError("--sentences and --workers take a whole number of 1 or more")
+    from heymusic.training.wake.speech_cache import synthesize
+
+    report = synthesize(args.sentences, seed=args.seed, workers=args.workers)
+    print(json.dumps(report, indent=1))
     return 0
 
 

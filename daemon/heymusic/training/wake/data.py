@@ -6,8 +6,9 @@ music underneath), compute openWakeWord's frozen features over them once, and
 label every 80 ms frame by where it ends relative to the phrase. Training on
 every negative frame of hours of speech is what keeps false wakes down.
 
-Speakers are espeak-ng voices x variants (plus accented voices reading English)
-and the piper "joe" voice with varied length/noise scales. Whole speakers,
+Speakers are espeak-ng voices x variants (plus accented voices reading English),
+the piper "joe" voice with varied length/noise scales and, once `heymusic wake-speech`
+has cached their speech, Kokoro voices (training streams only). Whole speakers,
 text sources and music tracks are held out for evaluation.
 """
 
@@ -19,7 +20,7 @@ import re
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,7 @@ import soxr
 
 from heymusic.audio.format import CHUNK_SECONDS, SAMPLE_RATE
 from heymusic.audio.room import colored_noise, to_int16
+from heymusic.config import cache_dir
 from heymusic.errors import UserError
 from heymusic.wake.features import EMB_OFFSET, Features
 
@@ -172,6 +174,12 @@ commanders, briefings; ~15 min by a few actors), real speech where the rest is s
 Training on other games' voice lines (hedgewars-data, ktuberling-data) did not help."""
 
 
+SPEECH_CATEGORIES = ("wake", "command", "near_miss", "sentence")
+"""What each cached Kokoro voice says: a wake phrase, a command, a near miss, a sentence."""
+KOKORO_SHARE = 0.3
+"""Share of training speakers that are cached Kokoro voices (when there are any)."""
+
+
 def is_eval(key: str, fraction: float = 0.25) -> bool:
     """A stable split by name (tracks): the same on every machine and run."""
     digest = hashlib.sha1(key.encode()).digest()
@@ -191,12 +199,16 @@ class Speaker:
 
     @property
     def name(self) -> str:
+        if self.engine == "kokoro":
+            return f"kokoro:{self.voice}"
         if self.engine == "piper":
             return f"piper:{self.length_scale:.2f}/{self.noise_scale:.2f}"
         return f"{self.voice}+{self.variant}" if self.variant else self.voice
 
     @property
     def heldout(self) -> bool:
+        if self.engine == "kokoro":  # the cache's eval voices are never drawn here
+            return False
         if self.engine == "piper":
             return self.length_scale > 1.25  # the slowest piper settings
         return self.voice in HELDOUT_BASES or self.variant in HELDOUT_VARIANTS
@@ -212,8 +224,15 @@ def espeak_variants() -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
-def speakers(split: str, rng: np.random.Generator, piper: float = 0.15) -> Speaker:
-    """A random speaker of the split ("train" or "eval"); piper with probability `piper`."""
+def speakers(
+    split: str, rng: np.random.Generator, piper: float = 0.15, kokoro: float = KOKORO_SHARE
+) -> Speaker:
+    """A random speaker of the split ("train" or "eval"); piper with probability `piper`;
+    in training, a cached Kokoro voice with probability `kokoro` (when the cache exists:
+    without it, the draws are the same as before there was one)."""
+    voices = sorted(cached_speech("train")) if split == "train" and kokoro else []
+    if voices and rng.random() < kokoro:
+        return Speaker("kokoro", voices[rng.integers(len(voices))])
     bases = ENGLISH_VOICES + ACCENTED_VOICES
     for _ in range(1000):
         if rng.random() < piper:
@@ -232,6 +251,60 @@ def speakers(split: str, rng: np.random.Generator, piper: float = 0.15) -> Speak
     raise RuntimeError("no speaker for split " + split)
 
 
+# ---- cached Kokoro speech (`heymusic wake-speech`) ----------------------------------------------
+
+
+def speech_dir() -> Path:
+    """Where `heymusic wake-speech` caches Kokoro clips: <group>/<voice>/<category>_<key>.npz."""
+    return cache_dir() / "wake_speech"
+
+
+def cached_speech(group: str) -> dict[str, dict[str, tuple[Path, ...]]]:
+    """voice -> category -> clip files of a voice group ("train", "eval_voice", "eval_mix"),
+    for the voices with every category cached (a run killed midway leaves some without)."""
+    return speech_index(speech_dir() / group)
+
+
+@cache
+def speech_index(folder: Path) -> dict[str, dict[str, tuple[Path, ...]]]:
+    """`cached_speech` of one group's folder, read once per process (`cache_clear()` after
+    writing to it)."""
+    index: dict[str, dict[str, list[Path]]] = {}
+    for path in sorted(folder.glob("*/*.npz")):
+        if not path.name.startswith("."):  # a killed writer's temp file
+            category = path.name.rsplit("_", 1)[0]
+            index.setdefault(path.parent.name, {}).setdefault(category, []).append(path)
+    return {
+        voice: {c: tuple(files) for c, files in clips.items()}
+        for voice, clips in index.items()
+        if all(c in clips for c in SPEECH_CATEGORIES)
+    }
+
+
+def speech_fingerprint() -> str:
+    """Names the cached speech the training streams draw from ("" when none): features
+    built from one cache are not reused with another."""
+    files = sorted(str(p) for clips in cached_speech("train").values() for p in clips.values())
+    return hashlib.sha1("\n".join(files).encode()).hexdigest()[:10] if files else ""
+
+
+def cached_clip(group: str, voice: str, category: str, rng: np.random.Generator) -> np.ndarray:
+    """One cached clip (16 kHz float32, trimmed) of `voice` saying something of `category`."""
+    files = cached_speech(group)[voice][category]
+    with np.load(files[rng.integers(len(files))]) as clip:
+        return (clip["audio"] / 32768.0).astype(np.float32)
+
+
+def speak(
+    spk: Speaker, category: str, text: Callable[[], str], rng: np.random.Generator
+) -> np.ndarray:
+    """`spk` saying something of `category`: a cached clip for a Kokoro voice, else `text()`
+    said by espeak-ng or piper (`text` is drawn only then, so their draws are as before)."""
+    if spk.engine == "kokoro":
+        return cached_clip("train", spk.voice, category, rng)
+    return say(text(), spk, rng)
+
+
 def espeak(text: str, spk: Speaker, speed: int, pitch: int) -> np.ndarray:
     """Speak with espeak-ng (much faster than real time) -> 16 kHz int16."""
     voice = f"{spk.voice}+{spk.variant}" if spk.variant else spk.voice
@@ -246,7 +319,7 @@ def espeak(text: str, spk: Speaker, speed: int, pitch: int) -> np.ndarray:
         return np.zeros(0, np.float32)
     rate = int.from_bytes(raw[24:28], "little")  # a streamed WAV: sizes unset, header fixed
     data = np.frombuffer(raw[44 : 44 + (len(raw) - 44) // 2 * 2], np.int16) / 32768.0
-    return _to_16k(data, rate)
+    return to_16k(data, rate)
 
 
 PIPER_SEED = 20261126
@@ -274,7 +347,7 @@ class _Piper:
         )
         parts = [c.audio_float_array for c in self.voice.synthesize(text, syn_config=cfg)]
         audio = np.concatenate(parts) if parts else np.zeros(1, np.float32)
-        return _to_16k(audio, self.voice.config.sample_rate)
+        return to_16k(audio, self.voice.config.sample_rate)
 
 
 _voice: _Piper | None = None
@@ -309,7 +382,7 @@ def say(text: str, spk: Speaker, rng: np.random.Generator) -> np.ndarray:
     return audio if len(audio) >= 160 else np.zeros(160, np.float32)
 
 
-def _to_16k(data: np.ndarray, rate: int) -> np.ndarray:
+def to_16k(data: np.ndarray, rate: int) -> np.ndarray:
     data = data.mean(axis=1) if data.ndim > 1 else data
     data = data.astype(np.float32)
     return soxr.resample(data, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else data
@@ -390,7 +463,7 @@ def recorded_clips() -> tuple[np.ndarray, ...]:
             voice = name.endswith(".ogg") and name.startswith(("audio/", "sequenceaudio/"))
             if voice and "/sfx/" not in name and "radclick" not in name:
                 data, rate = sf.read(io.BytesIO(archive.read(name)), dtype="float32")
-                clips.append(trim(_to_16k(data, rate)))
+                clips.append(trim(to_16k(data, rate)))
     return tuple(c for c in clips if len(c) >= SAMPLE_RATE // 5)
 
 
@@ -413,7 +486,7 @@ def music_files(split: str) -> list[Path]:
 @cache
 def _decode(path: Path) -> np.ndarray:
     data, rate = sf.read(str(path), dtype="float32")
-    return _to_16k(data, rate)
+    return to_16k(data, rate)
 
 
 def music_clip(split: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -525,7 +598,7 @@ def midi_music(seconds: float, rng: np.random.Generator) -> np.ndarray:
             check=True,
         )
         data, rate = sf.read(str(wav), dtype="float32")
-    audio = _to_16k(data, rate)
+    audio = to_16k(data, rate)
     n = int(seconds * SAMPLE_RATE)
     return np.pad(audio, (0, max(0, n - len(audio))))[:n]
 
@@ -612,7 +685,8 @@ def background(kind: str, split: str, n: int, rng: np.random.Generator) -> np.nd
             talk = np.zeros(0, np.float32)
             spk = speakers(split, rng, piper=0.0)  # piper is ~20x slower than espeak
             while len(talk) < n:
-                talk = np.concatenate([talk, say(random_text(split, rng), spk, rng)])
+                said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
+                talk = np.concatenate([talk, said])
             out += talk[:n] / (rms(talk[:n]) + 1e-9)
         return out / (np.std(out) + 1e-9)
     return colored_noise(str(rng.choice(["white", "pink", "brown"])), n, rng)
@@ -655,32 +729,36 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                 spk = speakers(split, rng, piper=0.08)
             if kind == "pos":
                 if rng.random() < 0.4:
-                    add(_level(_augment(say(random_text(split, rng), spk, rng), rng), rng))
+                    said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
+                    add(_level(_augment(said, rng), rng))
                     gap(0.05, 0.6)
                 else:
                     gap(0.3, 2.0)
                 wake_spk = speakers(split, rng) if rng.random() < 0.5 else spk
-                text = POSITIVE_TEXTS[rng.integers(len(POSITIVE_TEXTS))]
-                clip = _augment(say(text, wake_spk, rng), rng)
+                wake = speak(
+                    wake_spk, "wake", lambda: POSITIVE_TEXTS[rng.integers(len(POSITIVE_TEXTS))], rng
+                )
+                clip = _augment(wake, rng)
                 level = 10 ** (rng.uniform(-35, -15) / 20) / (rms(clip) + 1e-9)
                 start = pos
                 add(clip * level)
                 phrases.append((start / SAMPLE_RATE, pos / SAMPLE_RATE))
                 if rng.random() < 0.6:
                     gap(0.05, 0.4)
-                    cmd = COMMANDS[rng.integers(len(COMMANDS))]
-                    add(_augment(say(cmd, wake_spk, rng), rng) * level)
+                    cmd = speak(
+                        wake_spk, "command", lambda: COMMANDS[rng.integers(len(COMMANDS))], rng
+                    )
+                    add(_augment(cmd, rng) * level)
                 gap(0.5, 2.0)
             elif kind == "recorded":  # held out: only the eval has it
                 add(_level(_augment(recorded_line(rng), rng), rng))
                 gap(0.05, 1.2)
             else:
-                text = (
-                    confusable_text(rng)
-                    if kind == "confusable" and rng.random() < 0.6
-                    else (random_text(split, rng))
-                )
-                add(_level(_augment(say(text, spk, rng), rng), rng))
+                if kind == "confusable" and rng.random() < 0.6:
+                    said = speak(spk, "near_miss", lambda: confusable_text(rng), rng)
+                else:
+                    said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
+                add(_level(_augment(said, rng), rng))
                 gap(0.05, 1.2)
     audio = np.concatenate(parts) if parts else np.zeros(total, np.float32)
     # SNR is set against the speech itself, not the stream with its pauses: a stream RMS

@@ -17,6 +17,7 @@ also gives the CPU cost.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -66,6 +67,13 @@ Scores are cached per stream and frame in the work dir (they do not depend on th
 WITH_MUSIC = ("music_10db", "music_0db", "music", "music_speech")
 """Streams with music in them (positives by condition, negatives by kind): what the mic
 hears while our player plays, where `verifier_threshold_playing` applies."""
+KOKORO_GROUPS = {"eval_voice": "kokoro_voice", "eval_mix": "kokoro_mix"}
+"""Held-out Kokoro voice groups of `heymusic wake-speech`'s cache and their conditions'
+prefix: the base table no training voice holds, and new mixtures of the seen tables
+(held out as speakers, blends of trained-on voices: reported apart)."""
+KOKORO_PHRASES = 100
+KOKORO_NEGATIVE_STREAMS = 10
+"""Minutes of held-out Kokoro near misses and sentences ("kokoro_near_miss" false wakes)."""
 ASR_THRESHOLDS = (0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.0007, 0.001, 0.002, 0.005, 0.01)
 
 
@@ -78,12 +86,13 @@ class EvalStream:
 
     @property
     def condition(self) -> str:
-        """A positive stream's condition (pos_clean, pos2_music_0db, ...); else its kind."""
+        """A positive stream's condition (pos_clean, pos2_music_0db,
+        pos2_kokoro_mix_clean@<cache>, ...; a front end's tag is cut off too); else its kind."""
         return self.name.split("@")[0].split("_", 1)[1] if self.kind == "pos" else self.kind
 
     @property
     def with_music(self) -> bool:
-        return self.condition in WITH_MUSIC
+        return self.condition.endswith(WITH_MUSIC)
 
 
 def _say_as(spk: wake_data.Speaker, text: str, rng: np.random.Generator) -> np.ndarray:
@@ -153,6 +162,93 @@ def positive_stream(
     return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
 
 
+class CachedVoices:
+    """A held-out Kokoro group as `positive_stream`'s voice: each wake phrase by one of its
+    cached voices drawn at random, a command after it by the same voice. The cache holds
+    one text per voice and category, so the clip's own text is said, not the one asked."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.voice = ""
+
+    def __call__(self, text: str, rng: np.random.Generator) -> np.ndarray:
+        if text in wake_data.COMMANDS and self.voice:
+            return wake_data.cached_clip(self.group, self.voice, "command", rng)
+        voices = sorted(wake_data.cached_speech(self.group))
+        self.voice = voices[rng.integers(len(voices))]
+        return wake_data.cached_clip(self.group, self.voice, "wake", rng)
+
+
+def near_miss_stream(seconds: float, seed: int) -> EvalStream:
+    """Held-out Kokoro voices saying near misses (and, a third of the time, a sentence),
+    half the streams over steady noise or music at 5-20 dB."""
+    rng = np.random.default_rng(seed)
+    groups = [g for g in KOKORO_GROUPS if wake_data.cached_speech(g)]
+    parts: list[np.ndarray] = []
+    total = 0
+    while total < seconds * SAMPLE_RATE:
+        group = groups[rng.integers(len(groups))]
+        voices = sorted(wake_data.cached_speech(group))
+        category = "near_miss" if rng.random() < 2 / 3 else "sentence"
+        clip = wake_data.cached_clip(group, voices[rng.integers(len(voices))], category, rng)
+        clip = clip * 10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(clip) + 1e-9)
+        gap = np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), np.float32)
+        parts += [clip.astype(np.float32), gap]
+        total += len(clip) + len(gap)
+    audio = np.concatenate(parts)
+    if rng.random() < 0.5:
+        speaking = np.abs(audio) > 1e-4
+        snr = rng.uniform(5, 20)
+        bg = wake_data.background(str(rng.choice(["noise", "music"])), "eval", len(audio), rng)
+        audio = audio + wake_data.rms(audio[speaking]) / 10 ** (snr / 20) * bg
+    return EvalStream(
+        "kokoro_near_miss", "kokoro_near_miss", wake_data.to_int16(audio), np.zeros((0, 2))
+    )
+
+
+def kokoro_streams(work_dir: Path, seed: int) -> list[EvalStream]:
+    """Held-out Kokoro voices from `heymusic wake-speech`'s cache: "hey music" under every
+    condition for each group (KOKORO_GROUPS), and near misses; none without the cache.
+    Names carry the cache's fingerprint: a changed cache is not scored from old audio."""
+    files = sorted(
+        str(p)
+        for group in KOKORO_GROUPS
+        for clips in wake_data.cached_speech(group).values()
+        for paths in clips.values()
+        for p in paths
+    )
+    if not files:
+        _LOGGER.info("no held-out Kokoro speech cached: run `heymusic wake-speech` to add it")
+        return []
+    cache = hashlib.sha1("\n".join(files).encode()).hexdigest()[:10]
+    streams = [
+        _cached(
+            work_dir,
+            f"{POSITIVES_LAYOUT}_{label}_{c}@{cache}",
+            "pos",
+            functools.partial(
+                positive_stream,
+                c,
+                KOKORO_PHRASES,
+                95_000 + seed * 7 + 10 * g + i,
+                voice=CachedVoices(group),
+            ),
+        )
+        for g, (group, label) in enumerate(KOKORO_GROUPS.items())
+        if wake_data.cached_speech(group)
+        for i, c in enumerate(CONDITIONS)
+    ]
+    return streams + [
+        _cached(
+            work_dir,
+            f"kokoro_near_miss_{i:04d}@{cache}",
+            "kokoro_near_miss",
+            functools.partial(near_miss_stream, wake_train.STREAM_SECONDS, 97_000 + seed * 7 + i),
+        )
+        for i in tqdm(range(KOKORO_NEGATIVE_STREAMS), desc="Kokoro eval audio", unit="stream")
+    ]
+
+
 def negative_plan(hours: float | None) -> dict[str, int]:
     """Negative streams per kind for about `hours` of audio, in EVAL_PLAN's proportions.
 
@@ -169,8 +265,13 @@ def eval_streams(
     work_dir: Path, seed: int, negative_hours: float | None = None, room: bool = False
 ) -> list[EvalStream]:
     """The positive streams (`room`: with the far-field condition too), then the held-out
-    negative ones (`negative_streams`)."""
-    return positive_streams(work_dir, seed, room) + negative_streams(work_dir, seed, negative_hours)
+    negative ones (`negative_streams`), then the held-out Kokoro voices' (`kokoro_streams`,
+    when cached)."""
+    return (
+        positive_streams(work_dir, seed, room)
+        + negative_streams(work_dir, seed, negative_hours)
+        + kokoro_streams(work_dir, seed)
+    )
 
 
 def positive_streams(work_dir: Path, seed: int, room: bool = False) -> list[EvalStream]:
@@ -374,6 +475,16 @@ def summarize(streams: list[EvalStream], wakes: list[np.ndarray]) -> dict[str, A
         "frr_clean_noise_music10": round(  # the conditions a stream set has of the three
             float(np.mean([frr[c] for c in ("clean", "noise_10db", "music_10db") if c in frr])), 4
         ),
+        "frr_clean_noise_music10_kokoro": {
+            label: round(
+                float(
+                    np.mean([frr[f"{label}_{c}"] for c in ("clean", "noise_10db", "music_10db")])
+                ),
+                4,
+            )
+            for label in KOKORO_GROUPS.values()
+            if f"{label}_clean" in frr
+        },
         "frr_ci95": frr_ci,
         "fa_per_hour": round(false_total / total_h, 3),
         "fa_per_hour_ci95": poisson_ci(false_total, total_h),

@@ -98,8 +98,10 @@ def stream_seed(split: str, kind: str, index: int, seed: int) -> int:
 def build_features(
     work_dir: Path, split: str, plan: dict[str, int], seed: int, workers: int = 2
 ) -> Path:
-    """Generate every stream of `plan` not yet cached; returns the split's folder."""
-    out_dir = work_dir / "features" / split
+    """Generate every stream of `plan` not yet cached; returns the split's folder (the
+    training one named by the cached Kokoro speech it draws from, if any)."""
+    speech = wake_data.speech_fingerprint() if split == "train" else ""
+    out_dir = work_dir / "features" / (f"{split}-kokoro-{speech}" if speech else split)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for kind, count in sorted(plan.items()):
@@ -354,13 +356,15 @@ def update_manifest(
     """Read-modify-write models/manifest.json: only this command's own entries change."""
     import hashlib
 
+    speech = wake_data.speech_fingerprint()
+    kokoro = f"; Kokoro voices of the wake-speech cache {speech}" if speech else ""
     with edited_manifest(out_dir) as manifest:
         for name in names:
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "data": (
                     f"synthetic only, made by heymusic.training.wake.data: {hours:.1f} h of 60 s streams "
-                    f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe; Debian "
+                    f"({phrases} 'hey music' phrases; espeak-ng voices x variants, piper joe{kokoro}; Debian "
                     "fortunes and wamerican text; Debian game music and fluidsynth MIDI; noise)"
                 ),
                 "command": (
