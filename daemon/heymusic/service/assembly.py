@@ -70,7 +70,7 @@ def build_stages(settings: Settings, player: Player, recommender: Recommender) -
         intents=IntentParser(wake.phrases, settings.player.volume_step),
         recommender=recommender,
         player=player,
-        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+        earcon_mute_seconds=_mute_seconds(settings, player),
     )
     release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
     return stages
@@ -86,9 +86,14 @@ def room_pipeline(
         wake=WakeDetector(settings, shared.asr.model),
         recorder=CommandRecorder(settings.vad),
         player=player,
-        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+        earcon_mute_seconds=_mute_seconds(settings, player),
     )
     return Pipeline(stages, messages)
+
+
+def _mute_seconds(settings: Settings, player: Player) -> float:
+    """How long the mic is ignored after the "listening" cue: 0 when nothing is heard."""
+    return 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
 
 
 def build(
