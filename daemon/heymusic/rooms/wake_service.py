@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def wake_info(settings: Settings) -> Info:
-    names = [name.removesuffix(".onnx") for name in settings.wake.models]
+    names = [Path(name).stem for name in settings.wake.models]
     models = [
         WakeModel(
             name=name,

@@ -108,7 +108,7 @@ def build_stages(
         intents=intents,
         recommender=recommender,
         player=player,
-        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+        earcon_mute_seconds=_mute_seconds(settings, player),
         front_end=FrontEnd(settings.front_end),
         listening=listening,
     )
@@ -126,9 +126,16 @@ def room_pipeline(
         wake=WakeDetector(settings, shared.asr.model),
         recorder=CommandRecorder(settings.vad),
         player=player,
-        earcon_mute_seconds=0.0 if player.name == "log" else settings.audio.earcon_mute_seconds,
+        earcon_mute_seconds=_mute_seconds(settings, player),
+        front_end=FrontEnd(settings.front_end),  # its state is one stream's
+        listening=shared.listening.for_another_room() if shared.listening else None,
     )
     return Pipeline(stages, messages)
+
+
+def _mute_seconds(settings: Settings, player: Player) -> float:
+    """How long the mic is ignored after the "listening" cue: 0 when nothing is heard."""
+    return 0.0 if player.name == "log" else settings.audio.earcon_mute_seconds
 
 
 def build(

@@ -49,6 +49,15 @@ class Listening:
         self._replay = False
         store.subscribe(tastes.add)
 
+    def for_another_room(self) -> Listening:
+        """A recorder for another room's player: the same history and tastes (their update
+        already subscribed once), its own idea of what plays there."""
+        other = Listening.__new__(Listening)
+        other.__dict__.update(self.__dict__)
+        other._current, other._heard_s, other._last_s = None, 0.0, None
+        other._reason, other._replay = None, False
+        return other
+
     def use(self, person: str | None) -> Taste:
         """The person who woke it (None: nobody identified, the household) owns what follows,
         until the next wake; their taste, for the recommender."""
