@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssub.add_parser("login", help="print the authorize URL, then paste the redirect URL")
     ssub.add_parser("status", help="who is logged in, which devices are there")
     ssub.add_parser("logout", help="remove the token cache")
+    seed = ssub.add_parser("seed", help="seed a listening profile from saved and top tracks")
+    seed.add_argument("--profile", default="household", help="whose profile (default household)")
+    seed.add_argument("--max", type=int, default=200, help="tracks read of each kind")
     return parser
 
 

@@ -23,7 +23,8 @@ from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
 
 _LOGGER = logging.getLogger(__name__)
-SCOPES = "user-read-playback-state user-modify-playback-state"
+SCOPES = "user-read-playback-state user-modify-playback-state user-library-read user-top-read"
+"""Playback, plus reading saved and top tracks (`heymusic spotify seed`)."""
 #: What a cached token must allow at least (when it says what it allows).
 CONTROL_SCOPE = "user-modify-playback-state"
 #: spotipy insists on a client id; without one configured, a cached token still works.
