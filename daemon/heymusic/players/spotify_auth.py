@@ -2,7 +2,8 @@
 
 The token cache is `$XDG_STATE_HOME/heymusic/spotify_token.json` in spotipy's
 cache format, written atomically with mode 0600. No client secret is needed
-(PKCE), and the scopes only allow reading and controlling playback.
+(PKCE), and the scopes allow reading and controlling playback and reading the saved
+and top tracks (`heymusic spotify seed`); never writing to the account.
 """
 
 from __future__ import annotations
