@@ -266,3 +266,20 @@ def test_recording_off_keeps_no_file_and_says_so(tmp_path: Path) -> None:
     on.record(_track("a"), "like")
     on.store.close()
     assert history_path().exists()
+
+
+def test_the_person_who_woke_it_owns_what_follows(tmp_path: Path) -> None:
+    tastes = Tastes()
+    listening = Listening(HistoryStore(tmp_path / "h.sqlite3"), tastes, lambda _: None)
+    player = LogPlayer()
+    player.play([_track("a")])
+    assert listening.use("anna") is tastes.get("anna")
+    listening.record(_track("a"), "like")
+    assert listening.use(None) is tastes.get("household")
+    listening.record(_track("a"), "dislike")
+    assert [(e.profile, e.kind) for e in _events(listening.store)] == [
+        ("anna", "like"),
+        ("household", "dislike"),
+    ]
+    assert tastes.get("household").disliked == {"a"} and not tastes.get("anna").disliked
+    listening.store.close()

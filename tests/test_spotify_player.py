@@ -287,6 +287,8 @@ def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:
     assert set(query["scope"][0].split()) == {
         "user-read-playback-state",
         "user-modify-playback-state",
+        "user-library-read",  # `heymusic spotify seed`: saved and top tracks
+        "user-top-read",
     }
     redirect = f"http://127.0.0.1:8888/callback?code=the-code&state={query['state'][0]}"
     out, err = proc.communicate(redirect + "\n", timeout=30)

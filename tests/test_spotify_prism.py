@@ -154,3 +154,74 @@ def test_forced_errors_are_reported(
     assert time.monotonic() - start < 3.5
     assert messages == [line]
     assert seen and all(s[2] == int(prefer[-3:]) for s in seen)
+
+
+def test_seeding_a_profile_reads_saved_and_top_tracks(
+    prism: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`heymusic spotify seed`: both calls pass validation, the catalog's songs among them
+    become the profile's likes; an older login is told how to grant the new scopes."""
+    import csv
+    import random
+
+    from heymusic.cli import main
+    from heymusic.history.store import read_events, reading
+    from tests.conftest import TEST_SEED
+
+    auth = {"Authorization": "Bearer x"}
+    saved = requests.get(f"{prism}me/tracks?limit=50&offset=0", headers=auth, timeout=10).json()
+    top = requests.get(f"{prism}me/top/tracks?limit=50", headers=auth, timeout=10).json()
+    examples = [i["track"] for i in saved["items"]] + list(top["items"])
+    assert examples
+    rng = random.Random(TEST_SEED)
+    catalog = tmp_path / "songs.csv"
+    with catalog.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["track_id", "name", "artist", "genre", "year"])
+        for t in examples:
+            writer.writerow([t["id"], t["name"], t["artists"][0]["name"], "pop", 2020])
+        for i in range(20):
+            writer.writerow(
+                [f"{rng.getrandbits(88):022x}"[:22], f"other song {i}", "someone", "", ""]
+            )
+    config = tmp_path / "config.toml"
+    config.write_text(f'[catalog]\nsource = "{catalog}"\n[spotify]\nclient_id = "c"\n')
+    monkeypatch.setenv("HEYMUSIC_SPOTIFY_API_BASE", prism)
+    token = {"access_token": "a", "refresh_token": "r", "expires_at": int(time.time()) + 3600}
+    TokenCache().save_token_to_cache({**token, "scope": SCOPES})
+
+    assert main(["--config", str(config), "spotify", "seed", "--profile", "anna"]) == 0
+    assert "new likes for profile anna" in capsys.readouterr().out
+    with reading() as conn:
+        liked = {e.track_id for e in read_events(conn, "anna") if e.kind == "like"}
+    assert liked == {t["id"] for t in examples}
+
+    old = "user-read-playback-state user-modify-playback-state"
+    TokenCache().save_token_to_cache({**token, "scope": old})
+    assert main(["--config", str(config), "spotify", "seed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "spotify login" in err[0] and "user-library-read" in err[0]
+
+
+def test_spotify_tracks_are_matched_by_id_else_by_title_and_artist() -> None:
+    import random
+
+    from heymusic.music.catalog import Catalog
+    from heymusic.service.spotify_seed import match
+    from tests.conftest import TEST_SEED
+
+    rng = random.Random(TEST_SEED)
+    tracks = [
+        Track(f"{rng.getrandbits(88):022x}"[:22], f"Song {rng.random()}", f"Band {i}")
+        for i in range(30)
+    ]
+    by_id, by_name, absent = tracks[0], tracks[1], Track("z" * 22, "Nowhere", "Nobody")
+    spotify = [
+        {"id": by_id.track_id, "name": "renamed on Spotify", "artists": [{"name": "?"}]},
+        {"id": "y" * 22, "name": by_name.name.upper(), "artists": [{"name": by_name.artist}]},
+        {"id": absent.track_id, "name": absent.name, "artists": [{"name": absent.artist}]},
+    ]
+    assert match(Catalog(tracks), spotify) == [by_id, by_name]

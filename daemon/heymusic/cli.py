@@ -237,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ssub.add_parser("status", help="who is logged in, which devices are there", parents=[_COMMON])
     ssub.add_parser("logout", help="remove the token cache", parents=[_COMMON])
+    seed = ssub.add_parser(
+        "seed", help="seed a listening profile from saved and top tracks", parents=[_COMMON]
+    )
+    seed.add_argument("--profile", default="household", help="whose profile (default household)")
+    seed.add_argument("--max", type=int, default=200, help="tracks read of each kind")
     return parser
 
 

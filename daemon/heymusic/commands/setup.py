@@ -29,6 +29,8 @@ def spotify(args: argparse.Namespace, settings: Settings) -> int:
     from heymusic.players.spotify_auth import logged_in, login, require_client_id, token_path
 
     action = args.spotify_command
+    if action == "seed":
+        return _seed(args, settings)
     if action == "login":
         path = login(settings)
         print(f"logged in; token saved to {path} (mode 0600)")
@@ -55,6 +57,24 @@ def spotify(args: argparse.Namespace, settings: Settings) -> int:
     for dev in devices:
         mark = " (active)" if dev.get("is_active") else ""
         print(f"device: {dev.get('name')} [{dev.get('type')}]{mark}")
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic spotify seed [--profile NAME] [--max N]`."""
+    from heymusic.music.catalog import load_catalog
+    from heymusic.players.spotify_auth import logged_in, token_path
+    from heymusic.service.spotify_seed import seed_profile
+
+    if not logged_in(settings):
+        raise UserError(
+            f"not logged in to Spotify (no token at {token_path()}): run 'heymusic spotify login'"
+        )
+    report = seed_profile(settings, load_catalog(settings), args.profile, args.max)
+    print(
+        f"{report.fetched} saved and top tracks on Spotify, {report.matched} in the catalog; "
+        f"{report.recorded} new likes for profile {args.profile}"
+    )
     return 0
 
 

@@ -2,7 +2,8 @@
 
 The token cache is `$XDG_STATE_HOME/heymusic/spotify_token.json` in spotipy's
 cache format, written atomically with mode 0600. No client secret is needed
-(PKCE), and the scopes only allow reading and controlling playback.
+(PKCE), and the scopes allow reading and controlling playback and reading the saved
+and top tracks (`heymusic spotify seed`); never writing to the account.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
 
 _LOGGER = logging.getLogger(__name__)
-SCOPES = "user-read-playback-state user-modify-playback-state"
+SCOPES = "user-read-playback-state user-modify-playback-state user-library-read user-top-read"
+"""Playback, plus reading saved and top tracks (`heymusic spotify seed`)."""
 #: What a cached token must allow at least (when it says what it allows).
 CONTROL_SCOPE = "user-modify-playback-state"
 #: spotipy insists on a client id; without one configured, a cached token still works.
