@@ -192,3 +192,12 @@ def test_a_control_word_after_a_play_verb_is_a_control() -> None:
             f"{RNG.choice(after)}"
         )
         assert PARSER.parse(text).name == name, text
+
+
+def test_music_described_with_control_words_stays_a_request() -> None:
+    """After "play", only a whole control core is a control: "play something pump up" is
+    music, though "pump" and "up" each belong to volume up only."""
+    signals = sorted(PARSER._signals)
+    for word in RNG.sample(signals, 12):
+        text = f"Hey music, play something {word} {RNG.choice(['', 'and upbeat', 'for tonight'])}"
+        assert PARSER.parse(text).name == "play", text

@@ -143,7 +143,8 @@ class IntentParser:
             return self._cores[core]
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
-        if (control := self._by_signal(core)) is not None:
+        if not opened and (control := self._by_signal(core)) is not None:
+            # after "play" only a whole core is a control: "play something pump up" is music
             return replace(control, weak=True)
         if (query := self._play_query(heard, words)) is not None:
             return Intent("play", query, None)
