@@ -28,10 +28,11 @@ MAX_LOSS = -1.0
 """A control is taken when Whisper finds it likelier than its own words by this much (nats
 per token; negative: likelier)...
 """
-MIN_LEAD = 1.5
+MIN_LEAD = 2.5
 """...and this much likelier than the next control (nats per token). Strict: on espeak's
 accented voices and over music, the likeliest control was as often another as the one said
-when either bar was looser (docs/commands.md)."""
+when either bar was looser; at 1.5 the seed-0 bench took "wait" (heard "I know the way
+to.") for volume up, 2.1 ahead (docs/commands.md)."""
 REJECT_LOSS = 2.0
 """A control the text found only loosely ("next up make idea" -> skip) is dropped when every
 control is this much less likely than Whisper's words (nats per token): chatter after a
