@@ -15,9 +15,15 @@ Every command is wrong (another action, a song nobody asked for) or no action (c
 unknown: the "sorry" earcon). Scored in the same run: the text typed in (the ceiling),
 Whisper's prompt-only transcript (one decode, as before the prompt-echo check), the
 transcript answered from its text alone (`text_only`, before weak titles were settled by
-the audio) and as the daemon answers it now (`now`). ~6 min for 120 here.
+the audio) and as the daemon answers it now (`now`: weak titles and unsure controls settled
+by the audio). Also reported: how often a title request would get another song named like
+it were the catalog to lack the one asked for (`missing_song_replaced`), each control check
+with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
+bench/held_out_intents.toml instead (controls, chatter, requests: a non-control is right
+when it does not become a control). `--part i/k` answers every k-th command of the same
+draw, for k runs side by side. ~6 min for 120 here on an idle machine.
 
-    .venv/bin/python bench/commands.py [--n 120] [--seed 0]
+    .venv/bin/python bench/commands.py [--n 120] [--seed 0] [--held-out] [--part 0/1]
 """
 
 from __future__ import annotations

@@ -214,3 +214,18 @@ def test_a_failed_second_listen_leaves_the_answer_by_meaning(
     assert "could not check the title against the audio (RuntimeError: out of memory)" in (
         caplog.text
     )
+
+
+def test_every_way_to_ask_for_music_gets_the_second_listen(
+    transcriber: Transcriber, synth: Callable[..., Path]
+) -> None:
+    """ "give me ...", "I'd like to hear ...": any play prefix of the table puts the request
+    where the candidates are scored, not only play / put on / queue / start / listen to."""
+    parser = IntentParser(["hey music"])
+    scorer = RequestScorer(transcriber.model, parser.play_verbs)
+    audio = read_pcm(synth("hey music, i'd like to hear yellow submarine", pad_after=0.3))
+    others = [v for v in parser.play_verbs if not re.search(r"play|put on|queue|start|listen", v)]
+    for verb in random.Random(TEST_SEED).sample(others, 4):
+        transcript = f"Hey music, {verb.capitalize()} yellow submarine."
+        assert len(scorer.losses(audio, transcript, ["Yellow Submarine by The Beatles"])) == 1
+        assert RequestScorer(transcriber.model).losses(audio, transcript, ["X by Y"]) == []

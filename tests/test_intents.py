@@ -219,3 +219,12 @@ def test_every_intent_says_what_it_does() -> None:
     for name in INTENT_NAMES:
         if name not in ("play", "volume"):
             assert not Intent(name).effect().startswith("plays songs for"), name
+
+
+def test_music_described_with_control_words_stays_a_request() -> None:
+    """After "play", only a whole control core is a control: "play something pump up" is
+    music, though "pump" and "up" each belong to volume up only."""
+    signals = sorted(PARSER._signals)
+    for word in RNG.sample(signals, 12):
+        text = f"Hey music, play something {word} {RNG.choice(['', 'and upbeat', 'for tonight'])}"
+        assert PARSER.parse(text).name == "play", text

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -70,8 +70,6 @@ class Intent:
     name: str
     query: str | None = None
     value: int | str | None = None
-    weak: bool = False
-    """A control read from a loose likeness to the table (the audio may settle it)."""
 
     def effect(self) -> str:
         """What the daemon does for it, in words: `ask` given a command, `simulate`'s lines."""
@@ -179,8 +177,9 @@ class IntentParser:
             return self._cores[core]
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
-        if (control := self._by_signal(core)) is not None:
-            return replace(control, weak=True)
+        if not opened and (control := self._by_signal(core)) is not None:
+            # after "play" only a whole core is a control: "play something pump up" is music
+            return control
         likely = best is not None and best[1] >= LIKELY_SCORE
         if (found := self._play_query(heard, words)) is not None:
             query, skipped = found
@@ -192,11 +191,11 @@ class IntentParser:
             if not (skipped and likely):
                 return Intent("play", query, None)
         if best is not None and likely:
-            return replace(self._meaning[best[2]], weak=True)
+            return self._meaning[best[2]]
         if len(words) <= 6:
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
             if loose is not None and loose[1] >= SURE_SCORE:
-                return replace(self._meaning[loose[2]], weak=True)
+                return self._meaning[loose[2]]
         return Intent("unknown")
 
     def split_wake(self, text: str) -> tuple[str, str]:
