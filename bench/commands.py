@@ -54,6 +54,7 @@ from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.track import Track
 from heymusic.training.retrieval.requests import TEMPLATES, make_request, satisfies
 from heymusic.training.wake import data as wake_data
+from heymusic.training.wake import rooms
 
 SR = 16000
 MUSIC_SNR_DB = 10.0
@@ -102,24 +103,47 @@ def same_song(a: Track, b: Track) -> bool:
     return (plain_title(a.name).lower(), a.artist) == (plain_title(b.name).lower(), b.artist)
 
 
-def spoken(text: str, rng: np.random.Generator) -> tuple[np.ndarray, wake_data.Speaker, bool]:
-    """("hey music, " + text) by a random speaker, 0.5 s of quiet either side, int16."""
-    spk = wake_data.speakers("eval" if rng.random() < 0.5 else "train", rng, piper=0.1)
-    speech = wake_data.say(f"hey music, {text}", spk, rng)
+def spoken(
+    text: str,
+    rng: np.random.Generator,
+    room_rng: np.random.Generator | None = None,
+    tts: Any = None,
+) -> tuple[np.ndarray, wake_data.Speaker, bool]:
+    """("hey music, " + text) by a random speaker, 0.5 s of quiet either side, int16.
+
+    `room_rng`: said across a held-out simulated room instead (--room); its own generator,
+    so the draw (speakers, commands, music) is the near-field one. `tts`: a held-out Kokoro
+    voice says it (--voices kokoro: the unseen table or a new mixture of the seen ones)."""
+    if tts is None:  # the default draw, unchanged
+        spk = wake_data.speakers("eval" if rng.random() < 0.5 else "train", rng, piper=0.1)
+        speech = wake_data.say(f"hey music, {text}", spk, rng)
+    else:
+        from heymusic.training.wake import kokoro
+
+        held = "eval_voice" if rng.random() < 0.5 else "eval_mix"
+        voice = kokoro.draw_voice(held, rng)
+        spk = wake_data.Speaker("kokoro", voice.name, held)
+        speech = tts.say(f"hey music, {text}", voice)
     speech = speech * (10 ** (rng.uniform(-30, -15) / 20) / (wake_data.rms(speech) + 1e-9))
+    voice_rms = wake_data.rms(speech)
+    if room_rng is not None:
+        speech = rooms.reverberate(speech, rooms.draw_room("eval", room_rng))
     over_music = bool(rng.random() < 0.5)
     if over_music:
         music = wake_data.music_clip("eval", len(speech), rng)
-        speech = speech + wake_data.rms(speech) / 10 ** (MUSIC_SNR_DB / 20) * music
+        speech = speech + voice_rms / 10 ** (MUSIC_SNR_DB / 20) * music
     pad = np.zeros(SR // 2, np.float32)
-    return wake_data.to_int16(np.concatenate([pad, speech, pad])), spk, over_music
+    audio = np.concatenate([pad, speech, pad])
+    if room_rng is not None:
+        audio = audio + rooms.room_tone(len(audio), voice_rms, room_rng)
+    return wake_data.to_int16(audio), spk, over_music
 
 
 def group(spk: wake_data.Speaker, over_music: bool) -> str:
     """English espeak voices, espeak voices of other languages reading English, or piper;
     over music or not."""
-    if spk.engine == "piper":
-        voice = "piper"
+    if spk.engine in ("piper", "kokoro"):
+        voice = spk.engine
     else:
         voice = "english" if spk.voice in wake_data.ENGLISH_VOICES else "accented"
     return f"{voice}_{'music' if over_music else 'clean'}"
@@ -206,8 +230,25 @@ def main() -> None:
         action="store_true",
         help="say bench/held_out_intents.toml's phrasings instead (controls, chatter, requests)",
     )
+    ap.add_argument(
+        "--room",
+        action="store_true",
+        help="say every command across a held-out simulated room (the same draw as without)",
+    )
+    ap.add_argument(
+        "--voices",
+        choices=("default", "kokoro"),
+        default="default",
+        help="kokoro: held-out neural voices instead of espeak-ng and piper (~3 s CPU each)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    room_rng = np.random.default_rng(10_000 + args.seed) if args.room else None
+    tts = None
+    if args.voices == "kokoro":
+        from heymusic.training.wake import kokoro
+
+        tts = kokoro.Kokoro()
     settings = load_settings(None)
     rec = load_recommender(settings)
     transcriber = Transcriber(settings)
@@ -233,7 +274,7 @@ def main() -> None:
     part, parts = (int(x) for x in args.part.split("/"))
     for i in tqdm(range(args.n), desc="commands", unit="command"):
         want = held_out_draw(held_out, rng) if args.held_out else draw(rec, controls, rng)
-        audio, speaker, over_music = spoken(want["text"], np_rng)
+        audio, speaker, over_music = spoken(want["text"], np_rng, room_rng, tts)
         if i % parts != part:
             continue
         where = group(speaker, over_music)
