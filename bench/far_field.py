@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,10 +51,15 @@ NEGATIVE_KINDS = ("speech", "confusable", "music")
 
 
 def wake_streams(
-    conditions: list[str], phrases: int, negative_minutes: float, seed: int
+    conditions: list[str],
+    phrases: int,
+    negative_minutes: float,
+    seed: int,
+    voice: Callable[[str, Any], np.ndarray] | None = None,
 ) -> list[wake_eval.EvalStream]:
+    """`voice(text, rng)`: who says the phrases (None: wake-eval's held-out espeak/piper)."""
     positives = [
-        wake_eval.positive_stream(condition, phrases, 70_000 + seed * 5 + i)
+        wake_eval.positive_stream(condition, phrases, 70_000 + seed * 5 + i, voice)
         for i, condition in enumerate(tqdm(conditions, desc="phrases", unit="condition"))
     ]
     per_kind = max(1, round(negative_minutes * 60 / wake_train.STREAM_SECONDS / 3))
@@ -170,13 +176,29 @@ def main() -> None:
     parser.add_argument(
         "--front-ends", default=",".join(WAKE_SETTINGS), help="wake front-end settings to run"
     )
+    parser.add_argument(
+        "--voices",
+        choices=("default", "kokoro"),
+        default="default",
+        help="kokoro: held-out neural voices say the phrases (a new one per phrase)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    voice = None
+    if args.voices == "kokoro":
+        from heymusic.training.wake import kokoro
+
+        tts = kokoro.Kokoro()
+
+        def voice(text: str, rng: Any) -> np.ndarray:
+            held = "eval_voice" if rng.random() < 0.5 else "eval_mix"
+            return tts.say(text, kokoro.draw_voice(held, rng))
+
     wake_data.seed_piper(args.seed)
     base = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
     whisper = Transcriber(base).model
     streams = wake_streams(
-        args.conditions.split(","), args.phrases, args.negative_minutes, args.seed
+        args.conditions.split(","), args.phrases, args.negative_minutes, args.seed, voice
     )
     out = {
         "phrases_per_condition": args.phrases,

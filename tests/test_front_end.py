@@ -35,15 +35,15 @@ def test_noise_suppression_lowers_the_noise_and_keeps_the_voice(
     synth: Callable[..., Path],
 ) -> None:
     noisy, noise_only, speech = _noisy_request(synth, TEST_SEED)
-    heard = FrontEnd(FrontEndSettings()).process_all(noisy, "wake")
+    heard = FrontEnd(FrontEndSettings(wake_noise_suppression=3)).process_all(noisy, "wake")
     assert len(heard) == len(noisy)
     assert _db(noisy[noise_only]) - _db(heard[noise_only]) >= 10  # ~17 dB measured
     assert abs(_db(noisy[speech]) - _db(heard[speech])) <= 3
 
 
 def test_each_path_hears_its_own_settings() -> None:
-    """Defaults: only the wake detector's audio is processed; Whisper and the VAD hear the
-    source itself, and paths with equal settings share one processor (one pass)."""
+    """Defaults: only the wake detector's audio is processed (high-passed); Whisper and the
+    VAD hear the source itself, and paths with equal settings share one processor."""
     chunk = np.random.default_rng(TEST_SEED).normal(0, 2000, 1280).astype(np.int16)
     default = FrontEnd(FrontEndSettings()).process(chunk)
     assert default.vad is chunk and default.asr is chunk

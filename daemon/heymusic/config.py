@@ -125,7 +125,7 @@ class FrontEndSettings(_Section):
     helps one and hurts another (docs/far-field.md). 0 turns noise suppression / gain off;
     any processing brings WebRTC's high-pass filter (below ~80 Hz) with it."""
 
-    wake_noise_suppression: int = Field(3, ge=0, le=4)
+    wake_noise_suppression: int = Field(0, ge=0, le=4)
     wake_auto_gain_dbfs: int = Field(0, ge=0, le=31)
     wake_high_pass: bool = True
     vad_noise_suppression: int = Field(0, ge=0, le=4)

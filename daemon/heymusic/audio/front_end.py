@@ -2,8 +2,9 @@
 
 It sits between the source (after the echo canceller) and the stages. Each path (the
 wake detector, the VAD, Whisper) gets its own settings because the same processing helps
-one and hurts another: noise suppression in front of the wake word halves its misses in
-reverberant rooms, while in front of Whisper it lost named songs (docs/far-field.md).
+one and hurts another: on other voices noise suppression in front of the wake word halved
+its misses across a room, while in front of Whisper it lost named songs; on ours it made
+the wake word miss more, and quiet commands never begin (docs/far-field.md).
 Paths with equal settings share one processor, so the audio is processed once for them.
 We use webrtc-noise-gain (WebRTC's audio processing module, as wyoming-satellite does)
 rather than a filter of our own: it is stateful, adaptive and costs ~0.2 % of a core.
