@@ -45,7 +45,7 @@ def test_ask_follows_the_profile_and_explains(
     rng = random.Random(TEST_SEED)
     genre = rng.choice(sorted({r["playlist_genre"] for r in rows}))
     liked = rng.sample([r for r in rows if r["playlist_genre"] == genre], 10)
-    plain = _ask(path, capsys, "something", "-k", "10")
+    plain = _ask(path, capsys, "play something", "-k", "10")
     disliked = plain[0]
     store = HistoryStore(history_path())
     for row in liked:
@@ -55,7 +55,7 @@ def test_ask_follows_the_profile_and_explains(
     store.record(HistoryEvent(str(disliked["track_id"]), "dislike", "anna"))
     store.close()
 
-    ranked = _ask(path, capsys, "something", "-k", "10", "--profile", "anna", "--explain")
+    ranked = _ask(path, capsys, "play something", "-k", "10", "--profile", "anna", "--explain")
     genre_of = {r["track_id"]: r["playlist_genre"] for r in rows}
     share = [sum(genre_of[str(t["track_id"])] == genre for t in r) for r in (plain, ranked)]
     assert share[1] >= share[0] + 3, share
@@ -64,13 +64,14 @@ def test_ask_follows_the_profile_and_explains(
         assert {"track_id", "name", "artist", "genre", "year", "score"} < set(track)
         assert isinstance(track["request_score"], float) and isinstance(track["taste_score"], float)
     # The household's profile has no history: its answer is the plain one.
-    assert _ask(path, capsys, "something", "-k", "10", "--profile", "household") == plain
+    assert _ask(path, capsys, "play something", "-k", "10", "--profile", "household") == plain
     # Asked by name, the disliked song plays first.
     named = _ask(path, capsys, f"{disliked['name']} by {disliked['artist']}", "--profile", "anna")
     assert named[0]["track_id"] == disliked["track_id"]
 
-    assert main(["--config", str(path), "ask", "something", "--profile", "anna", "--explain"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main(["--config", str(path), "ask", "play something", "--profile", "anna", "--explain"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert "score" in header and lines
     assert all("request " in line and "taste " in line for line in lines), lines
 
 

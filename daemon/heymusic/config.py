@@ -246,8 +246,6 @@ class RoomsSettings(_Section):
     """heymusic's Whisper as a Wyoming speech-to-text service (Home Assistant); 0 = off."""
     default_room: str = "home"
     """Where a request that names no room plays: a satellite's room, else this machine."""
-    max_request_chars: int = Field(500, ge=10, le=10_000)
-    """Longer requests are refused in one line (a spoken one is ~100)."""
     max_frame_bytes: int = Field(262_144, ge=4096, le=16_777_216)
     """A bigger Wyoming frame drops the connection (one line): audio comes in ~2-8 kB."""
     retry_seconds: float = Field(2.0, gt=0, le=60)

@@ -55,9 +55,10 @@ class Wake(Event):
     type: ClassVar[str] = "wake"
     score: float
     model: str
-    latency_ms: float = 0.0
+    latency_ms: float = field(default=0.0, compare=False)
     """How long a person waits for it after that chunk: the audio the checks waited for
-    (Whisper's 0.5 s) plus their compute time."""
+    (Whisper's 0.5 s) plus their compute time. A measurement, not what was heard: two
+    runs' wakes are the same wake whatever it measured."""
     person: str | None = None
     """Who said it, among the people enrolled by name (None: nobody sure, the household)."""
 

@@ -22,6 +22,7 @@ from heymusic import __version__
 from heymusic.rooms.replies import reply
 from heymusic.rooms.room import Room
 from heymusic.rooms.wyoming_server import LimitedHandler, send
+from heymusic.text import MAX_REQUEST_CHARS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,12 +61,10 @@ class ConversationHandler(LimitedHandler):
         writer: asyncio.StreamWriter,
         *,
         room_for: Callable[[dict[str, Any]], Room],
-        max_request_chars: int,
         max_frame_bytes: int,
     ) -> None:
         super().__init__(reader, writer, max_frame_bytes)
         self._room_for = room_for
-        self._max_chars = max_request_chars
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -79,15 +78,14 @@ class ConversationHandler(LimitedHandler):
         context = context if isinstance(context, dict) else {}
         if not isinstance(text, str) or not text.strip():
             return NotHandled("I heard no request.", context).event()
-        if len(text) > self._max_chars:
+        if len(text) > MAX_REQUEST_CHARS:  # the same bound as every request (heymusic.text)
             _LOGGER.warning(
-                "conversation service: refused a request of %d characters from %s "
-                "(at most [rooms] max_request_chars = %d)",
+                "conversation service: refused a request of %d characters from %s (at most %d)",
                 len(text),
                 self.peer,
-                self._max_chars,
+                MAX_REQUEST_CHARS,
             )
-            line = f"That request is too long: say it in at most {self._max_chars} characters."
+            line = f"That request is too long: say it in at most {MAX_REQUEST_CHARS} characters."
             return NotHandled(line, context).event()
         room = self._room_for(context)
         try:

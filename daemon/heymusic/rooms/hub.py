@@ -127,7 +127,6 @@ class Hub:
             conversation = functools.partial(
                 ConversationHandler,
                 room_for=self.room_for,
-                max_request_chars=cfg.max_request_chars,
                 max_frame_bytes=cfg.max_frame_bytes,
             )
             self._servers.append(await start_server(cfg.host, cfg.conversation_port, conversation))
