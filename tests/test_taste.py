@@ -69,7 +69,10 @@ def test_ask_follows_the_profile_and_explains(
     named = _ask(path, capsys, f"{disliked['name']} by {disliked['artist']}", "--profile", "anna")
     assert named[0]["track_id"] == disliked["track_id"]
 
-    assert main(["--config", str(path), "ask", "play something", "--profile", "anna", "--explain"]) == 0
+    assert (
+        main(["--config", str(path), "ask", "play something", "--profile", "anna", "--explain"])
+        == 0
+    )
     header, *lines = capsys.readouterr().out.splitlines()
     assert "score" in header and lines
     assert all("request " in line and "taste " in line for line in lines), lines
