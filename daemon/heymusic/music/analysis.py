@@ -199,18 +199,23 @@ def analyse_files(
     failed: list[str] = []
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(analyse_file, str(p)): p for p in todo}
-            for future in as_completed(futures):
-                path = futures[future]
-                bar.update(1)
-                try:
-                    result = future.result()
-                except Exception as err:  # a worker died: no measurement, not a bad file
-                    failed.append(f"{path.name} ({type(err).__name__})")
-                    continue
-                results[path] = result
-                if not result.problem:
-                    cache.put(path, result.features)
+            # The first file alone: its worker compiles librosa's numba functions and writes
+            # their on-disk cache before any other worker needs it. Workers compiling at once
+            # wrote that cache together and left it corrupt: every later analysis crashed in
+            # librosa's beat tracker (a segfault), on a fresh install's first import.
+            for batch in (todo[:1], todo[1:]):
+                futures = {pool.submit(analyse_file, str(p)): p for p in batch}
+                for future in as_completed(futures):
+                    path = futures[future]
+                    bar.update(1)
+                    try:
+                        result = future.result()
+                    except Exception as err:  # a worker died: no measurement, not a bad file
+                        failed.append(f"{path.name} ({type(err).__name__})")
+                        continue
+                    results[path] = result
+                    if not result.problem:
+                        cache.put(path, result.features)
     finally:
         bar.close()
         cache.save()  # what was measured before an interruption is kept
