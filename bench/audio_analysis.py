@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -22,31 +21,14 @@ import numpy as np
 import soundfile as sf
 
 from heymusic.music.analysis import analyse_file
-from heymusic.training.wake.data import SOUNDFONT, random_midi
+from heymusic.training.wake.data import random_midi, render_midi
 
 RATE = 44100
 
 
 def render(bpm: int, seconds: float, rng: np.random.Generator, dance: bool, tmp: Path) -> Path:
-    mid, wav = tmp / "x.mid", tmp / "x.wav"
-    mid.write_bytes(random_midi(seconds, rng, bpm=bpm, drums=True, dance_beat=dance))
-    subprocess.run(
-        [
-            "fluidsynth",
-            "-ni",
-            "-g",
-            "0.5",
-            "-F",
-            str(wav),
-            "-r",
-            str(RATE),
-            str(SOUNDFONT),
-            str(mid),
-        ],
-        capture_output=True,
-        check=True,
-    )
-    return wav
+    midi = random_midi(seconds, rng, bpm=bpm, drums=True, dance_beat=dance)
+    return render_midi(midi, tmp / "x.wav", RATE, gain=0.5)
 
 
 def run(pieces: int, seconds: float, seed: int) -> dict[str, object]:

@@ -17,7 +17,7 @@ import soundfile as sf
 from heymusic.config import cache_dir
 from heymusic.music import catalog as cat
 from heymusic.music.analysis import CACHE_FILE, analyse_file
-from heymusic.training.wake.data import SOUNDFONT, random_midi
+from heymusic.training.wake.data import random_midi, render_midi
 from tests.conftest import PROJECT_DIR, TEST_SEED
 
 RATE = 44100
@@ -30,24 +30,8 @@ SEED = TEST_SEED + 35
 def render(bpm: int, seconds: float, rng: np.random.Generator, tmp: Path) -> np.ndarray:
     """(frames, 2) float samples of a random piece at `bpm`, drums on the beat, no offbeat
     hi-hats (whose eighth-note pulse makes slow pieces ambiguous: docs/music-folder.md)."""
-    mid, wav = tmp / f"{bpm}.mid", tmp / f"{bpm}.wav"
-    mid.write_bytes(random_midi(seconds, rng, bpm=bpm, drums=True, dance_beat=True))
-    subprocess.run(
-        [
-            "fluidsynth",
-            "-ni",
-            "-g",
-            "0.5",
-            "-F",
-            str(wav),
-            "-r",
-            str(RATE),
-            str(SOUNDFONT),
-            str(mid),
-        ],
-        capture_output=True,
-        check=True,
-    )
+    midi = random_midi(seconds, rng, bpm=bpm, drums=True, dance_beat=True)
+    wav = render_midi(midi, tmp / f"{bpm}.wav", RATE, gain=0.5)
     data, _ = sf.read(wav, dtype="float64", always_2d=True)
     wav.unlink()
     return data

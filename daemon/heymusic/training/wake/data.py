@@ -575,28 +575,24 @@ def random_midi(
     return header + b"MTrk" + len(track).to_bytes(4, "big") + bytes(track)
 
 
+def render_midi(midi: bytes, wav: Path, rate: int, gain: float = 0.8) -> Path:
+    """`midi` rendered to the WAV `wav` at `rate` by fluidsynth with the Debian GM soundfont
+    (`gain`: fluidsynth's master gain; the midi file is written beside the WAV)."""
+    mid = wav.with_suffix(".mid")
+    mid.write_bytes(midi)
+    subprocess.run(
+        ["fluidsynth", "-ni", "-g", str(gain), "-F", str(wav), "-r", str(rate)]
+        + [str(SOUNDFONT), str(mid)],
+        capture_output=True,
+        check=True,
+    )
+    return wav
+
+
 def midi_music(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Render `random_midi` with fluidsynth and the Debian GM soundfont."""
     with tempfile.TemporaryDirectory() as tmp:
-        mid = Path(tmp) / "x.mid"
-        wav = Path(tmp) / "x.wav"
-        mid.write_bytes(random_midi(seconds, rng))
-        subprocess.run(
-            [
-                "fluidsynth",
-                "-ni",
-                "-g",
-                "0.8",
-                "-F",
-                str(wav),
-                "-r",
-                str(SAMPLE_RATE),
-                str(SOUNDFONT),
-                str(mid),
-            ],
-            capture_output=True,
-            check=True,
-        )
+        wav = render_midi(random_midi(seconds, rng), Path(tmp) / "x.wav", SAMPLE_RATE)
         data, rate = sf.read(str(wav), dtype="float32")
     audio = to_16k(data, rate)
     n = int(seconds * SAMPLE_RATE)
