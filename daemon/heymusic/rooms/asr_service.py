@@ -21,7 +21,6 @@ from wyoming.info import AsrModel, AsrProgram, Describe, Info
 from heymusic import __version__
 from heymusic.audio.format import SAMPLE_RATE
 from heymusic.rooms.conversation import ATTRIBUTION, LANGUAGES
-from heymusic.rooms.frames import FrameError
 from heymusic.rooms.satellite import pipeline_samples
 from heymusic.rooms.wyoming_server import LimitedHandler, send
 from heymusic.speech.asr import Transcriber
@@ -75,11 +74,7 @@ class AsrHandler(LimitedHandler):
         elif AudioStart.is_type(event.type):
             self._parts, self._samples = [], 0
         elif AudioChunk.is_type(event.type):
-            try:
-                samples = pipeline_samples(event)
-            except FrameError as err:
-                _LOGGER.warning("%s: dropped %s: it sent %s", self.service, self.peer, err)
-                return False
+            samples = pipeline_samples(event)  # a bad frame: LimitedHandler.run drops the peer
             self._samples += len(samples)
             if self._samples <= MAX_SECONDS * SAMPLE_RATE:
                 self._parts.append(samples)

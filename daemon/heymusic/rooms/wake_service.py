@@ -25,7 +25,6 @@ from heymusic.audio.sources import Rechunker
 from heymusic.config import Settings
 from heymusic.events import Wake
 from heymusic.rooms.conversation import ATTRIBUTION, LANGUAGES
-from heymusic.rooms.frames import FrameError
 from heymusic.rooms.satellite import pipeline_samples
 from heymusic.rooms.wyoming_server import LimitedHandler, send
 from heymusic.text import wake_phrases_from_models
@@ -89,11 +88,7 @@ class WakeHandler(LimitedHandler):
             if self._detector is not None:
                 self._detector.reset()
         elif AudioChunk.is_type(event.type):
-            try:
-                samples = pipeline_samples(event)
-            except FrameError as err:
-                _LOGGER.warning("%s: dropped %s: it sent %s", self.service, self.peer, err)
-                return False
+            samples = pipeline_samples(event)  # a bad frame: LimitedHandler.run drops the peer
             for wake in await asyncio.to_thread(self._score, samples):
                 self._detected = True
                 timestamp = round(wake.audio_s * 1000)
