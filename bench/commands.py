@@ -120,8 +120,7 @@ def spoken(
     else:
         from heymusic.training.wake import kokoro
 
-        held = "eval_voice" if rng.random() < 0.5 else "eval_mix"
-        voice = kokoro.draw_voice(held, rng)
+        held, voice = kokoro.draw_heldout_voice(rng)
         spk = wake_data.Speaker("kokoro", voice.name, held)
         speech = tts.say(f"hey music, {text}", voice)
     speech = speech * (10 ** (rng.uniform(-30, -15) / 20) / (wake_data.rms(speech) + 1e-9))

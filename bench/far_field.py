@@ -191,8 +191,7 @@ def main() -> None:
         tts = kokoro.Kokoro()
 
         def voice(text: str, rng: Any) -> np.ndarray:
-            held = "eval_voice" if rng.random() < 0.5 else "eval_mix"
-            return tts.say(text, kokoro.draw_voice(held, rng))
+            return tts.say(text, kokoro.draw_heldout_voice(rng)[1])
 
     wake_data.seed_piper(args.seed)
     base = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})

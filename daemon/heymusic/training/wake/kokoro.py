@@ -228,6 +228,13 @@ def draw_voice(group: str, rng: np.random.Generator) -> KokoroVoice:
 # ---- text to tokens ---------------------------------------------------------------------------
 
 
+def draw_heldout_voice(rng: np.random.Generator) -> tuple[str, KokoroVoice]:
+    """A held-out speaker for the benches: the unseen table or a new mixture of the seen
+    ones, half and half; with its group's name."""
+    group = "eval_voice" if rng.random() < 0.5 else "eval_mix"
+    return group, draw_voice(group, rng)
+
+
 def espeak_ipa(text: str) -> str:
     """IPA of English text from espeak-ng, clause by clause with the text's punctuation kept
     (espeak-ng drops it, and Kokoro phrases by it)."""
