@@ -114,6 +114,24 @@ def test_title_requests_for_random_songs(rec: Recommender) -> None:
     assert not wrong, wrong
 
 
+def test_a_title_by_its_artist_names_a_song_and_chatter_does_not(rec: Recommender) -> None:
+    """Without a verb, "<title> by <artist>" is a request; sentences with "by" in them are not
+    (fortune sentences: chatter a false wake could hear), at most 1 in 100."""
+    from heymusic.training.wake.data import fortune_sentences
+
+    rng = random.Random(TEST_SEED)
+    missed = [
+        (t.name, t.artist)
+        for t in rng.sample(rec.catalog.tracks, 100)
+        if not rec.names_a_song(f"{rng.choice(['', 'pay', 'hey music,'])} {t.name} by {t.artist}")
+    ]
+    assert len(missed) <= 2, missed
+    chatter = [s for s in fortune_sentences("train") if " by " in f" {s.lower()} "]
+    drawn = rng.sample(chatter, min(300, len(chatter)))
+    taken = [s for s in drawn if rec.names_a_song(s)]
+    assert len(drawn) >= 100 and len(taken) <= len(drawn) // 100, taken
+
+
 def test_songs_named_with_tag_words_are_title_requests(rec: Recommender) -> None:
     """Playlist names become tag words, and playlists are named after artists and hits: a
     request made only of such words ("uprising by muse") is still a title request."""

@@ -99,6 +99,25 @@ def test_random_requests_play_on_the_default_player(served) -> None:
     assert Handled.is_type(answer.type) and player.volume == level
 
 
+def test_a_song_named_without_a_verb_plays(served) -> None:
+    """ "Someone You Loved by Lewis Capaldi", no "play" (or a misheard one): the song, not the
+    "sorry" cue; the same words without a catalog artist after "by" are not a request."""
+    hub, port, songs = served
+    player = hub.hub.rooms["home"].pipeline.player
+    rng = random.Random(TEST_SEED + 3)
+    catalog = {(s.name, s.artist): s.track_id for s in hub.home.recommender.catalog.tracks}
+    for name, artist in rng.sample(songs, 3):
+        lead = rng.choice(["", "pay ", "okay ", "um "])
+        before = len(player.commands)
+        answer = asyncio.run(_ask(port, f"{lead}{name} by {artist}"))
+        assert Handled.is_type(answer.type), (name, artist, answer)
+        plays = [arg for action, arg in player.commands[before:] if action == "play"]
+        assert plays and plays[0][0] == catalog[(name, artist)], (name, artist)
+    name, _ = rng.choice(songs)
+    answer = asyncio.run(_ask(port, f"{name} by the window"))
+    assert NotHandled.is_type(answer.type), (name, answer)
+
+
 def test_what_is_not_music_is_not_handled(served) -> None:
     _, port, _ = served
     rng = random.Random(TEST_SEED + 1)

@@ -97,10 +97,11 @@ class TitleMatcher:
             self.short_titles.append(short if short else title)
         self.artist_names = [sys.intern(default_process(t.artist)) for t in self.tracks]
         pairs_words = zip(titles, self.artist_names, strict=True)
-        self.max_words = 1 + max(
+        self.max_words = 2 + max(
             (len(t.split()) + len(a.split()) for t, a in pairs_words), default=0
         )
-        """Words in the longest "<title> by <artist>" here: a request's later words cannot
+        """Words in the longest "<title> by <artist>" here, and one before it (a misheard verb:
+        "pay <title> by <artist>"): a request's later words cannot
         be part of any (title, artist) split, and the search stops there, so its cost is
         bounded whatever the request's length (the split search grows as words^2)."""
         artists = sorted(set(self.artist_names))

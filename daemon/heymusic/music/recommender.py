@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
+from rapidfuzz import fuzz
+from rapidfuzz.utils import default_process
 
 from heymusic.config import Settings, state_dir
 from heymusic.errors import UserError
@@ -170,6 +172,22 @@ class Recommender:
         query = self.models.query.encode([text])[0]
         generic = all(w in GENERIC_WORDS for w in words(text))
         return self._serve(self._search(query, k, exclude, generic=generic))
+
+    def names_a_song(self, text: str) -> bool:
+        """Whether `text`, which names no command, is "<title> by <artist>" of a catalog song:
+        its title near (`min_title_match`) and its artist all but exact (MIN_ARTIST_MATCH).
+        People leave the verb out ("hey music, Someone You Loved by Lewis Capaldi") and
+        Whisper mishears it ("Pay ..."); the artist's name after "by" is what tells a
+        request from chatter after a false wake, which is left alone."""
+        request = request_words(check_request(text))
+        cut = len(request) - 1 - request[::-1].index("by") if "by" in request else 0
+        if not 0 < cut < len(request) - 1:
+            return False
+        match = self.matcher.best_title(text)
+        if match is None or match.score < self.settings.recommender.min_title_match:
+            return False
+        artist = fuzz.ratio(" ".join(request[cut + 1 :]), default_process(match.track.artist))
+        return artist >= MIN_ARTIST_MATCH
 
     def favourites(self, k: int | None = None) -> list[tuple[Track, float]]:
         """The profile's most liked songs, topped up with songs of its taste."""

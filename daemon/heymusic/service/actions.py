@@ -40,6 +40,8 @@ class Recommender(Protocol):
 
     def favourites(self) -> list[tuple[Track, float]]: ...
 
+    def names_a_song(self, text: str) -> bool: ...
+
 
 class Actions:
     """Carries out intents on a player, asking the recommender for songs."""

@@ -48,6 +48,9 @@ class NoRecommender:
 
     more_like = favourites = recommend
 
+    def names_a_song(self, text: str) -> bool:
+        return False
+
 
 def load_recommender(settings: Settings) -> Recommender:
     """The recommender, or a NoRecommender saying why (no catalog yet, broken model)."""
