@@ -36,6 +36,7 @@ from heymusic.training.wake import data as wake_data
 from heymusic.training.wake import evaluate as wake_eval
 from heymusic.training.wake import rooms
 from heymusic.training.wake import train as wake_train
+from heymusic.training.wake.levels import active_span
 
 OFF = {"wake_noise_suppression": 0, "wake_high_pass": False}
 WAKE_SETTINGS = {
@@ -114,7 +115,7 @@ def endpoint_delays(
             lead = np.zeros(SAMPLE_RATE // 2, np.float32)
             audio = np.concatenate([lead, voice, np.zeros(3 * SAMPLE_RATE, np.float32)])
             audio = audio + rooms.room_tone(len(audio), wake_data.rms(dry), rng)
-            voice_end_s = (len(lead) + wake_data.active_span(dry)[1]) / SAMPLE_RATE
+            voice_end_s = (len(lead) + active_span(dry)[1]) / SAMPLE_RATE
             ended = _ended_at(wake_data.to_int16(audio), vad, front_end)
             if ended is None:
                 never[where] += 1

@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heymusic.config import data_dir
+from heymusic.music.song_features import ENERGIES, ERA_WORDS, GENRE_WORDS, MOODS, describes_music
 from heymusic.speech.intents import INTENT_NAMES, Intent, IntentParser
 from heymusic.text import wake_phrases_from_models
 from tests.conftest import PROJECT_DIR, TEST_SEED
 
 TABLE = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))
-PARSER = IntentParser(["hey jarvis"], volume_step=10)
+PARSER = IntentParser(["hey jarvis"], volume_step=10, describes=describes_music)
 WAKES = ["Hey music,", "Hey, Musik.", "Hamusic,", "hey music", "Hey Jarvis,", "Okay, hey music,"]
 RNG = random.Random(TEST_SEED)
 
@@ -228,3 +229,24 @@ def test_music_described_with_control_words_stays_a_request() -> None:
     for word in RNG.sample(signals, 12):
         text = f"Hey music, play something {word} {RNG.choice(['', 'and upbeat', 'for tonight'])}"
         assert PARSER.parse(text).name == "play", text
+
+
+def test_music_described_without_a_verb_is_a_request() -> None:
+    """ "hey music, something calm", "some jazz please", "the eighties": a description
+    alone is a request, though "something calm" is near the table's "something else".
+    Descriptions made of control words ("quiet", "pump up") or politeness ("right now") are
+    left out: "hey music, quiet" is a stop."""
+    phrases = [p for g in (MOODS, ENERGIES, ERA_WORDS) for ps in g.values() for p in ps]
+    phrases = [
+        p
+        for p in [*phrases, *sorted(GENRE_WORDS)]
+        if not set(_plain(p)) & set(PARSER._signals) and p not in TABLE["polite"]
+    ]
+    openers = ["", "something ", "some ", "anything ", "a bit of ", "um, something "]
+    after = ["", " please", " music", " songs", " stuff"]
+    for _ in range(200):
+        described = RNG.choice(phrases)
+        text = f"{RNG.choice(WAKES)} {RNG.choice(openers)}{described}{RNG.choice(after)}"
+        intent = PARSER.parse(text)
+        query = " ".join(_plain(intent.query or ""))
+        assert intent.name == "play" and " ".join(_plain(described)) in query, (text, intent)

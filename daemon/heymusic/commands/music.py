@@ -25,9 +25,12 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError('the request is empty: say what to play, e.g. heymusic ask "calm piano"')
     check_request(text)
     from heymusic.events import TrackResult
+    from heymusic.music.song_features import describes_music
     from heymusic.speech.intents import IntentParser
 
-    parser = IntentParser(volume_step=settings.player.volume_step, extra=settings.intents)
+    parser = IntentParser(
+        volume_step=settings.player.volume_step, extra=settings.intents, describes=describes_music
+    )
     intent = parser.parse(text)
     if intent.name not in ("play", "unknown"):  # a command to the player, not for songs
         command = {"name": intent.name, "effect": intent.effect()}

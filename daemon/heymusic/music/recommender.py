@@ -26,7 +26,13 @@ from heymusic.music.catalog import Catalog, load_catalog
 from heymusic.music.encoders import ZERO_SHOT, QueryEncoder, SongEncoder
 from heymusic.music.index import VectorIndex, load_index, save_index
 from heymusic.music.matcher import Match, TitleMatcher, plain_title, request_words
-from heymusic.music.song_features import DESCRIPTIVE_WORDS, FILLER, SongFeaturizer, song_text
+from heymusic.music.song_features import (
+    DESCRIPTIVE_WORDS,
+    FILLER,
+    SongFeaturizer,
+    describes_music,
+    song_text,
+)
 from heymusic.privacy import Private
 from heymusic.speech.second_listen import Heard
 from heymusic.text import check_request, words
@@ -144,6 +150,9 @@ class Recommender:
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
         }
+        self.genres = frozenset(
+            w for t in catalog.tracks for g in (t.genre, t.subgenre) for w in words(g)
+        )
         self.taste: Taste | None = None
         """The listening profile that re-ranks what is not asked for by name (None: none)."""
 
@@ -172,6 +181,10 @@ class Recommender:
         query = self.models.query.encode([text])[0]
         generic = all(w in GENERIC_WORDS for w in words(text))
         return self._serve(self._search(query, k, exclude, generic=generic))
+
+    def describes(self, text: str) -> bool:
+        """Whether `text` only describes music, in this catalog's genres too."""
+        return describes_music(text, self.genres)
 
     def names_a_song(self, text: str) -> bool:
         """Whether `text`, which names no command, is "<title> by <artist>" of a catalog song:

@@ -9,8 +9,9 @@ unknown tags are ignored, so songs imported later need no retraining.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ SPOKEN: dict[str, tuple[str, ...]] = {
 FILLER = frozenset(
     "play put on some something songs song music tracks track me a an the from of for to by with "
     "and please i want hear like listen could can you would get give let's that is are era years "
-    "year decade old new kind type stuff anything any more".split()
+    "year decade old new kind type stuff anything any more bit little".split()
 )
 
 
@@ -217,3 +218,42 @@ DESCRIPTIVE_WORDS: frozenset[str] = frozenset(
     | _phrase_words(ERA_WORDS)  # type: ignore[arg-type]
     | _phrase_words(SPOKEN)  # type: ignore[arg-type]
 )
+
+GENRE_WORDS = frozenset(
+    "jazz blues classical country folk metal punk reggae funk disco soul gospel techno trance "
+    "ambient lofi lo-fi indie grunge ska opera bluegrass piano orchestral christmas rock pop "
+    "hip-hop rap house edm electronic latin reggaeton trap swing r&b rnb dubstep drum bass "
+    "acoustic instrumental".split()
+)
+"""Genres people ask for by name, whether or not the catalog's genres name them (those are
+added per catalog: `describes_music`)."""
+
+
+def describes_music(text: str, genres: Collection[str] = ()) -> bool:
+    """Whether `text` only describes music ("something calm", "some jazz", "upbeat 80s
+    stuff"): a mood, energy, era or genre (`genres`: the catalog's own words for them), and
+    nothing but such words and request filler. Such words without a verb are a request."""
+    said = _tokens(text)
+    own = {t for g in genres for t in _tokens(g)}
+    if not said or not all(t in _KNOWN or t in own for t in said):
+        return False
+    padded = f" {' '.join(said)} "
+    return any(t in own and t not in FILLER for t in said) or any(
+        f" {p} " in padded for p in _DESCRIBING
+    )
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case letters and digits: "R&B" and "r and b" meet as "r b", "lo-fi" as "lo fi"."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace(" and ", " "))
+
+
+_DESCRIBING = {
+    " ".join(_tokens(p.removeprefix("the ")))
+    for groups in (MOODS, ENERGIES, ERA_WORDS, SPOKEN)
+    for phrases in groups.values()
+    for p in phrases
+} | {" ".join(_tokens(g)) for g in GENRE_WORDS}
+"""What describes music on its own: "calm", "jazz", "the 80s", "laid back"; not "up" or
+"back" alone, which do so only in a phrase ("pump up", "laid back")."""
+_KNOWN = {t for w in DESCRIPTIVE_WORDS | GENRE_WORDS for t in _tokens(w)}

@@ -48,6 +48,11 @@ class NoRecommender:
 
     more_like = favourites = recommend
 
+    def describes(self, text: str) -> bool:
+        from heymusic.music.song_features import describes_music
+
+        return describes_music(text)
+
     def names_a_song(self, text: str) -> bool:
         return False
 
@@ -100,7 +105,12 @@ def build_stages(
     asr = Transcriber(settings)
     wake = WakeDetector(settings, asr.model)
     asr.set_wake_phrase(wake.phrases[0])
-    intents = IntentParser(wake.phrases, settings.player.volume_step, extra=settings.intents)
+    intents = IntentParser(
+        wake.phrases,
+        settings.player.volume_step,
+        extra=settings.intents,
+        describes=recommender.describes,
+    )
     scorer = RequestScorer(asr.model, intents.play_verbs)
     stages = Stages(
         wake=wake,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +118,11 @@ class IntentParser:
         volume_step: int = 10,
         table: Path | None = None,
         extra: Mapping[str, Sequence[str]] | None = None,
+        describes: Callable[[str], bool] | None = None,
     ) -> None:
-        """`extra`: more phrases per table intent key (the config's `[intents]`)."""
+        """`extra`: more phrases per table intent key (the config's `[intents]`);
+        `describes`: whether words only describe music (the recommender's, which knows the
+        catalog's genres): "something calm" without a verb is then a request."""
         path = table or data_dir() / "intents.toml"
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
@@ -150,6 +153,7 @@ class IntentParser:
                 self._choices.append(phrase)
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
+        self._describes = describes
         self._cores, self._signals = self._control_cores()
         self._words_of_cores = {w for core in self._cores for w in core.split()}
         wakes = list(wake_phrases or []) + ["hey music"]
@@ -190,6 +194,9 @@ class IntentParser:
             # of a request than a close table phrase; at the start it is a request.
             if not (skipped and likely):
                 return Intent("play", query, None)
+        if self._describes is not None and self._describes(joined):
+            # before the loose matches: "something calm" is near "something else" in letters
+            return Intent("play", " ".join(heard), None)
         if best is not None and likely:
             return self._meaning[best[2]]
         if len(words) <= 6:

@@ -35,6 +35,7 @@ from heymusic.audio.room import colored_noise, to_int16
 from heymusic.config import cache_dir
 from heymusic.errors import UserError
 from heymusic.training.wake import rooms
+from heymusic.training.wake.levels import rms, trim
 from heymusic.wake.features import EMB_OFFSET, Features
 
 POS_BEFORE_S = 0.0
@@ -393,26 +394,6 @@ def to_16k(data: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(data, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else data
 
 
-def active_span(audio: np.ndarray, rel: float = 0.03) -> tuple[int, int]:
-    """(start, end) samples of the part louder than `rel` of the loudest 10 ms frame."""
-    frame = 160
-    n = len(audio) // frame
-    if n == 0:
-        return 0, len(audio)
-    x = audio[: n * frame].astype(np.float32)
-    rms = np.sqrt(np.mean(x.reshape(n, frame) ** 2, axis=1))
-    active = np.nonzero(rms > rel * rms.max())[0]
-    if not active.size:
-        return 0, 0
-    return int(active[0]) * frame, (int(active[-1]) + 1) * frame
-
-
-def trim(audio: np.ndarray) -> np.ndarray:
-    """Cut leading/trailing silence so phrase start/end times are exact."""
-    start, end = active_span(audio)
-    return audio[start:end]
-
-
 def pitch_shift(audio: np.ndarray, semitones: float) -> np.ndarray:
     """Resample-based pitch+tempo change (a different vocal tract, roughly)."""
     factor = 2 ** (semitones / 12)
@@ -445,11 +426,6 @@ def mic_colour(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     high = rng.uniform(3000, 7500)
     sos = butter(2, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     return sosfilt(sos, audio).astype(np.float32)
-
-
-def rms(x: np.ndarray) -> float:
-    active = trim(x)
-    return float(np.sqrt(np.mean(active**2))) if active.size else 0.0
 
 
 # ---- recorded speech --------------------------------------------------------------------------

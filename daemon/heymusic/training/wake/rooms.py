@@ -15,6 +15,8 @@ from functools import cache
 import numpy as np
 
 from heymusic.audio.format import SAMPLE_RATE
+from heymusic.audio.room import colored_noise
+from heymusic.training.wake.levels import rms
 
 RT60_S = (0.2, 1.0)
 DISTANCE_M = (0.5, 5.0)
@@ -106,15 +108,11 @@ def reverberate(audio: np.ndarray, room: Room) -> np.ndarray:
     tail is kept, so the result is longer by the impulse response."""
     from scipy.signal import fftconvolve
 
-    from heymusic.training.wake.data import rms
-
     wet = fftconvolve(audio, room.impulse)
     return (wet * rms(audio) / (rms(wet) + 1e-12)).astype(np.float32)
 
 
 def room_tone(n: int, voice_rms: float, rng: np.random.Generator) -> np.ndarray:
     """`n` samples of the room's own noise, 20-25 dB under a voice of `voice_rms`."""
-    from heymusic.training.wake.data import colored_noise
-
     snr = rng.uniform(*ROOM_NOISE_DB)
     return (colored_noise("pink", n, rng) * voice_rms / 10 ** (snr / 20)).astype(np.float32)
