@@ -116,7 +116,8 @@ def test_title_requests_for_random_songs(rec: Recommender) -> None:
 
 def test_a_title_by_its_artist_names_a_song_and_chatter_does_not(rec: Recommender) -> None:
     """Without a verb, "<title> by <artist>" is a request; sentences with "by" in them are not
-    (fortune sentences: chatter a false wake could hear), at most 1 in 100."""
+    (fortune sentences: chatter a false wake could hear), at most 1 in 100; and at most 1
+    in 1000 sentences is taken for music described without a verb."""
     from heymusic.training.wake.data import fortune_sentences
 
     rng = random.Random(TEST_SEED)
@@ -130,6 +131,9 @@ def test_a_title_by_its_artist_names_a_song_and_chatter_does_not(rec: Recommende
     drawn = rng.sample(chatter, min(300, len(chatter)))
     taken = [s for s in drawn if rec.names_a_song(s)]
     assert len(drawn) >= 100 and len(taken) <= len(drawn) // 100, taken
+    sentences = fortune_sentences("train")
+    described = [s for s in sentences if rec.describes(s)]  # "Falling rock."
+    assert len(described) <= len(sentences) // 1000, described
 
 
 def test_songs_named_with_tag_words_are_title_requests(rec: Recommender) -> None:

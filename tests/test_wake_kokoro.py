@@ -206,6 +206,8 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     rng = np.random.default_rng(TEST_SEED)
     assert wake_data.speakers("train", rng, kokoro=1.0).engine == "kokoro"
     assert all(wake_data.speakers("eval", rng).engine != "kokoro" for _ in range(50))
+    # by default never: `say` (the benches, enrollment's negatives) cannot speak for one
+    assert all(wake_data.speakers("train", rng).engine != "kokoro" for _ in range(50))
     spk = wake_data.speakers("train", rng, kokoro=1.0)
     wake = wake_data.speak(spk, "wake", lambda: "unused", rng)
     with np.load(voices[spk.voice]["wake"][0]) as clip:

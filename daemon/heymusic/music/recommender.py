@@ -150,9 +150,8 @@ class Recommender:
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
         }
-        self.genres = frozenset(
-            w for t in catalog.tracks for g in (t.genre, t.subgenre) for w in words(g)
-        )
+        self.genres = frozenset(g for t in catalog.tracks for g in (t.genre, t.subgenre) if g)
+        """The catalog's genre and subgenre names ("dance pop"): what music is described by."""
         self.taste: Taste | None = None
         """The listening profile that re-ranks what is not asked for by name (None: none)."""
 

@@ -231,16 +231,15 @@ added per catalog: `describes_music`)."""
 
 def describes_music(text: str, genres: Collection[str] = ()) -> bool:
     """Whether `text` only describes music ("something calm", "some jazz", "upbeat 80s
-    stuff"): a mood, energy, era or genre (`genres`: the catalog's own words for them), and
+    stuff"): a mood, energy, era or genre (`genres`: the catalog's own names for them), and
     nothing but such words and request filler. Such words without a verb are a request."""
     said = _tokens(text)
     own = {t for g in genres for t in _tokens(g)}
     if not said or not all(t in _KNOWN or t in own for t in said):
         return False
     padded = f" {' '.join(said)} "
-    return any(t in own and t not in FILLER for t in said) or any(
-        f" {p} " in padded for p in _DESCRIBING
-    )
+    own_phrases = {" ".join(_tokens(g)) for g in genres}
+    return any(f" {p} " in padded for p in _DESCRIBING | own_phrases)
 
 
 def _tokens(text: str) -> list[str]:

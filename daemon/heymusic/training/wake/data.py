@@ -231,11 +231,13 @@ def espeak_variants() -> tuple[str, ...]:
 
 
 def speakers(
-    split: str, rng: np.random.Generator, piper: float = 0.15, kokoro: float = KOKORO_SHARE
+    split: str, rng: np.random.Generator, piper: float = 0.15, kokoro: float = 0.0
 ) -> Speaker:
     """A random speaker of the split ("train" or "eval"); piper with probability `piper`;
-    in training, a cached Kokoro voice with probability `kokoro` (when the cache exists:
-    without it, the draws are the same as before there was one)."""
+    in training streams, a cached Kokoro voice with probability `kokoro` (when the cache
+    exists: without it, the draws are the same as before there was one). Only `speak` says
+    a Kokoro speaker's words (from the cache), so the other callers (`say`: benches,
+    enrollment) keep the default 0."""
     voices = sorted(cached_speech("train")) if split == "train" and kokoro else []
     if voices and rng.random() < kokoro:
         return Speaker("kokoro", voices[rng.integers(len(voices))])
@@ -664,7 +666,7 @@ def background(kind: str, split: str, n: int, rng: np.random.Generator) -> np.nd
         out = np.zeros(n, np.float32)
         for _ in range(int(rng.integers(3, 7))):
             talk = np.zeros(0, np.float32)
-            spk = speakers(split, rng, piper=0.0)  # piper is ~20x slower than espeak
+            spk = speakers(split, rng, piper=0.0, kokoro=KOKORO_SHARE)  # piper: ~20x espeak
             while len(talk) < n:
                 said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
                 talk = np.concatenate([talk, said])
@@ -704,10 +706,10 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if kind in ("music", "noise"):
         add(np.zeros(total, np.float32))
     else:
-        spk = speakers(split, rng, piper=0.08)
+        spk = speakers(split, rng, piper=0.08, kokoro=KOKORO_SHARE)
         while pos < total:
             if rng.random() < 0.25:  # speaker turn
-                spk = speakers(split, rng, piper=0.08)
+                spk = speakers(split, rng, piper=0.08, kokoro=KOKORO_SHARE)
             if kind == "pos":
                 if rng.random() < 0.4:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
@@ -715,7 +717,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                     gap(0.05, 0.6)
                 else:
                     gap(0.3, 2.0)
-                wake_spk = speakers(split, rng) if rng.random() < 0.5 else spk
+                wake_spk = speakers(split, rng, kokoro=KOKORO_SHARE) if rng.random() < 0.5 else spk
                 wake = speak(
                     wake_spk, "wake", lambda: POSITIVE_TEXTS[rng.integers(len(POSITIVE_TEXTS))], rng
                 )
