@@ -216,7 +216,10 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
 
     fingerprint = wake_data.speech_fingerprint()
     assert fingerprint  # training features built from this cache get their own folder
-    assert wake_train.build_features(tmp_path, "train", {}, 0).name == f"train-kokoro-{fingerprint}"
+    assert (
+        wake_train.build_features(tmp_path, "train", {}, 0).name
+        == f"train-{wake_data.RECIPE}-kokoro-{fingerprint}"
+    )
     assert wake_train.build_features(tmp_path, "eval", {}, 0).name == "eval"
     models = tmp_path / "models"
     models.mkdir()

@@ -180,6 +180,9 @@ SPEECH_CATEGORIES = ("wake", "command", "near_miss", "sentence")
 """What each cached Kokoro voice says: a wake phrase, a command, a near miss, a sentence."""
 KOKORO_SHARE = 0.3
 """Share of training speakers that are cached Kokoro voices (when there are any)."""
+RECIPE = "rooms"
+"""Names the streams' recipe in the feature cache's folders: a change to what the streams
+hold (the rooms here) gets a new name, so `train-wake` never reuses older features."""
 ROOM_SHARE = 0.4
 """Clips said in a simulated room (heymusic.training.wake.rooms: image method, RT60 0.2-1 s,
 0.5-5 m); the rest are near the microphone. Until then a decaying-noise impulse stood in

@@ -101,7 +101,8 @@ def build_features(
     """Generate every stream of `plan` not yet cached; returns the split's folder (the
     training one named by the cached Kokoro speech it draws from, if any)."""
     speech = wake_data.speech_fingerprint() if split == "train" else ""
-    out_dir = work_dir / "features" / (f"{split}-kokoro-{speech}" if speech else split)
+    name = f"{split}-{wake_data.RECIPE}" + (f"-kokoro-{speech}" if speech else "")
+    out_dir = work_dir / "features" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for kind, count in sorted(plan.items()):
