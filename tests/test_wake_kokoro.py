@@ -220,7 +220,7 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
         wake_train.build_features(tmp_path, "train", {}, 0).name
         == f"train-{wake_data.RECIPE}-kokoro-{fingerprint}"
     )
-    assert wake_train.build_features(tmp_path, "eval", {}, 0).name == "eval"
+    assert wake_train.build_features(tmp_path, "eval", {}, 0).name == f"eval-{wake_data.RECIPE}"
     models = tmp_path / "models"
     models.mkdir()
     (models / "m.onnx").write_bytes(b"model")
