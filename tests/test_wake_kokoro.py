@@ -229,7 +229,7 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     assert f"Kokoro voices of the wake-speech cache {fingerprint}" in manifest["m.onnx"]["data"]
     shutil.rmtree(root)
     wake_data.speech_index.cache_clear()
-    assert wake_train.build_features(tmp_path, "train", {}, 0).name == "train"
+    assert wake_train.build_features(tmp_path, "train", {}, 0).name == f"train-{wake_data.RECIPE}"
 
 
 @pytest.mark.slow
