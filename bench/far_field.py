@@ -11,7 +11,7 @@ behind each front-end setting, in one run. JSON on stdout.
   VAD front-end setting.
 - CPU of one front-end path, per second of audio.
 
-    .venv/bin/python bench/far_field.py [--phrases 60] [--negative-minutes 15] [--seed 0]
+    .venv/bin/python bench/far_field.py [--phrases 60] [--negative-minutes 15] [--seed 0] [--model M]
 """
 
 from __future__ import annotations
@@ -170,6 +170,11 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=60, help="commands for endpointing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--model",
+        default="hey_music.onnx",
+        help="the wake model (its verifier beside it): a candidate before it ships",
+    )
+    parser.add_argument(
         "--conditions",
         default="clean,room",
         help="wake conditions, comma-separated: clean, room, or wake-eval's (noise_10db, ...)",
@@ -195,7 +200,7 @@ def main() -> None:
             return tts.say(text, kokoro.draw_heldout_voice(rng)[1])
 
     wake_data.seed_piper(args.seed)
-    base = Settings.model_validate({"wake": {"models": ["hey_music.onnx"]}})
+    base = Settings.model_validate({"wake": {"models": [args.model]}})
     whisper = Transcriber(base).model
     streams = wake_streams(
         args.conditions.split(","), args.phrases, args.negative_minutes, args.seed, voice
