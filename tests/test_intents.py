@@ -41,6 +41,16 @@ def test_every_table_phrase_after_any_wake_phrase(phrase: str, name: str, value:
     assert (intent.name, intent.value) == (name, value), f"{wake} {phrase}"
 
 
+@pytest.mark.parametrize(("phrase", "name", "value"), _table_cases())
+def test_every_table_phrase_typed_without_a_wake_phrase(
+    phrase: str, name: str, value: object
+) -> None:
+    """Home Assistant and `ask` send the command alone: "stop the music" is a stop, not a
+    wake phrase ending in "music" with nothing after it."""
+    intent = PARSER.parse(f"{phrase.capitalize()}.")
+    assert (intent.name, intent.value) == (name, value), phrase
+
+
 @pytest.mark.parametrize(
     ("text", "name"),
     [
@@ -250,3 +260,19 @@ def test_music_described_without_a_verb_is_a_request() -> None:
         intent = PARSER.parse(text)
         query = " ".join(_plain(intent.query or ""))
         assert intent.name == "play" and " ".join(_plain(described)) in query, (text, intent)
+
+
+def test_a_command_after_a_wake_phrase_heard_as_other_words() -> None:
+    """Whisper writes a wake phrase it could not make out as letters or words of its own,
+    then a comma: the command after it is still understood."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    junk = ["come in", "good news", "hi new sick", "here we go", "I see"]
+    wrong = []
+    for _ in range(100):
+        phrase, name, value = RNG.choice(_table_cases())
+        spelled = "-".join(RNG.choice(letters).upper() for _ in range(RNG.randint(3, 7)))
+        heard = f"{RNG.choice([spelled, RNG.choice(junk).capitalize()])}, {phrase}."
+        intent = PARSER.parse(heard)
+        if (intent.name, intent.value) != (name, value):
+            wrong.append((heard, intent))
+    assert len(wrong) <= 5, wrong

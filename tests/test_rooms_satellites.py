@@ -333,3 +333,49 @@ def test_a_stock_satellite_in_another_mode_is_acted_on_in_its_room(
     finally:
         hub.close()
         sat.kill()
+
+
+def test_a_command_naming_rooms_is_answered_there(rooms_config) -> None:
+    """From Home Assistant (the home room): "play <song> in the kitchen" plays in the
+    kitchen, not at home; "stop the music everywhere" stops every room; a title with "in
+    the" in it that names no room stays a request here."""
+    from tests.test_rooms_conversation import _ask
+
+    tmp, songs, _ = rooms_config
+    rng = random.Random(TEST_SEED + 4)
+    ids = _ids(tmp)
+    port = free_port()
+    rooms = {"kitchen": free_port(), "living_room": free_port()}  # nobody answers: no matter
+    hub = _hub(tmp, rooms, f"conversation_port = {port}\n")
+    try:
+        name, artist = rng.choice(songs)
+        room, said = rng.choice([("kitchen", "the kitchen"), ("living_room", "the living room")])
+        answer = asyncio.run(_ask(port, f"play {name} by {artist} in {said}"))
+        assert answer.type == "handled" and "in " in answer.data["text"], answer
+        hub.wait_for(played(room, ids[(name, artist)]), timeout=30)
+        assert not [
+            e
+            for r, e, _ in hub.events
+            if r == "home" and isinstance(e, PlayerCommand) and e.action == "play"
+        ]
+        before = len(hub.events)
+        answer = asyncio.run(
+            _ask(port, rng.choice(["stop the music everywhere", "stop in every room"]))
+        )
+        assert answer.type == "handled", answer
+        for each in ("home", *rooms):
+            hub.wait_for(
+                lambda r, e, each=each: (
+                    r == each and isinstance(e, PlayerCommand) and e.action == "stop"
+                ),
+                timeout=30,
+                after=before,
+            )
+        answer = asyncio.run(_ask(port, f"play {name} in the morning"))
+        assert answer.type == "handled", answer
+        assert (
+            "morning" not in str(answer.data["context"])
+            and answer.data["context"]["room"] == "home"
+        )
+    finally:
+        hub.close()

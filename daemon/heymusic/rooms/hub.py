@@ -30,10 +30,11 @@ from heymusic.rooms.asr_service import AsrHandler
 from heymusic.rooms.conversation import ConversationHandler
 from heymusic.rooms.room import Room
 from heymusic.rooms.satellite import SatelliteLink, SatelliteSink
+from heymusic.rooms.targets import named_rooms
 from heymusic.rooms.wake_service import WakeHandler
 from heymusic.rooms.wyoming_server import start_server
 from heymusic.service.assembly import NoRecommender, room_pipeline
-from heymusic.service.pipeline import Pipeline
+from heymusic.service.pipeline import Pipeline, Routed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -108,7 +109,20 @@ class Hub:
                 link.tell(events)
 
         self.rooms[name] = room = Room(name, pipeline, on_events)
+        pipeline.router = functools.partial(self._route, name)
         return room
+
+    def _route(self, source: str, text: str) -> Routed | None:
+        """A command from `source` that names rooms: the others get it as text (each answers
+        and reports on its own thread; nobody waits), `source` acts on it when named."""
+        found = named_rooms(text, list(self.rooms))
+        if found is None:
+            return None
+        command, targets = found
+        elsewhere = tuple(name for name in targets if name != source)
+        for name in elsewhere:
+            self.rooms[name].text(command)
+        return Routed(command if source in targets else None, elsewhere)
 
     def room_for(self, context: dict[str, Any]) -> Room:
         """The room a request's context names ("room" or "area"), else the default room."""

@@ -20,6 +20,11 @@ def reply(events: list[Event]) -> tuple[bool, str]:
     if errors:
         return False, f"Sorry, that failed: {errors[0].message}"
     intent = next((e for e in events if isinstance(e, IntentEvent)), None)
+    sent = next(
+        (e for e in events if isinstance(e, PlayerCommand) and e.action == "elsewhere"), None
+    )
+    if intent is None and sent is not None:
+        return True, f"OK, in {sent.detail}."
     if intent is None or intent.name == "unknown":
         return False, NOT_MUSIC
     if intent.name == "cancel":

@@ -22,6 +22,7 @@ from heymusic.events import (
     Event,
     IntentEvent,
     Notice,
+    PlayerCommand,
     SpeechEnd,
     StageError,
     Transcript,
@@ -64,6 +65,20 @@ class Stages:
     """Records the listening history (None: `[history] record = false`)."""
 
 
+@dataclass(frozen=True)
+class Routed:
+    """Where a command that names rooms goes (heymusic.rooms: "play jazz in the kitchen")."""
+
+    here: str | None
+    """What this room acts on: the command without the rooms (None: nothing here)."""
+    elsewhere: tuple[str, ...] = ()
+    """The other rooms it was sent to, which answer it as if said there."""
+
+
+#: The hub's: a command's rooms, the command sent on to the others (None: no rooms named).
+Router = Callable[[str], Routed | None]
+
+
 class Pipeline:
     """One instance per loaded config; `feed` 80 ms chunks, get the events they caused."""
 
@@ -97,6 +112,8 @@ class Pipeline:
         self._mute_until_s = 0.0
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
+        self.router: Router | None = None
+        """Set by the rooms hub: commands that name rooms go there."""
 
     @property
     def audio_s(self) -> float:
@@ -227,6 +244,15 @@ class Pipeline:
         """Intent and action for `text`, added to `events` as they happen: what was done
         before a step failed is still reported. `audio`: the command as spoken (None for a
         typed one), where unsure controls and weak titles are settled."""
+        routed = self.router(text) if self.router is not None else None
+        if routed is not None and routed.elsewhere:
+            ms = (self._clock() - spoken_at) * 1000.0
+            events.append(PlayerCommand(audio_s, "elsewhere", ms, ", ".join(routed.elsewhere)))
+            if routed.here is None:
+                self.player.earcon("ok")
+                return
+        if routed is not None and routed.here is not None:
+            text = routed.here
         intent = self._intents.parse(text)
         heard: Heard | None = None
         if audio is not None:

@@ -48,6 +48,8 @@ _MAX_WAKE_WORDS = 4
 _MAX_BONUS_WORDS = 3
 """A word ending in "music" this early is the wake phrase; later it is part of the command."""
 
+_CLAUSE_BREAK = re.compile(r"\w[,.!?;:]+\s")
+_CLAUSES_TRIED = 3
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _UNITS = {
     w: i
@@ -159,9 +161,29 @@ class IntentParser:
         wakes = list(wake_phrases or []) + ["hey music"]
         self._wakes = ["".join(_words(w)) for w in wakes if _words(w)]
         self._wake_last = {_words(w)[-1] for w in wakes if _words(w)}
+        said_in_wakes = {word for w in wakes for word in _words(w)}
+        openers = [*self._play_prefixes, *self._control_verbs]
+        self._command_words = (self._words_of_cores | {v[0] for v in openers}) - said_in_wakes
+        """Words that start commands ("stop", "play", "pause"): before "music" they make it
+        part of the command ("stop the music"), not a misheard wake phrase ("a music")."""
 
     def parse(self, text: str) -> Intent:
-        """The intent of one transcript (wake phrase included or not)."""
+        """The intent of one transcript (wake phrase included or not).
+
+        When the whole is not understood, so is what follows each of its first clause
+        breaks: Whisper writes a wake phrase it could not make out as words of its own and
+        then a comma ("K-M-U-N-E-K, turn the music off.").
+        """
+        intent = self._parse(text)
+        if intent.name != "unknown":
+            return intent
+        for clause_break in list(_CLAUSE_BREAK.finditer(text))[:_CLAUSES_TRIED]:
+            rest = self._parse(text[clause_break.end() :])
+            if rest.name not in ("unknown", "cancel"):
+                return rest
+        return intent
+
+    def _parse(self, text: str) -> Intent:
         heard = _WORD_RE.findall(text.replace("’", "'"))
         words = [w.lower().replace("'", "") for w in heard]
         start = self._wake_end(words)
@@ -287,7 +309,11 @@ class IntentParser:
             ends_wake = last.endswith("music") or any(
                 fuzz.ratio(last, w) >= 80 for w in self._wake_last
             )
-            if k <= _MAX_BONUS_WORDS and ends_wake:
+            if (
+                k <= _MAX_BONUS_WORDS
+                and ends_wake
+                and not self._command_words & set(words[: k - 1])
+            ):
                 score = max(score, 99.0)
             if score > best_score:
                 best_k, best_score = k, score
