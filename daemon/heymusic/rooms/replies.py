@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heymusic.events import Event, IntentEvent, PlayerCommand, Results, StageError
+from heymusic.rooms.targets import spoken_name
 
 NOT_MUSIC = "Sorry, I only do music: ask for a song, an artist, a genre or a mood."
 _SIMPLE = {
@@ -24,7 +25,8 @@ def reply(events: list[Event]) -> tuple[bool, str]:
         (e for e in events if isinstance(e, PlayerCommand) and e.action == "elsewhere"), None
     )
     if intent is None and sent is not None:
-        return True, f"OK, in {sent.detail}."
+        rooms = [f"the {spoken_name(name)}" for name in (sent.detail or "").split(", ")]
+        return True, f"OK, in {' and '.join(rooms)}."
     if intent is None or intent.name == "unknown":
         return False, NOT_MUSIC
     if intent.name == "cancel":
