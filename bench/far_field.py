@@ -11,7 +11,7 @@ behind each front-end setting, in one run. JSON on stdout.
   VAD front-end setting.
 - CPU of one front-end path, per second of audio.
 
-    .venv/bin/python bench/far_field.py [--phrases 60] [--negative-minutes 15] [--seed 0] [--model M]
+    .venv/bin/python bench/far_field.py [--phrases 60] [--negative-minutes 15] [--seed 0] [--models A,B]
 """
 
 from __future__ import annotations
@@ -170,9 +170,10 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=60, help="commands for endpointing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--model",
+        "--models",
         default="hey_music.onnx",
-        help="the wake model (its verifier beside it): a candidate before it ships",
+        help="wake models, comma-separated (each with its verifier beside it): a candidate "
+        "next to the shipped one, on the same audio",
     )
     parser.add_argument(
         "--conditions",
@@ -200,7 +201,8 @@ def main() -> None:
             return tts.say(text, kokoro.draw_heldout_voice(rng)[1])
 
     wake_data.seed_piper(args.seed)
-    base = Settings.model_validate({"wake": {"models": [args.model]}})
+    models = args.models.split(",")
+    base = Settings.model_validate({"wake": {"models": [models[0]]}})
     whisper = Transcriber(base).model
     streams = wake_streams(
         args.conditions.split(","), args.phrases, args.negative_minutes, args.seed, voice
@@ -210,11 +212,21 @@ def main() -> None:
         "negative_hours": round(
             sum(len(s.audio) for s in streams if s.kind != "pos") / SAMPLE_RATE / 3600, 3
         ),
-        "wake": wake_report(streams, base, whisper, args.front_ends.split(",")),
+        "wake": {
+            model: wake_report(
+                streams,
+                base.model_copy(update={"wake": base.wake.model_copy(update={"models": [model]})}),
+                whisper,
+                args.front_ends.split(","),
+            )
+            for model in models
+        },
         "endpointing": {
             name: endpoint_delays(args.commands, args.seed, base.vad, keys)
             for name, keys in VAD_SETTINGS.items()
-        },
+        }
+        if args.commands
+        else {},
         "front_end_cpu_percent_of_one_core": front_end_cpu(),
     }
     print(json.dumps(out, indent=1))
