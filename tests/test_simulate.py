@@ -200,3 +200,33 @@ def test_a_pause_after_the_wake_phrase_loses_no_command(
     note = f"commands={commands} events={events}"
     assert len(intents) >= len(commands) - 1, note  # a wake may be missed
     assert "cancel" not in intents, note
+
+
+def test_requests_said_without_a_verb_play(
+    tmp_path: Path,
+    whisper_dir: Path,
+    synth: Callable[..., Path],
+    small_catalog: tuple[Path, list[dict[str, str]]],
+) -> None:
+    """ "hey music, something mellow" and "hey music, <title> by <artist>": no "play", and
+    still music, on the shipped wake word and Whisper (the first had been a skip or the
+    "sorry" cue, the second "sorry")."""
+    rng = random.Random(TEST_SEED + 2)
+    catalog, asked = small_catalog
+    moods = ["mellow", "relaxing", "happy", "sad", "upbeat", "calm", "chill", "jazz", "rock"]
+    said = [f"{rng.choice(['something', 'some', 'anything'])} {m}" for m in rng.sample(moods, 3)]
+    said += [f"{r['track_name']} by {r['track_artist']}" for r in asked]
+    clips = [read_pcm(synth(f"hey music, {text}", pad_before=1.0, pad_after=3.0)) for text in said]
+    wav = tmp_path / "verbless.wav"
+    sf.write(str(wav), np.concatenate(clips), 16000)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[asr]\nmodel_dir = "{whisper_dir}"\n[catalog]\nsource = "{catalog}"\n')
+    events = _simulate(config, wav)
+    intents = [e for e in events if e["type"] == "intent"]
+    note = f"said={said} events={events}"
+    assert len(intents) == len(said), note
+    for text, intent in zip(said[:3], intents[:3], strict=True):
+        assert intent["name"] == "play" and text.split()[-1] in str(intent["query"]), note
+    firsts = [e["tracks"][0]["track_id"] for e in events if e["type"] == "results"][3:]
+    played = [r for r in asked if r["track_id"] in firsts]
+    assert played, f"neither song named without a verb was played: {note}"

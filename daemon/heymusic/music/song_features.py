@@ -166,7 +166,7 @@ SPOKEN: dict[str, tuple[str, ...]] = {
 FILLER = frozenset(
     "play put on some something songs song music tracks track me a an the from of for to by with "
     "and please i want hear like listen could can you would get give let's that is are era years "
-    "year decade old new kind type stuff anything any more bit little".split()
+    "year decade old new kind type stuff anything everything any more bit little".split()
 )
 
 
