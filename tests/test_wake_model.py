@@ -23,12 +23,12 @@ from heymusic.training.wake.data import (
     HELDOUT_VARIANTS,
     OTHER_WAKE_WORDS,
     Speaker,
-    active_span,
     build_stream,
     dictionary_words,
     midi_music,
     to_int16,
 )
+from heymusic.training.wake.levels import active_span
 from heymusic.wake.detector import GROUP_CHUNKS, WakeDetector
 from tests.conftest import TEST_SEED, Synth, read_pcm
 
