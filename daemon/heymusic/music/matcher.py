@@ -73,6 +73,12 @@ def request_variants(text: str) -> list[list[str]]:
     return [v for v in variants if v]
 
 
+def last_by(words: list[str]) -> int:
+    """Where the last "by" is in `words` (0 when there is none): the title is before it, the
+    artist after, in "<title> by <artist>"."""
+    return len(words) - 1 - words[::-1].index("by") if "by" in words else 0
+
+
 def request_words(text: str) -> list[str]:
     """The words of the request proper (wake phrase, verb and filler removed)."""
     variants = request_variants(text)
@@ -181,7 +187,7 @@ class TitleMatcher:
         each artist's `per_artist` titles nearest the words before it, best first. Such a
         song can be missing from `title_candidates`, whose score is mostly the title's."""
         words = request_words(text)
-        cut = len(words) - 1 - words[::-1].index("by") if "by" in words else 0
+        cut = last_by(words)
         if not 0 < cut < len(words) - 1 or not self.tracks:
             return []
         title, artist = " ".join(words[:cut]), " ".join(words[cut + 1 :])

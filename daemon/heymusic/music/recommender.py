@@ -25,7 +25,7 @@ from heymusic.memory import release_freed_memory
 from heymusic.music.catalog import Catalog, load_catalog
 from heymusic.music.encoders import ZERO_SHOT, QueryEncoder, SongEncoder
 from heymusic.music.index import VectorIndex, load_index, save_index
-from heymusic.music.matcher import Match, TitleMatcher, plain_title, request_words
+from heymusic.music.matcher import Match, TitleMatcher, last_by, plain_title, request_words
 from heymusic.music.song_features import (
     DESCRIPTIVE_WORDS,
     FILLER,
@@ -196,7 +196,7 @@ class Recommender:
         Whisper mishears it ("Pay ..."); the artist's name after "by" is what tells a
         request from chatter after a false wake, which is left alone."""
         request = request_words(check_request(text))
-        cut = len(request) - 1 - request[::-1].index("by") if "by" in request else 0
+        cut = last_by(request)
         if not 0 < cut < len(request) - 1:
             return False
         match = self.matcher.best_title(text)
@@ -286,7 +286,7 @@ class Recommender:
         words. Tags hold playlist-name words, and playlists are named after artists and
         their hits ("Muse - Uprising, Starlight, Madness"), so "play uprising by muse" is
         all tag words, and had gone to semantic search."""
-        cut = len(request) - 1 - request[::-1].index("by") if "by" in request else 0
+        cut = last_by(request)
         return (
             0 < cut < len(request) - 1 and " ".join(request[cut + 1 :]) in self.matcher.artist_slot
         )
