@@ -283,3 +283,38 @@ def test_the_person_who_woke_it_owns_what_follows(tmp_path: Path) -> None:
     ]
     assert tastes.get("household").disliked == {"a"} and not tastes.get("anna").disliked
     listening.store.close()
+
+
+#: Ways to ask for music and nothing more, none of them a table phrase (checked below).
+ANY_MUSIC = ["play some music", "some music please", "put some music on", "music please"]
+
+
+def test_play_music_starts_music_when_there_is_nothing_to_resume(
+    whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
+) -> None:
+    """ "play music" resumes what was paused; on a fresh start, or after "stop", there is
+    nothing to resume and it starts songs (it did nothing before, and "some music" stopped)."""
+    assert not set(ANY_MUSIC[1:]) & _table_phrases()
+    rng = random.Random(TEST_SEED)
+    settings = _settings(whisper_dir, small_catalog)
+    player = LogPlayer()
+    pipeline = Pipeline(build_stages(settings, player, load_recommender(settings)))
+
+    def say(text: str) -> list[Event]:
+        audio = read_pcm(synth(f"hey jarvis, {text}", pad_before=2.0, pad_after=2.5))
+        events: list[Event] = []
+        for start in range(0, len(audio) - 1279, 1280):
+            events.extend(pipeline.feed(audio[start : start + 1280]))
+        return events + pipeline.finish()
+
+    def commands(events: list[Event]) -> list[str]:
+        return [e.action for e in events if isinstance(e, PlayerCommand)]
+
+    assert commands(say(rng.choice(ANY_MUSIC))) == ["play"]
+    first = player.now_playing()
+    assert first is not None
+    assert commands(say("pause")) == ["pause"]
+    assert commands(say(rng.choice(ANY_MUSIC))) == ["resume"]
+    assert player.now_playing() is first
+    assert commands(say("stop")) == ["stop"] and player.now_playing() is None
+    assert commands(say(rng.choice(ANY_MUSIC))) == ["play"] and player.now_playing() is not None

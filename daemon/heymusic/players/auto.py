@@ -118,6 +118,10 @@ class AutoPlayer:
     def state(self) -> PlayerState:
         return self._active.state
 
+    @property
+    def can_resume(self) -> bool:
+        return self._active.can_resume
+
     def close(self) -> None:
         if self._spotify is not None:
             self._spotify.close()

@@ -76,5 +76,10 @@ class Player(Protocol):
     @property
     def state(self) -> PlayerState: ...
 
+    @property
+    def can_resume(self) -> bool:
+        """Whether `resume` has a song to go back to: one paused or stopped with its queue
+        kept (a saved queue after a restart). "play music" starts something new without."""
+
     def close(self) -> None:
         """Stop workers, save state (volume, last queue)."""

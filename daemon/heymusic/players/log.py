@@ -89,5 +89,9 @@ class LogPlayer:
     def state(self) -> PlayerState:
         return self._state
 
+    @property
+    def can_resume(self) -> bool:
+        return self._pos < len(self._queue)
+
     def close(self) -> None:
         self._record("close")

@@ -112,6 +112,10 @@ class QueuedPlayer:
         return self._state
 
     @property
+    def can_resume(self) -> bool:
+        return self._pos < len(self._queue)
+
+    @property
     def volume(self) -> int:
         return self._volume
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from heymusic.events import Event, PlayerCommand, Results, TrackResult
 from heymusic.history.taste import Taste
-from heymusic.players.base import Player
+from heymusic.players.base import Player, PlayerState
 from heymusic.service.listening import Listening
 from heymusic.speech.intents import Intent
 from heymusic.speech.second_listen import Heard
@@ -24,6 +24,9 @@ _SIMPLE_ACTIONS = {
 #: How a command ends the song that plays, for the history.
 _ENDS = {"skip": "skip", "stop": "stop", "play": "stop", "favourites": "stop", "dislike": "skip"}
 HISTORY_OFF = "The listening history is off, so I cannot remember that."
+ANY_MUSIC = "music"
+"""The request "play music" makes when there is nothing to resume: nothing but music, so
+the listening profile's taste alone chooses when there is one."""
 
 
 class Recommender(Protocol):
@@ -83,6 +86,10 @@ class Actions:
             self.listening.replaying(audio_s)
         if intent.name in ("like", "dislike", "history"):
             return self._feedback(intent.name, issued)
+        if intent.name == "resume" and player.state is not PlayerState.PLAYING:
+            if not player.can_resume:  # a fresh start, or after "stop": start something
+                found = self.recommender.favourites() or self.recommender.recommend(ANY_MUSIC)
+                return self._play(found, audio_s, issued, "play")
         if intent.name in _SIMPLE_ACTIONS:
             action, call = _SIMPLE_ACTIONS[intent.name]
             call(player)

@@ -48,6 +48,8 @@ _MAX_WAKE_WORDS = 4
 _MAX_BONUS_WORDS = 3
 """A word ending in "music" this early is the wake phrase; later it is part of the command."""
 
+_MUSIC_NOUNS = frozenset({"music", "song", "songs", "track", "tracks", "tune", "tunes"})
+"""Words that name music and nothing more: said alone they ask for it ("some music")."""
 _CLAUSE_BREAK = re.compile(r"\w[,.!?;:]+\s")
 _CLAUSES_TRIED = 3
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -201,6 +203,8 @@ class IntentParser:
         core, opened = self._core(words)
         if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
             return self._cores[core]
+        if not core and _MUSIC_NOUNS & set(words):
+            return Intent("resume")  # "some music please": "play music" without its verb
         if best is not None and best[1] >= SURE_SCORE:
             return self._meaning[best[2]]
         if not opened and (control := self._by_signal(core)) is not None:
@@ -221,7 +225,7 @@ class IntentParser:
             return Intent("play", " ".join(heard), None)
         if best is not None and likely:
             return self._meaning[best[2]]
-        if len(words) <= 6:
+        if len(words) <= 6 and core:  # a word of its own: "the music" is not "stop the music"
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
             if loose is not None and loose[1] >= SURE_SCORE:
                 return self._meaning[loose[2]]
