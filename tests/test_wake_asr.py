@@ -136,3 +136,33 @@ def test_a_wake_says_how_long_the_person_waited(synth: Synth, whisper_dir: Path)
     assert len(checked) == 1 and len(unchecked) == 1, (checked, unchecked)
     # Whisper's check costs far more than the first two stages (the figures: bench/wake.py)
     assert checked[0].latency_ms - 1000 * AFTER_S > unchecked[0].latency_ms > 0
+
+
+def test_a_candidate_the_verifier_is_sure_of_wakes_without_whisper(
+    synth: Synth, whisper_dir: Path
+) -> None:
+    """Over `verifier_sure` the wake comes at once, without the 0.5 s Whisper's check waits
+    for: the same phrase wakes at the same frame, sooner by at least that wait. A stock model
+    has no verifier, so nothing is sure and Whisper still checks: "hey jarvis" said plainly
+    passes, "hey jervis" does not, whatever the bar."""
+    from heymusic.events import Wake
+    from heymusic.speech.asr import Transcriber
+    from heymusic.wake.asr_check import AFTER_S
+    from heymusic.wake.detector import WakeDetector
+
+    voice = random.Random(TEST_SEED).choice(VOICES)
+    audio = read_pcm(synth("hey music", voice=voice, pad_before=1.5, pad_after=1.5))
+    whisper = Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})).model
+
+    def wakes(sure: float, said: np.ndarray = audio, model: str = "hey_music.onnx") -> list[Wake]:
+        wake = {"verifier_sure": sure, "models": [model]}
+        settings = Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}, "wake": wake})
+        return [e for e in WakeDetector(settings, whisper).events(said) if isinstance(e, Wake)]
+
+    checked, at_once = wakes(1.0), wakes(0.0)
+    assert len(checked) == 1 and len(at_once) == 1, (checked, at_once)
+    assert at_once[0].audio_s == checked[0].audio_s
+    assert checked[0].latency_ms - at_once[0].latency_ms >= 1000 * AFTER_S
+    jarvis = read_pcm(synth("hey jarvis", voice=voice, pad_before=1.5, pad_after=1.5))
+    stock = wakes(0.0, jarvis, "hey_jarvis_v0.1.onnx")
+    assert len(stock) == 1 and stock[0].latency_ms >= 1000 * AFTER_S, stock

@@ -91,6 +91,7 @@ class WakeDetector:
         overhang is cut off. The verifier reads openWakeWord's own embeddings."""
         self._verifier_threshold = cfg.verifier_threshold
         self._verifier_threshold_playing = cfg.verifier_threshold_playing
+        self._verifier_sure = cfg.verifier_sure
         self.music_playing = False
         """Set by the daemon while its player plays: the verifier's bar is then
         `verifier_threshold_playing` (music masks the phrase)."""
@@ -220,9 +221,10 @@ class WakeDetector:
         if model in self._personal:
             check = self._personal[model]
             personal = check.score(self._heard_embeddings(check.frames))
-        verified = 1.0
+        verified, sure = 1.0, False
         if self._verifier is not None and self._verifier.covers(model):
             verified = self._verifier.score(self._heard_embeddings(self._verifier.frames), model)
+            sure = verified >= self._verifier_sure
         vouched = personal is not None and personal >= self._personal_override
         bar = self._verifier_threshold_playing if self.music_playing else self._verifier_threshold
         doubted = verified < bar and not vouched
@@ -240,7 +242,7 @@ class WakeDetector:
                 self._heard_embeddings(people.frames), self._identify_threshold
             )
         spent_s = time.perf_counter() - started
-        if model in self._asr_checks:
+        if model in self._asr_checks and not sure:
             self._pending = (audio_s, float(score), model, verified, personal, person, spent_s)
             return None
         self._last_fire_s = audio_s

@@ -505,9 +505,24 @@ def stream_embeddings(feats: Features, stream: EvalStream, work_dir: Path) -> np
     return emb
 
 
+@dataclass
+class Sweep:
+    """What the threshold sweep found: its DET points, and what later choices are made from."""
+
+    points: list[dict[str, Any]]
+    wakes_at: dict[tuple[float, float, float], list[np.ndarray]]
+    """Wake times per stream of each (first stage, verifier, Whisper) point."""
+    scores: list[tuple[np.ndarray, np.ndarray | None]]
+    """Per stream: every frame's first-stage score, the verifier's where stage 1 could fire."""
+    fired: dict[tuple[float, float], list[np.ndarray]]
+    """Frames where the first two stages pass, per (first stage, verifier) bars and stream."""
+    heard: dict[tuple[int, int], float]
+    """Whisper's score of each (stream, frame) of the fires it checked."""
+
+
 def sweep(
     streams: list[EvalStream], settings: Settings, work_dir: Path, whisper: Any = None
-) -> tuple[list[dict[str, Any]], dict[tuple[float, float, float], list[np.ndarray]]]:
+) -> Sweep:
     """DET points for stage 1 alone and the cascade, from per-frame scores; and the wakes
     of each point with Whisper's check (`asr_points`)."""
     from heymusic.wake.features import cpu_session
@@ -543,11 +558,13 @@ def sweep(
                 for (s1, _), f in zip(scores, fired[t1, t2], strict=True)
             ]
             points.append({"threshold": t1, "verifier_threshold": t2, **summarize(streams, wakes)})
-    wakes_at: dict[tuple[float, float, float], list[np.ndarray]] = {}
+    found = Sweep(points, {}, scores, fired, {})
     if whisper is not None:
-        asr, wakes_at = asr_points(streams, scores, fired, settings, work_dir, whisper)
+        asr, found.wakes_at, found.heard = asr_points(
+            streams, scores, fired, settings, work_dir, whisper
+        )
         points += asr
-    return points, wakes_at
+    return found
 
 
 def asr_points(
@@ -557,9 +574,13 @@ def asr_points(
     settings: Settings,
     work_dir: Path,
     whisper: Any,
-) -> tuple[list[dict[str, Any]], dict[tuple[float, float, float], list[np.ndarray]]]:
-    """DET points with Whisper's check on the fires of the first two stages, and the wake
-    times (per stream) of each (first stage, verifier, Whisper) point.
+) -> tuple[
+    list[dict[str, Any]],
+    dict[tuple[float, float, float], list[np.ndarray]],
+    dict[tuple[int, int], float],
+]:
+    """DET points with Whisper's check on the fires of the first two stages, the wake
+    times (per stream) of each (first stage, verifier, Whisper) point, and Whisper's scores.
 
     A burst Whisper rejects still starts the refractory period (as in WakeDetector), so
     the fires are the same with or without it and Whisper only removes some of them.
@@ -598,7 +619,7 @@ def asr_points(
                     **summarize(streams, wakes),
                 }
             )
-    return points, wakes_at
+    return points, wakes_at, heard
 
 
 def playing_point(
@@ -627,6 +648,40 @@ def playing_point(
         for s, p, q in zip(streams, wakes_at[t1, bar, t3], wakes_at[t1, t2, t3], strict=True)
     ]
     return {**chosen, "verifier_threshold_playing": bar, **summarize(streams, mixed)}
+
+
+SURE_BARS = (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+"""Verifier scores a candidate may wake at without Whisper's check, tried lowest first."""
+
+
+def sure_point(
+    streams: list[EvalStream], found: Sweep, chosen: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The faster yes: the lowest verifier score at which a candidate wakes at once, without
+    waiting 0.5 s for Whisper's check and its decode, that wakes no more often by mistake than
+    the chosen point; with the share of answered phrases that took that path (None: no bar
+    does, or the chosen point has no Whisper check)."""
+    t1, t2, t3 = chosen["threshold"], chosen["verifier_threshold"], chosen.get("asr_threshold")
+    if t3 is None or (t1, t2) not in found.fired:
+        return None
+    for bar in SURE_BARS:
+        wakes, answered_fast, answered_all = [], 0, 0
+        for k, (stream, (s1, s2), frames) in enumerate(
+            zip(streams, found.scores, found.fired[t1, t2], strict=True)
+        ):
+            times = wake_data.frame_end_s(len(s1))
+            sure = {int(i) for i in frames if s2 is not None and s2[i] >= bar}
+            kept = [int(i) for i in frames if int(i) in sure or found.heard[k, int(i)] >= t3]
+            wakes.append(times[kept] if kept else np.zeros(0))
+            if stream.kind == "pos":
+                hits = [i for i in kept if answered(stream, float(times[i])) is not None]
+                answered_all += len(hits)
+                answered_fast += sum(i in sure for i in hits)
+        point = summarize(streams, wakes)
+        if point["false_accepts"] <= chosen["false_accepts"]:
+            skipped = round(answered_fast / max(answered_all, 1), 3)
+            return {**chosen, "verifier_sure": bar, "answered_without_whisper": skipped, **point}
+    return None
 
 
 def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None:
@@ -668,6 +723,7 @@ def run_detector(
     if not settings.wake.asr_check:
         whisper = None
     wakes = []
+    waits_ms: list[float] = []
     candidates = 0
     busy = 0.0
     audio_s = 0.0
@@ -681,10 +737,26 @@ def run_detector(
         candidates += sum(isinstance(e, WakeCandidate) for e in events)
         audio_s += n * CHUNK_SECONDS
         wakes.append(np.asarray([e.audio_s for e in events if isinstance(e, Wake)]))
+        waits_ms += [w for e in events if (w := _wait_ms(stream, e)) is not None]
     out = summarize(streams, wakes)
     out["rejected_candidates"] = candidates
+    if waits_ms:
+        out["phrase_end_to_wake_ms_p50_p95"] = [
+            round(float(np.percentile(waits_ms, q))) for q in (50, 95)
+        ]
     out["cpu_percent_of_one_core"] = round(100 * busy / audio_s, 2)
     return out
+
+
+def _wait_ms(stream: EvalStream, event: Wake | WakeCandidate) -> float | None:
+    """How long after the end of the phrase it answers a wake came, as the person waits it:
+    to where the phrase was found, then its `latency_ms` (audio waited for and checks)."""
+    if not isinstance(event, Wake) or stream.kind != "pos":
+        return None
+    phrase = answered(stream, event.audio_s)
+    if phrase is None:
+        return None
+    return 1000.0 * (event.audio_s - float(stream.phrases[phrase, 1])) + event.latency_ms
 
 
 def _at(points: list[dict[str, Any]], t1: float, t2: float, t3: float | None) -> Any:
@@ -718,12 +790,14 @@ def evaluate(
         from heymusic.speech.asr import Transcriber
 
         whisper = Transcriber(settings).model
-    points, wakes_at = sweep(streams, settings, work_dir, whisper)
+    found = sweep(streams, settings, work_dir, whisper)
+    points = found.points
     cfg = settings.wake
     stage1_only = [p for p in points if p["verifier_threshold"] == 0.0 and "asr_threshold" not in p]
     t2 = cfg.verifier_threshold if cfg.verifier else 0.0
     chosen = operating_point(points)
-    playing = playing_point(streams, wakes_at, chosen)
+    playing = playing_point(streams, found.wakes_at, chosen)
+    sure = sure_point(streams, found, chosen)
     at_chosen = settings.model_copy(
         update={
             "wake": cfg.model_copy(
@@ -736,6 +810,7 @@ def evaluate(
                     "verifier": chosen["verifier_threshold"] > 0,
                     "asr_check": "asr_threshold" in chosen,
                     "asr_check_threshold": chosen.get("asr_threshold", cfg.asr_check_threshold),
+                    "verifier_sure": sure["verifier_sure"] if sure else 1.0,
                 }
             )
         }
@@ -755,6 +830,7 @@ def evaluate(
         ),
         "operating_point": chosen,
         "operating_point_playing_aware": playing,
+        "operating_point_sure_skips_whisper": sure,
         "det_points": points,
     }
     out = work_dir / "wake_eval.json"
