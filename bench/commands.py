@@ -47,6 +47,7 @@ from tqdm import tqdm
 from heymusic.config import data_dir, load_settings
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
+from heymusic.service.actions import verbless_song
 from heymusic.speech.asr import Transcriber, prompt_echo
 from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import Intent, IntentParser
@@ -187,6 +188,7 @@ def outcome(
     intent = parser.parse(text)
     if settle is not None:
         intent = settle(intent)
+    intent = verbless_song(intent, text, parser.split_wake(text)[1], rec)
     if want["kind"] == "control":
         if intent.name == want["intent"] and want.get("value") in (None, intent.value):
             return "right"
@@ -251,7 +253,7 @@ def main() -> None:
     settings = load_settings(None)
     rec = load_recommender(settings)
     transcriber = Transcriber(settings)
-    parser = IntentParser(["hey music"])
+    parser = IntentParser(["hey music"], describes=rec.describes, title_score=rec.title_score)
     controls = control_phrases()
     rng, np_rng = random.Random(args.seed), np.random.default_rng(args.seed)
     scorer = RequestScorer(transcriber.model, parser.play_verbs)

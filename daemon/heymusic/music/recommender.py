@@ -189,6 +189,11 @@ class Recommender:
         """Whether `text` only describes music, in this catalog's genres too."""
         return describes_music(text, self.genres)
 
+    def title_score(self, text: str) -> float:
+        """How near `text` comes to a catalog song's title, 0-100."""
+        match = self.matcher.best_title(text)
+        return match.score if match is not None else 0.0
+
     def names_a_song(self, text: str) -> bool:
         """Whether `text`, which names no command, is "<title> by <artist>" of a catalog song:
         its title near (`min_title_match`) and its artist near too (NAMED_ARTIST_MATCH).

@@ -47,6 +47,17 @@ class Recommender(Protocol):
 
     def names_a_song(self, text: str) -> bool: ...
 
+    def title_score(self, text: str) -> float: ...
+
+
+def verbless_song(intent: Intent, text: str, command: str, recommender: Recommender) -> Intent:
+    """A transcript not understood that is "<title> by <artist>" of a catalog song asks for
+    it (`Recommender.names_a_song`: people leave the verb out, Whisper mishears it); else
+    `intent` as it was. `command`: the transcript after its wake phrase."""
+    if intent.name == "unknown" and recommender.names_a_song(text):
+        return Intent("play", command.strip(" ,.!?"), None)
+    return intent
+
 
 class Actions:
     """Carries out intents on a player, asking the recommender for songs."""

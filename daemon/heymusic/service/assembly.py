@@ -56,6 +56,9 @@ class NoRecommender:
     def names_a_song(self, text: str) -> bool:
         return False
 
+    def title_score(self, text: str) -> float:
+        return 0.0
+
 
 def load_recommender(settings: Settings) -> Recommender:
     """The recommender, or a NoRecommender saying why (no catalog yet, broken model)."""
@@ -110,6 +113,7 @@ def build_stages(
         settings.player.volume_step,
         extra=settings.intents,
         describes=recommender.describes,
+        title_score=recommender.title_score,
     )
     scorer = RequestScorer(asr.model, intents.play_verbs)
     stages = Stages(

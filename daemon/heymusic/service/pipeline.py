@@ -31,11 +31,11 @@ from heymusic.events import (
 )
 from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
-from heymusic.service.actions import Actions, Recommender
+from heymusic.service.actions import Actions, Recommender, verbless_song
 from heymusic.service.listening import Listening
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.control_listen import ControlListen
-from heymusic.speech.intents import Intent, IntentParser
+from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import Heard, RequestScorer
 from heymusic.speech.vad import CommandRecorder
 from heymusic.wake.detector import WakeDetector
@@ -259,8 +259,8 @@ class Pipeline:
             if self._control_listen is not None:
                 intent = self._control_listen.settle(audio, text, intent)
             heard = functools.partial(self._second_listen.losses, audio, text)
-        if intent.name == "unknown" and self._actions.recommender.names_a_song(text):
-            intent = Intent("play", self._intents.split_wake(text)[1].strip(" ,.!?"), None)
+        command = self._intents.split_wake(text)[1]
+        intent = verbless_song(intent, text, command, self._actions.recommender)
         events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
         events.extend(self._actions.act(intent, audio_s, spoken_at, heard))
 

@@ -42,6 +42,8 @@ SURE_SCORE = 90.0
 """A phrase this close to a table entry wins even over a "play ..." reading."""
 LIKELY_SCORE = 78.0
 """Below this nothing in the table matches: the command is unknown."""
+TITLE_END_SCORE = 90.0
+"""How near a catalog title a request with its polite end must come to keep that end."""
 WAKE_SCORE = 75.0
 """How close the leading words must sound to the wake phrase to be dropped."""
 _MAX_WAKE_WORDS = 4
@@ -123,14 +125,19 @@ class IntentParser:
         table: Path | None = None,
         extra: Mapping[str, Sequence[str]] | None = None,
         describes: Callable[[str], bool] | None = None,
+        title_score: Callable[[str], float] | None = None,
     ) -> None:
         """`extra`: more phrases per table intent key (the config's `[intents]`);
         `describes`: whether words only describe music (the recommender's, which knows the
-        catalog's genres): "something calm" without a verb is then a request."""
+        catalog's genres): "something calm" without a verb is then a request;
+        `title_score`: how near words come to a catalog title, 0-100 (the recommender's):
+        polite words ending a request stay when they end a title ("Don't Start Now")."""
         path = table or data_dir() / "intents.toml"
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
-        self._polite = [p.split() for p in _phrase_list(raw.get("polite", []), "polite", path)]
+        polite = _phrase_list(raw.get("polite", []), "polite", path)
+        self._polite = sorted((p.split() for p in polite), key=len, reverse=True)
+        """Longest first: "would you please" comes off whole, not "please" alone."""
         prefixes = _phrase_list(raw.get("play_prefixes", []), "play_prefixes", path)
         self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
         drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
@@ -158,6 +165,7 @@ class IntentParser:
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
         self._describes = describes
+        self._title_score = title_score
         self._cores, self._signals = self._control_cores()
         self._words_of_cores = {w for core in self._cores for w in core.split()}
         wakes = list(wake_phrases or []) + ["hey music"]
@@ -177,9 +185,16 @@ class IntentParser:
         then a comma ("K-M-U-N-E-K, turn the music off.").
         """
         intent = self._parse(text)
-        if intent.name != "unknown":
+        if intent.name not in ("unknown", "play"):
             return intent
         for clause_break in list(_CLAUSE_BREAK.finditer(text))[:_CLAUSES_TRIED]:
+            # a request stays whole unless what comes before the break means nothing: "Good
+            # news, play louder" is louder, "play Baby, One More Time" is a song
+            if (
+                intent.name == "play"
+                and self._parse(text[: clause_break.start() + 1]).name != "unknown"
+            ):
+                continue
             rest = self._parse(text[clause_break.end() :])
             if rest.name not in ("unknown", "cancel"):
                 return rest
@@ -193,6 +208,7 @@ class IntentParser:
         keep = [i for i, w in enumerate(words) if w not in self._filler]
         heard, words = [heard[i] for i in keep], [words[i] for i in keep]
         lo, hi = self._strip_polite(words)
+        polite_end = heard[hi:]
         heard, words = heard[lo:hi], words[lo:hi]
         if not words:
             return Intent("cancel")  # woken, then said nothing useful: do nothing
@@ -219,7 +235,7 @@ class IntentParser:
             # A verb after other words ("what did I listen to lately") is weaker evidence
             # of a request than a close table phrase; at the start it is a request.
             if not (skipped and likely):
-                return Intent("play", query, None)
+                return Intent("play", self._title_end(query, polite_end), None)
         if self._describes is not None and self._describes(joined):
             # before the loose matches: "something calm" is near "something else" in letters
             return Intent("play", " ".join(heard), None)
@@ -325,16 +341,37 @@ class IntentParser:
                 break  # "hey musik, music on": the first wake-ending word ends the phrase
         return best_k
 
+    def _title_end(self, query: str, polite_end: list[str]) -> str:
+        """The request with as many of the polite words that followed it as make it nearest
+        a catalog title, when that is near enough (TITLE_END_SCORE): "Don't Start Now now"
+        -> "Don't Start Now", "jazz please" -> "jazz"."""
+        if not polite_end or self._title_score is None:
+            return query
+        ends = [" ".join([query, *polite_end[:k]]) for k in range(len(polite_end) + 1)]
+        scores = [self._title_score(end) for end in ends]
+        best = max(range(len(ends)), key=lambda k: (scores[k], -k))
+        return ends[best] if best and scores[best] >= TITLE_END_SCORE else query
+
     def _strip_polite(self, words: list[str]) -> tuple[int, int]:
+        """Politeness off both ends, over and over ("okay so could you ... please thanks"),
+        but never all that follows a request's verb ("play Thank You"): a request's end may
+        be a title's (`_title_end` puts it back)."""
         lo, hi = 0, len(words)
         changed = True
         while changed and lo < hi:
             changed = False
             for phrase in self._polite:
+                if words[lo : lo + len(phrase)] == phrase:
+                    lo, changed = lo + len(phrase), True
+        request = next((len(p) for p in self._play_prefixes if words[lo : lo + len(p)] == p), 0)
+        changed = True
+        while changed and lo < hi:
+            changed = False
+            for phrase in self._polite:
                 n = len(phrase)
-                if words[lo : lo + n] == phrase and lo + n <= hi:
-                    lo, changed = lo + n, True
-                elif hi - n >= lo and words[hi - n : hi] == phrase:
+                if hi - n >= lo and words[hi - n : hi] == phrase:
+                    if request and hi - n <= lo + request:
+                        continue
                     hi, changed = hi - n, True
         return lo, hi
 
