@@ -31,7 +31,7 @@ def ask(args: argparse.Namespace, settings: Settings) -> int:
     parser = IntentParser(
         volume_step=settings.player.volume_step, extra=settings.intents, describes=describes_music
     )
-    intent = parser.parse(text)
+    intent = parser.parse(text, typed=True)
     if intent.name not in ("play", "unknown"):  # a command to the player, not for songs
         command = {"name": intent.name, "effect": intent.effect()}
         if args.json:

@@ -253,13 +253,13 @@ class Pipeline:
                 return
         if routed is not None and routed.here is not None:
             text = routed.here
-        intent = self._intents.parse(text)
+        intent = self._intents.parse(text, typed=audio is None)
         heard: Heard | None = None
         if audio is not None:
             if self._control_listen is not None:
                 intent = self._control_listen.settle(audio, text, intent)
             heard = functools.partial(self._second_listen.losses, audio, text)
-        command = self._intents.split_wake(text)[1]
+        command = self._intents.split_wake(text, typed=audio is None)[1]
         intent = verbless_song(intent, text, command, self._actions.recommender)
         events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))
         events.extend(self._actions.act(intent, audio_s, spoken_at, heard))

@@ -177,14 +177,16 @@ class IntentParser:
         """Words that start commands ("stop", "play", "pause"): before "music" they make it
         part of the command ("stop the music"), not a misheard wake phrase ("a music")."""
 
-    def parse(self, text: str) -> Intent:
-        """The intent of one transcript (wake phrase included or not).
+    def parse(self, text: str, typed: bool = False) -> Intent:
+        """The intent of one transcript (wake phrase included or not); `typed`: text a
+        person wrote (Home Assistant, `ask`), where only the wake phrase itself is one, not
+        what Whisper makes of it ("some music please" is a request, not "hey music").
 
         When the whole is not understood, so is what follows each of its first clause
         breaks: Whisper writes a wake phrase it could not make out as words of its own and
         then a comma ("K-M-U-N-E-K, turn the music off.").
         """
-        intent = self._parse(text)
+        intent = self._parse(text, typed)
         if intent.name not in ("unknown", "play"):
             return intent
         for clause_break in list(_CLAUSE_BREAK.finditer(text))[:_CLAUSES_TRIED]:
@@ -192,18 +194,18 @@ class IntentParser:
             # news, play louder" is louder, "play Baby, One More Time" is a song
             if (
                 intent.name == "play"
-                and self._parse(text[: clause_break.start() + 1]).name != "unknown"
+                and self._parse(text[: clause_break.start() + 1], typed).name != "unknown"
             ):
                 continue
-            rest = self._parse(text[clause_break.end() :])
+            rest = self._parse(text[clause_break.end() :], typed)
             if rest.name not in ("unknown", "cancel"):
                 return rest
         return intent
 
-    def _parse(self, text: str) -> Intent:
+    def _parse(self, text: str, typed: bool) -> Intent:
         heard = _WORD_RE.findall(text.replace("’", "'"))
         words = [w.lower().replace("'", "") for w in heard]
-        start = self._wake_end(words)
+        start = self._wake_end(words, typed)
         heard, words = heard[start:], words[start:]
         keep = [i for i, w in enumerate(words) if w not in self._filler]
         heard, words = [heard[i] for i in keep], [words[i] for i in keep]
@@ -247,12 +249,12 @@ class IntentParser:
                 return self._meaning[loose[2]]
         return Intent("unknown")
 
-    def split_wake(self, text: str) -> tuple[str, str]:
+    def split_wake(self, text: str, typed: bool = False) -> tuple[str, str]:
         """(the wake phrase as written, the command after it): "Hey music, skip." ->
         ("Hey music,", " skip.")."""
         found = list(_WORD_RE.finditer(text.replace("’", "'")))
         words = [m.group().lower().replace("'", "") for m in found]
-        start = self._wake_end(words)
+        start = self._wake_end(words, typed)
         if start == 0:
             return "", text
         cut = found[start - 1].end()
@@ -319,8 +321,12 @@ class IntentParser:
         votes = {self._signals[w] for w in core.split() if w in self._signals}
         return votes.pop() if len(votes) == 1 else None
 
-    def _wake_end(self, words: list[str]) -> int:
-        """How many leading words are the wake phrase (as misheard); 0 when it is absent."""
+    def _wake_end(self, words: list[str], typed: bool = False) -> int:
+        """How many leading words are the wake phrase (as misheard, unless `typed`); 0 when
+        it is absent."""
+        if typed:
+            said = ["".join(words[:k]) for k in range(1, _MAX_WAKE_WORDS + 1)]
+            return next((k + 1 for k, glued in enumerate(said) if glued in self._wakes), 0)
         best_k, best_score = 0, WAKE_SCORE
         for k in range(1, min(_MAX_WAKE_WORDS, len(words)) + 1):
             glued = "".join(words[:k])
