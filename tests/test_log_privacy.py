@@ -53,7 +53,8 @@ def test_the_run_log_tells_nothing_of_the_request(
     assert out.returncode == 0, log[-2000:]
     assert "intent name=play" in log and "songs (not logged)" in log, log  # it was answered
     assert "(not logged)" in log, log
-    assert log.strip().splitlines()[-1].endswith("woke 2 times; 2 requests answered"), log
+    verdict = log.strip().splitlines()[-1]  # candidates turned down may follow: "; one ..."
+    assert "woke 2 times; 2 requests answered" in verdict, log
     with catalog.open(encoding="utf-8") as fh:
         names = {v for r in csv.DictReader(fh) for v in (r["track_name"], r["track_artist"])}
     told = sorted(n for n in names if len(n) >= 5 and n in log)

@@ -62,15 +62,18 @@ def test_a_file_that_starts_with_the_wake_phrase_wakes(
     shared_csv: Path,
     synth: Callable[..., Path],
 ) -> None:
-    """No silence before "hey music": the verifier's 3.3 s of context come from the lead-in."""
+    """No silence before "hey music": the verifier's 3.3 s of context come from the lead-in.
+    A frame of the phrase may be turned down before the next one wakes (a rejected frame
+    starts no refractory period), but it wakes before the command ends, once."""
     rng = random.Random(TEST_SEED * 100 + which)
     request = _requests(shared_csv, rng)[which]
     wav = synth(f"{WAKE}, {request}", pad_before=0.0, pad_after=1.5)
     out = _simulate(_config(tmp_path, whisper_dir), wav, "--json")
     types = [line.split('"type": "')[1].split('"')[0] for line in out.stdout.splitlines()]
-    assert types[:3] == ["wake", "speech_end", "transcript"], (request, out.stdout, out.stderr)
+    woke = [t for t in types if t != "wake_candidate"]
+    assert woke[:3] == ["wake", "speech_end", "transcript"], (request, out.stdout, out.stderr)
     verdict = out.stderr.strip().splitlines()[-1]
-    assert verdict == "woke once; one request answered", (request, out.stderr)
+    assert verdict.startswith("woke once; one request answered"), (request, out.stderr)
 
 
 def test_a_run_that_hears_no_wake_says_why(

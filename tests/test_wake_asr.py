@@ -129,7 +129,9 @@ def test_a_wake_says_how_long_the_person_waited(synth: Synth, whisper_dir: Path)
 
     voice = random.Random(TEST_SEED).choice(VOICES)
     audio = read_pcm(synth("hey music", voice=voice, pad_before=1.5, pad_after=1.5))
-    settings = Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}})
+    settings = Settings.model_validate(
+        {"asr": {"model_dir": str(whisper_dir)}, "wake": {"verifier_sure": 1.0}}
+    )
     whisper = Transcriber(settings).model
     checked = [e for e in WakeDetector(settings, whisper).events(audio) if isinstance(e, Wake)]
     unchecked = [e for e in WakeDetector(settings).events(audio) if isinstance(e, Wake)]

@@ -353,8 +353,9 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
         streams.append((f"cut after phrase {k}", np.pad(said, (quiet + SAMPLE_RATE, 0))))
     checked = early = late = 0
     for kind, audio in streams:
-        # a bar Whisper never clears: every burst the first two stages pass comes back
-        det = WakeDetector(_settings(asr_check_threshold=1.0), whisper)
+        # a bar Whisper never clears, and none the verifier is sure past: every burst the
+        # first two stages pass comes back
+        det = WakeDetector(_settings(asr_check_threshold=1.0, verifier_sure=1.0), whisper)
         heard = [e for e in det.events(audio) if e.asr_score is not None]
 
         emb = Features().embed(audio)
