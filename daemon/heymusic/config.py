@@ -156,6 +156,10 @@ class AsrSettings(_Section):
     beam_size: int = Field(1, ge=1, le=10)
     compute_type: str = "int8"
     threads: int = Field(2, ge=1, le=64)
+    workers: int = Field(1, ge=1, le=16)
+    """Whisper passes that may run at once, sharing `threads` between them. One pass on all
+    threads answers one command soonest; with satellites, rooms that speak at once each get
+    a pass of their own (`heymusic run` with [rooms] makes it 2 unless set; docs/rooms.md)."""
     recheck_controls: bool = True
     """A command the text leaves unknown or unsure is settled by its audio: Whisper scores one
     phrase per control as forced transcripts (heymusic.speech.control_listen; docs/commands.md)."""

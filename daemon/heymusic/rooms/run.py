@@ -21,6 +21,10 @@ from heymusic.service.runner import WATCHDOG_SECONDS, RunOptions
 
 _LOGGER = logging.getLogger(__name__)
 
+ROOM_WHISPER_WORKERS = 2
+"""Whisper passes at once with two satellites or more: rooms that speak together each get
+one core, instead of waiting in turn for a pass on both (bench/rooms.py, docs/rooms.md)."""
+
 
 def run_rooms(settings: Settings, options: RunOptions) -> int:
     """Every room until SIGTERM; `options.player`/`audio_out` apply to the home room."""
@@ -37,6 +41,9 @@ def run_rooms(settings: Settings, options: RunOptions) -> int:
         with lock:  # rooms report from their own threads: one whole line at a time
             emit(event, room=room)
 
+    if "workers" not in settings.asr.model_fields_set and len(settings.rooms.satellite_uris()) > 1:
+        asr = settings.asr.model_copy(update={"workers": ROOM_WHISPER_WORKERS})
+        settings = settings.model_copy(update={"asr": asr})
     home = build(settings, options.player, options.audio_out)
     hub = Hub(settings, home, report)
 

@@ -113,7 +113,8 @@ class Transcriber:
                 str(model_dir),
                 device="cpu",
                 compute_type=cfg.compute_type,
-                cpu_threads=cfg.threads,
+                cpu_threads=max(1, cfg.threads // cfg.workers),
+                num_workers=cfg.workers,
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as err:

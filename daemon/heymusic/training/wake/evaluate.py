@@ -798,6 +798,9 @@ def evaluate(
     chosen = operating_point(points)
     playing = playing_point(streams, found.wakes_at, chosen)
     sure = sure_point(streams, found, chosen)
+    config_point = _at(
+        points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
+    )
     at_chosen = settings.model_copy(
         update={
             "wake": cfg.model_copy(
@@ -825,9 +828,10 @@ def evaluate(
         "best_stage1_only_at_0.5_fa_per_hour": choose(stage1_only, 0.5),
         "config_stage1_only": _at(points, cfg.threshold, 0.0, None),
         "config_stage1_verifier": _at(points, cfg.threshold, t2, None),
-        "config_point_offline": _at(
-            points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
-        ),
+        "config_point_offline": config_point,
+        "config_point_sure_skips_whisper": sure_point(streams, found, config_point)
+        if config_point is not None
+        else None,
         "operating_point": chosen,
         "operating_point_playing_aware": playing,
         "operating_point_sure_skips_whisper": sure,
