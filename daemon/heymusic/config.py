@@ -117,7 +117,7 @@ class WakeSettings(_Section):
     asr_check_threshold: float = Field(0.0003, ge=0, le=1)
     """Weakest token probability of the phrase times the chance its last word ends there;
     the DET sweep in `heymusic wake-eval`."""
-    verifier_sure: float = Field(1.0, ge=0, le=1)
+    verifier_sure: float = Field(0.995, ge=0, le=1)
     """A candidate the verifier scores at least this high wakes at once, without Whisper's
     check (0.5 s of audio waited and its decode sooner); 1 = always check. `heymusic
     wake-eval` picks the lowest bar that wakes no more often by mistake."""
