@@ -268,6 +268,32 @@ def test_mic_audio_during_the_earcon_is_not_recorded(
     assert utterance[at + round(0.5 * 16000) :].any()
 
 
+def test_a_command_woken_on_a_satellite_is_heard_from_its_first_word(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """The satellite heard the wake word (run-pipeline from ASR), cued and muted itself, and
+    streams the command at once: no cue here and nothing muted, or "play" loses its "pl"."""
+    settings = Settings.model_validate(
+        {
+            "wake": {"models": ["hey_jarvis_v0.1.onnx"], "verifier": False},
+            "asr": {"model_dir": str(whisper_dir)},
+            "audio": {"earcon_mute_seconds": 0.4},
+        }
+    )
+    command = mix_noise(read_pcm(synth("skip this song", pad_before=0.0, pad_after=1.5)), 20)
+    player = _SpeakerPlayer()
+    pipeline = Pipeline(build_stages(settings, player, NoRecommender("unused")))
+    pipeline.listen_now()
+    events: list[Event] = []
+    for start in range(0, len(command) - 1279, 1280):
+        events.extend(pipeline.feed(command[start : start + 1280]))
+    events.extend(pipeline.finish())
+    assert ("earcon", "listening") not in player.commands
+    head = round(0.4 * 16000)
+    assert np.array_equal(pipeline.recorder.utterance()[:head], command[:head])
+    assert [e.name for e in events if isinstance(e, IntentEvent)] == ["skip"], events
+
+
 def test_a_pipeline_runs_on_the_stages_it_is_given(
     whisper_dir: Path, synth: Callable[..., Path]
 ) -> None:

@@ -179,18 +179,24 @@ class Pipeline:
 
     def listen_now(self) -> None:
         """Start a command without a wake here: the wake word was heard elsewhere (a
-        satellite's own wake service), and what comes next is the command."""
+        satellite's own wake service), and what comes next is the command.
+
+        No cue and no mute: the satellite gave its own (--awake-wav, its mic muted while it
+        played) and streams the command from its first word. Muting that audio here cut the
+        first syllable ("play Cool by Alesso" came out "hey kill my lesson": bench/rooms.py
+        wake mode, 11 of 18 commands not acted on)."""
         if not self._listening:
             self.recorder.forget()
-            self._start_listening(self.audio_s)
+            self._start_listening(self.audio_s, cue=False)
 
-    def _start_listening(self, wake_s: float) -> None:
-        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later."""
+    def _start_listening(self, wake_s: float, cue: bool = True) -> None:
+        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later.
+        `cue`: the "listening" earcon, the mic muted while it plays (not over speech)."""
         self._listening = True
         self._resumed = False
         talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
-        if not talking:  # a cue over the command would hide words from the recognizer
+        if cue and not talking:  # a cue over the command would hide words from the recognizer
             self.player.earcon("listening")
             self._mute_until_s = self.audio_s + self._mute_s
 
