@@ -323,12 +323,12 @@ def main() -> int:
     verdict = {}
     for mode, target in TARGETS.items():
         at = [r for r in runs if r["mode"] == mode and r["rooms"] == target["rooms"]]
-        at = at[-1:]  # the last `--asr-workers` value
         if at:
-            p95 = at[0]["speech_end_to_player_p95_ms"]
+            last = at[-1]  # with several `--asr-workers` values, the last one's run
+            p95 = last["speech_end_to_player_p95_ms"]
             limit = target.get("speech_end_to_player_p95_ms")
             verdict[mode] = bool(
-                at[0]["missed"] == target["missed"] and (limit is None or (p95 or 1e9) <= limit)
+                last["missed"] == target["missed"] and (limit is None or (p95 or 1e9) <= limit)
             )
     out = {"baseline": baseline, "runs": runs, "targets": TARGETS, "met": verdict}
     print(json.dumps(out, indent=1))

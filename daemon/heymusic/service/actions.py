@@ -97,10 +97,10 @@ class Actions:
             self.listening.replaying(audio_s)
         if intent.name in ("like", "dislike", "history"):
             return self._feedback(intent.name, issued)
-        if intent.name == "resume" and player.state is not PlayerState.PLAYING:
-            if not player.can_resume:  # a fresh start, or after "stop": start something
-                found = self.recommender.favourites() or self.recommender.recommend(ANY_MUSIC)
-                return self._play(found, audio_s, issued, "play")
+        resumable = player.state is PlayerState.PLAYING or player.can_resume
+        if intent.name == "resume" and not resumable:  # a fresh start, or after "stop"
+            found = self.recommender.favourites() or self.recommender.recommend(ANY_MUSIC)
+            return self._play(found, audio_s, issued, "play")
         if intent.name in _SIMPLE_ACTIONS:
             action, call = _SIMPLE_ACTIONS[intent.name]
             call(player)
