@@ -143,3 +143,38 @@ def test_a_transcript_that_is_the_prompt_is_decoded_again_without_it(
     prompted = transcriber.decode(audio, transcriber.prompt)
     assert prompt_echo(prompted, WAKE) is not None
     assert transcriber.transcribe(audio) == prompted
+
+
+def test_at_30_s_the_decode_is_faster_whispers_and_shorter_padding_hears_commands(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """`decode` is faster-whisper's `transcribe` for one window, padded to fewer seconds: at
+    30 s its transcripts are faster-whisper's own, and at the default 10 s a plain command
+    is still heard."""
+    full = Transcriber(
+        Settings.model_validate({"asr": {"model_dir": str(whisper_dir), "pad_seconds": 30}})
+    )
+    short = Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}}))
+    rng = random.Random(TEST_SEED)
+    vocab = wake_data.dictionary_words()
+    for _ in range(4):
+        voice = rng.choice(["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029"])
+        said = f"hey music, play {' '.join(rng.sample(vocab, rng.randint(2, 5)))}"
+        audio = read_pcm(synth(said, voice, pad_after=0.5))
+        for prompt in (full.prompt, ""):
+            segments, _ = full.model.transcribe(
+                audio.astype("float32") / 32768.0,
+                language="en",
+                beam_size=1,
+                temperature=0.0,
+                initial_prompt=prompt or None,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+                max_new_tokens=48,
+                vad_filter=False,
+            )
+            theirs = " ".join(s.text.strip() for s in segments).strip()
+            assert full.decode(audio, prompt) == theirs, (voice, said)
+    control = rng.choice(["skip this song", "pause", "volume up", "what's playing"])
+    audio = read_pcm(synth(f"hey music, {control}", rng.choice(["en-us", "en-gb"])))
+    assert control.split()[-1] in short.transcribe(audio).lower()

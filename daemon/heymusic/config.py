@@ -154,6 +154,9 @@ class AsrSettings(_Section):
     model_dir: str = ""
     """CTranslate2 Whisper directory; "" = built once from the installed Whisper base weights."""
     beam_size: int = Field(1, ge=1, le=10)
+    pad_seconds: float = Field(10.0, ge=5, le=30)
+    """A command is padded with silence to this many seconds before Whisper hears it (30:
+    what Whisper was trained on, three times slower to encode; docs/benchmarks.md)."""
     compute_type: str = "int8"
     threads: int = Field(2, ge=1, le=64)
     workers: int = Field(1, ge=1, le=16)
