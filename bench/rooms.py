@@ -12,8 +12,8 @@ satellite streams all the time and heymusic runs wake, VAD and ASR for every roo
 (run-pipeline from the ASR stage, as with `--wake-uri`).
 
 Per N: CPU of the heymusic process (percent of one core, over the run), its peak RSS,
-end of speech -> player command (wall clock from the last sample of the command sent, less
-the endpointer's silence_seconds, to the player event read from `heymusic run --json`:
+end of speech -> player command (wall clock from the last spoken sample of the command sent,
+not the synthesizer's silence after it, less the endpointer's silence_seconds, to the player event read from `heymusic run --json`:
 so it includes waiting behind other rooms), p50/p95, and missed commands (no player event
 for it by the end of the run; an event answers the command whose end is at its audio_s),
 each with the events around it. A missed command that was transcribed is "misheard": Whisper
@@ -58,6 +58,8 @@ VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3"]
 FREE_TEXT = ["play something mellow", "play some upbeat rock", "play sad songs", "play some jazz"]
 CHUNK = 1024  # samples per chunk, as wyoming-satellite sends them
 SILENCE_S = 0.7  # [vad] silence_seconds: the endpointer waits this long by design
+VOICED = 500
+"""A sample louder than this (about -36 dBFS) is speech, not the synthesizer's silence."""
 MATCH_S = 2.0
 """A player event answers the command whose speech ended this close to its audio_s."""
 TARGETS = {
@@ -93,6 +95,13 @@ class Command:
     voice: str
     samples: np.ndarray
 
+    @property
+    def tail_s(self) -> float:
+        """Seconds of near-silence the synthesizer left after the last word: the speech
+        ends that much before the clip does."""
+        voiced = np.flatnonzero(np.abs(self.samples.astype(np.int32)) > VOICED)
+        return (len(self.samples) - (voiced[-1] + 1 if voiced.size else 0)) / 16000
+
 
 @dataclass(frozen=True)
 class Missed:
@@ -113,8 +122,8 @@ class SimSatellite:
         self.name, self.mode, self.clips = name, mode, clips
         self.noise = np.random.default_rng(seed)
         self.speech_ends: list[tuple[float, float]] = []
-        """(wall-clock time, seconds streamed) when the last sample of each command was sent,
-        in the order of `clips`: the room's timeline counts what was streamed, so a player
+        """(wall-clock time, seconds streamed) when the last spoken sample of each command was
+        sent, in the order of `clips`: the room's timeline counts what was streamed, so a player
         event's audio_s says which command it answers."""
         self.streamed = 0
         self.transcripts = asyncio.Event()
@@ -177,7 +186,9 @@ class SimSatellite:
                 self.transcripts.clear()
                 await handler.write_event(RunPipeline(PipelineStage.ASR, PipelineStage.TTS).event())
             await send(command.samples)
-            self.speech_ends.append((time.monotonic(), self.streamed / 16000))
+            self.speech_ends.append(
+                (time.monotonic() - command.tail_s, self.streamed / 16000 - command.tail_s)
+            )
             if self.mode == "wake":  # stream until heymusic says the command is done
                 deadline = time.monotonic() + 12
                 while not self.transcripts.is_set() and time.monotonic() < deadline:
