@@ -178,3 +178,14 @@ def test_at_30_s_the_decode_is_faster_whispers_and_shorter_padding_hears_command
     control = rng.choice(["skip this song", "pause", "volume up", "what's playing"])
     audio = read_pcm(synth(f"hey music, {control}", rng.choice(["en-us", "en-gb"])))
     assert control.split()[-1] in short.transcribe(audio).lower()
+
+
+def test_a_file_longer_than_whispers_window_is_heard_to_its_end(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """`heymusic transcribe` takes a whole file: past 30 s, Whisper hears it window after
+    window, not the first 30 s alone."""
+    transcriber = Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}}))
+    word = random.Random(TEST_SEED).choice(["skip", "pause", "louder", "stop"])
+    audio = read_pcm(synth(f"hey music, {word}", pad_before=31.0, pad_after=0.5))
+    assert word in transcriber.transcribe(audio).lower()

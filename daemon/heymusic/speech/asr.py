@@ -47,6 +47,8 @@ MUSIC_WORDS = "Rock, pop, hip hop, R&B, Latin, EDM, classical, mellow, upbeat, s
 toward the wake phrase, the commands and the music vocabulary people ask for. Whole example
 sentences starting with the wake phrase actually in use, not a comma list: a list made
 Whisper answer in lists ("skip this song" -> "skip, next song") and copy it."""
+WINDOW_S = 30.0
+"""What Whisper hears at once; longer audio is decoded window after window."""
 MAX_NEW_TOKENS = 48
 """A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
 
@@ -189,7 +191,9 @@ class Transcriber:
         import ctranslate2  # with faster_whisper, loaded when Whisper is
 
         clip = audio.astype(np.float32) / 32768.0
-        seconds = min(max(self._pad_s, clip.size / SAMPLE_RATE + 1.0), 30.0)
+        if clip.size > WINDOW_S * SAMPLE_RATE:  # `heymusic transcribe` of a long file
+            return self._windows(clip, prompt)
+        seconds = min(max(self._pad_s, clip.size / SAMPLE_RATE + 1.0), WINDOW_S)
         fe = self._model.feature_extractor
         frames = round(seconds * SAMPLE_RATE / fe.hop_length)
         mel = fe(clip)[:, :-1]  # as faster-whisper: the last frame is the feature padding's
@@ -210,6 +214,20 @@ class Transcriber:
             suppress_tokens=self._suppressed,
         )
         return tok.decode([t for t in result[0].sequences_ids[0] if t < tok.eot]).strip()
+
+    def _windows(self, clip: np.ndarray, prompt: str) -> str:
+        """Audio longer than one window, decoded by faster-whisper window after window."""
+        segments, _info = self._model.transcribe(
+            clip,
+            language="en",
+            beam_size=self._beam_size,
+            temperature=0.0,
+            initial_prompt=prompt or None,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+        )
+        return " ".join(seg.text.strip() for seg in segments).strip()
 
 
 def _words(text: str) -> tuple[str, ...]:
