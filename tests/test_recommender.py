@@ -15,6 +15,7 @@ import pytest
 
 from heymusic.cli import main
 from heymusic.config import load_settings
+from heymusic.music.era import DECADE_WORDS, PARTS, named_years
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
 from heymusic.music.song_features import (
@@ -267,3 +268,41 @@ def test_ask_json_contract_and_no_torch(
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, env={**os.environ}, timeout=120)
+
+
+def _decade_forms(decade: int) -> list[str]:
+    """The ways people name `decade`: "the sixties", "the 60s", "the '60s", "the 1960s"."""
+    two = f"{decade % 100:02d}"
+    forms = [f"the {two}s", f"the '{two}s", f"the {decade}s"]
+    return forms + [w for w, start in DECADE_WORDS.items() if start == decade]
+
+
+def test_a_named_decade_is_the_years_searched(rec: Recommender) -> None:
+    """Random genres and decades, named every way: all five songs are from the years
+    asked for, "early" and "late" ones included (the search alone mixed in other decades)."""
+    rng = random.Random(TEST_SEED)
+    by_pair = Counter((t.genre, d) for t in rec.catalog.tracks if (d := decade_of(t)) and t.genre)
+    pairs = sorted(p for p, n in by_pair.items() if n >= 60 and p[1] <= 2010)
+    for genre, decade in rng.sample(pairs, 6):
+        part = rng.choice(["", "", *PARTS])
+        said = rng.choice(SPOKEN.get(genre, (genre,)))
+        era = f"{part} {rng.choice(_decade_forms(decade)).removeprefix('the ')}".strip()
+        text = rng.choice([f"play {said} from the {era}", f"put on some {era} {said}"])
+        first, end = PARTS.get(part, (0, 10))
+        rec.served.clear()
+        results = rec.recommend(text, k=5)
+        assert len(results) == 5, text
+        years = [t.year for t, _ in results]
+        assert all(decade + first <= (y or 0) < decade + end for y in years), (text, years)
+
+
+def test_requests_naming_no_decade_name_no_years() -> None:
+    rng = random.Random(TEST_SEED)
+    era_words = {w for phrase in DECADE_WORDS for w in phrase.split()}
+    vocab = sorted(w for w in DESCRIPTIVE_WORDS - era_words if not any(c.isdigit() for c in w))
+    for _ in range(200):
+        text = f"play {' '.join(rng.sample(vocab, 3))} {rng.randint(1, 99)} songs"
+        assert named_years(text) is None, text
+    for decade in (1950, 1960, 1970, 1980, 1990, 2000, 2010):
+        for form in _decade_forms(decade):
+            assert named_years(f"songs from {form}") == range(decade, decade + 10), form

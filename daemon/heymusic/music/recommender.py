@@ -24,6 +24,7 @@ from heymusic.history.taste import Taste
 from heymusic.memory import release_freed_memory
 from heymusic.music.catalog import Catalog, load_catalog
 from heymusic.music.encoders import ZERO_SHOT, QueryEncoder, SongEncoder
+from heymusic.music.era import named_years
 from heymusic.music.index import VectorIndex, load_index, save_index
 from heymusic.music.matcher import Match, TitleMatcher, last_by, plain_title, request_words
 from heymusic.music.song_features import (
@@ -151,6 +152,8 @@ class Recommender:
         self.served: deque[str] = deque(maxlen=SESSION_MEMORY)
         self.unplayable_rows: set[int] = set()
         """Rows semantic search leaves out (restrict_to)."""
+        self.years = np.fromiter((t.year or 0 for t in catalog.tracks), np.int32, len(catalog))
+        """Each row's year (0: unknown), for requests that name a decade."""
         self.descriptive = DESCRIPTIVE_WORDS | {
             w for t in catalog.tracks for g in t.tags for w in words(g)
         }
@@ -183,7 +186,8 @@ class Recommender:
             return [(match.track, match.score / 100.0), *rest]
         query = self.models.query.encode([text])[0]
         generic = all(w in GENERIC_WORDS for w in words(text))
-        return self._serve(self._search(query, k, exclude, generic=generic))
+        years = named_years(text)
+        return self._serve(self._search(query, k, exclude, generic=generic, years=years))
 
     def describes(self, text: str) -> bool:
         """Whether `text` only describes music, in this catalog's genres too."""
@@ -379,12 +383,18 @@ class Recommender:
         return self.taste.vector(self.catalog.position, self.index.vectors).vector
 
     def _search(
-        self, query: np.ndarray, k: int, exclude: Collection[str], generic: bool = False
+        self,
+        query: np.ndarray,
+        k: int,
+        exclude: Collection[str],
+        generic: bool = False,
+        years: range | None = None,
     ) -> list[tuple[Track, float]]:
         """The k best songs for `query`, spread over artists. With a taste profile, the
         request's candidates are re-ranked by (1 - w) request + w taste (`[history]
         taste_weight`) and disliked songs are left out; a `generic` request says nothing
-        of its own, so the taste alone chooses."""
+        of its own, so the taste alone chooses. `years`: the request named a decade; songs
+        of other years are left out while k of those years remain."""
         unwanted = self.taste.disliked if self.taste is not None else frozenset()
         skip = {
             r
@@ -392,6 +402,11 @@ class Recommender:
             if (r := self.catalog.position(tid)) is not None
         }
         skip |= self.unplayable_rows
+        if years is not None:
+            outside = np.flatnonzero((self.years < years.start) | (self.years >= years.stop))
+            elsewhen = skip | set(outside.tolist())
+            if len(self.catalog) - len(elsewhen) >= k:
+                skip = elsewhen
         taste = self._taste_vector()
         if taste is None:
             rows, scores = self.index.search(query, k * OVERFETCH, skip)
