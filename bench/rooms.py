@@ -302,7 +302,6 @@ def _serve(
         text=True,
     )
     players: list[tuple[str, float, dict]] = []
-    heard: list[tuple[str, dict]] = []
     events: list[tuple[str, dict]] = []
 
     def read() -> None:
@@ -312,8 +311,6 @@ def _serve(
             events.append((event.get("room", ""), event))
             if event["type"] == "player" and event.get("action") != "say":
                 players.append((event.get("room", ""), time.monotonic(), event))
-            elif event["type"] == "transcript":
-                heard.append((event.get("room", ""), event))
 
     threading.Thread(target=read, daemon=True).start()
     cpu0, t0 = None, 0.0
@@ -360,7 +357,7 @@ def _serve(
             transcribed = any(e["type"] == "transcript" and near(room, e) for room, e in events)
             missed.append(Missed(sat.name, command, around, transcribed))
     log = log_path.read_text()
-    asr_ms = [e["asr_ms"] for _, e in heard]
+    asr_ms = [e["asr_ms"] for _, e in events if e["type"] == "transcript"]
     result = {
         "mode": mode,
         "rooms": len(sats),

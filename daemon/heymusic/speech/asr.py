@@ -24,6 +24,7 @@ from heymusic.atomic import atomic_open
 from heymusic.audio.format import SAMPLE_RATE
 from heymusic.config import Settings, cache_dir
 from heymusic.errors import UserError
+from heymusic.speech.whisper import encode
 from heymusic.text import words
 
 _LOGGER = logging.getLogger(__name__)
@@ -188,8 +189,6 @@ class Transcriber:
         0.74 s at 30 s here, for 209 commands of 480 understood against 212
         (docs/benchmarks.md). At 30 its transcripts are faster-whisper's (a test holds that).
         """
-        import ctranslate2  # with faster_whisper, loaded when Whisper is
-
         clip = audio.astype(np.float32) / 32768.0
         if clip.size > WINDOW_S * SAMPLE_RATE:  # `heymusic transcribe` of a long file
             return self._windows(clip, prompt)
@@ -198,10 +197,7 @@ class Transcriber:
         frames = round(seconds * SAMPLE_RATE / fe.hop_length)
         mel = fe(clip)[:, :-1]  # as faster-whisper: the last frame is the feature padding's
         mel = np.pad(mel, ((0, 0), (0, max(0, frames - mel.shape[1]))))[:, :frames]
-        encoded = self._model.model.encode(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)),
-            to_cpu=False,
-        )
+        encoded = encode(self._model, mel)
         tok = self._tokenizer
         start = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
         start += [*tok.sot_sequence, tok.no_timestamps]
