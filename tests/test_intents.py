@@ -215,8 +215,9 @@ def test_phrases_from_the_config_extend_the_table(tmp_path: Path, whisper_dir: P
 
 
 HELD_OUT = tomllib.loads((PROJECT_DIR / "bench" / "held_out_intents.toml").read_text("utf-8"))
-HELD_OUT_ACCURACY = 0.85
-"""Typed, the held-out phrasings get this share right (0.73 with phrase matching alone)."""
+HELD_OUT_ACCURACY = 0.87
+"""Typed, the held-out phrasings get this share right (0.73 with phrase matching alone, 0.88
+with structure; docs/commands.md)."""
 
 
 def _held_out_cases() -> list[tuple[str, str, object]]:
@@ -349,3 +350,28 @@ def test_a_command_after_a_wake_phrase_heard_as_other_words() -> None:
         if (intent.name, intent.value) != (name, value):
             wrong.append((heard, intent))
     assert len(wrong) <= 5, wrong
+
+
+def test_music_like_the_song_playing_is_more_like_this(shared_csv: Path) -> None:
+    """ "play something like this", "songs similar to this one", "more in this style": music,
+    likeness and the song playing, in random frames, queue more like it; "I like this" does
+    not, and "something like <a catalog song>" stays a request."""
+    polite = ["", "please ", "could you ", "um, ", "okay "]
+    verbs = ["play ", "put on ", "give me ", "queue ", "keep playing ", "i want ", ""]
+    music = ["something", "anything", "songs", "music", "more", "tracks", "stuff"]
+    likeness = ["like", "similar to", "in the style of"]
+    playing = ["this", "that", "it", "this one", "this song", "this style", "that track"]
+    after = ["", " please", " for me"]
+    for _ in range(200):
+        text = (
+            f"{RNG.choice(WAKES)} {RNG.choice(polite)}{RNG.choice(verbs)}{RNG.choice(music)} "
+            f"{RNG.choice(likeness)} {RNG.choice(playing)}{RNG.choice(after)}"
+        )
+        assert PARSER.parse(text).name == "more_like_this", text
+    for _ in range(50):
+        feeling = RNG.choice(["like", "love", "don't like", "hate"])
+        said = f"{RNG.choice(WAKES)} I {feeling} {RNG.choice(playing)}"
+        assert PARSER.parse(said).name != "more_like_this", said
+    for title, artist in _speakable_songs(shared_csv, 30):
+        said = f"{RNG.choice(WAKES)} play {RNG.choice(music)} like {title} by {artist}"
+        assert PARSER.parse(said).name == "play", said

@@ -145,6 +145,7 @@ class IntentParser:
         verbs = _phrase_list(raw.get("control_verbs", []), "control_verbs", path)
         self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
         self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
+        self._like_playing = _like_playing(raw.get("like_playing", {}), path)
         markers = _phrase_list(raw.get("favourite_markers", []), "favourite_markers", path)
         self._favourite_markers = [f" {m} " for m in markers]
         self._choices: list[str] = []
@@ -221,6 +222,8 @@ class IntentParser:
         core, opened = self._core(words)
         if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
             return self._cores[core]
+        if self._like_playing is not None and self._like_playing.search(joined):
+            return Intent("more_like_this")
         if not core and _MUSIC_NOUNS & set(words):
             return Intent("resume")  # "some music please": "play music" without its verb
         if best is not None and best[1] >= SURE_SCORE:
@@ -413,6 +416,23 @@ class IntentParser:
             if number is not None:
                 return max(0, min(100, number))
         return None
+
+
+def _like_playing(raw: object, path: Path) -> re.Pattern[str] | None:
+    """The table's `[like_playing]` as one pattern over a command's words: music, likeness,
+    the song playing and an optional noun for it, at the end; None without the table."""
+    if not isinstance(raw, dict) or not raw:
+        return None
+    parts = {
+        key: "|".join(re.escape(p) for p in _phrase_list(raw.get(key, []), key, path))
+        for key in ("music", "likeness", "playing", "nouns")
+    }
+    if not all(parts.values()):
+        raise ValueError(f"{path}: [like_playing] needs music, likeness, playing and nouns")
+    return re.compile(
+        rf"\b(?:{parts['music']}) (?:{parts['likeness']}) (?:{parts['playing']})"
+        rf"(?: (?:{parts['nouns']}))?$"
+    )
 
 
 def _number_at(words: list[str], i: int) -> int | None:
