@@ -152,6 +152,7 @@ class IntentParser:
         self._said: list[str] = []
         """The table's phrases as written ("what's playing"), for Whisper to score."""
         self._meaning: list[Intent] = []
+        by_key: dict[str, Intent] = {}
         for key, spec in raw.get("intents", {}).items():
             name = spec.get("name", key)
             if name not in INTENT_NAMES:
@@ -165,6 +166,10 @@ class IntentParser:
                 self._choices.append(phrase)
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
+            by_key[key] = Intent(name, None, value)
+        self._particles, self._particle_verbs, self._particle_frame = _particles(
+            raw.get("particles", {}), by_key, path
+        )
         self._describes = describes
         self._title_score = title_score
         self._cores, self._signals = self._control_cores()
@@ -218,6 +223,8 @@ class IntentParser:
         joined = " ".join(words)
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
+        if (turned := self._turned(words)) is not None:
+            return turned
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
         core, opened = self._core(words)
         if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
@@ -297,6 +304,14 @@ class IntentParser:
                 words, opened = words[len(verb) :], True
                 break
         return " ".join(w for w in words if w not in self._frame), opened
+
+    def _turned(self, words: list[str]) -> Intent | None:
+        """The control a particle names once "turn" / "switch" and framing words are off
+        ("turn the music back on" -> resume); None when other words are left."""
+        if words[:1] and words[0] in self._particle_verbs:
+            words = words[1:]
+        left = [w for w in words if w not in self._frame and w not in self._particle_frame]
+        return self._particles.get(left[0]) if len(left) == 1 else None
 
     def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
         """Each table phrase's core -> its intent (cores two intents share are dropped:
@@ -416,6 +431,21 @@ class IntentParser:
             if number is not None:
                 return max(0, min(100, number))
         return None
+
+
+def _particles(
+    raw: object, by_key: Mapping[str, Intent], path: Path
+) -> tuple[dict[str, Intent], set[str], set[str]]:
+    """The table's `[particles]`: particle -> intent, the verbs and the framing words."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: [particles] must be a table")
+    verbs = set(_phrase_list(raw.get("verbs", []), "particles.verbs", path))
+    frame = set(_phrase_list(raw.get("frame", []), "particles.frame", path))
+    named = {k: v for k, v in raw.items() if k not in ("verbs", "frame")}
+    unknown = sorted(v for v in named.values() if v not in by_key)
+    if unknown:
+        raise ValueError(f"{path}: [particles] names intents the table lacks: {unknown}")
+    return {particle: by_key[key] for particle, key in named.items()}, verbs, frame
 
 
 def _like_playing(raw: object, path: Path) -> re.Pattern[str] | None:
