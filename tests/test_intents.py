@@ -400,3 +400,14 @@ def test_the_particle_after_turn_says_what_is_meant() -> None:
         intent = PARSER.parse(text)
         assert (intent.name, intent.value) == meant[particle], text
     assert PARSER.parse("Hey music, put the last song back on").name == "previous"
+
+
+def test_a_stop_for_a_while_is_a_pause() -> None:
+    """Every way the table says stop, said for a second or a minute, pauses: the music is
+    wanted back soon, and a stop would clear the queue."""
+    stops = [p for p in TABLE["intents"]["stop"]["phrases"] if PARSER.parse(p).name == "stop"]
+    assert len(stops) > 10
+    for _ in range(60):
+        while_ = RNG.choice(["for a second", "for a moment", "for a minute", "for a bit"])
+        text = f"{RNG.choice(WAKES)} {RNG.choice(stops)} {while_}{RNG.choice(['', ' please'])}"
+        assert PARSER.parse(text).name == "pause", text

@@ -146,6 +146,9 @@ class IntentParser:
         self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
         self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
         self._like_playing = _like_playing(raw.get("like_playing", {}), path)
+        self._pause_for = [
+            f" {p} " for p in _phrase_list(raw.get("pause_for", []), "pause_for", path)
+        ]
         markers = _phrase_list(raw.get("favourite_markers", []), "favourite_markers", path)
         self._favourite_markers = [f" {m} " for m in markers]
         self._choices: list[str] = []
@@ -192,6 +195,8 @@ class IntentParser:
         breaks: Whisper writes a wake phrase it could not make out as words of its own and
         then a comma ("K-M-U-N-E-K, turn the music off.").
         """
+        if (paused := self._paused(text, typed)) is not None:
+            return paused
         intent = self._parse(text, typed)
         if intent.name not in ("unknown", "play"):
             return intent
@@ -304,6 +309,15 @@ class IntentParser:
                 words, opened = words[len(verb) :], True
                 break
         return " ".join(w for w in words if w not in self._frame), opened
+
+    def _paused(self, text: str, typed: bool) -> Intent | None:
+        """A stop said for a while ("stop for a second", "turn it off for a minute") is a
+        pause: the music is wanted back soon, and a stop clears the queue. None otherwise."""
+        said = f" {' '.join(_words(text))} "
+        for phrase in self._pause_for:
+            if phrase in said and self._parse(said.replace(phrase, " "), typed).name == "stop":
+                return Intent("pause")
+        return None
 
     def _turned(self, words: list[str]) -> Intent | None:
         """The control a particle names once "turn" / "switch" and framing words are off
