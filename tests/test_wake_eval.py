@@ -7,15 +7,20 @@ import pytest
 from scipy.stats import binomtest, poisson
 
 from heymusic.audio.format import SAMPLE_RATE
+from heymusic.training.wake import data as wake_data
 from heymusic.training.wake import train as wake_train
 from heymusic.training.wake.evaluate import (
     MAX_CLEAN_MISSES,
+    SURE_BARS,
     TARGET_MISSES,
     EvalStream,
+    Sweep,
     negative_plan,
     operating_point,
     playing_point,
     summarize,
+    sure_bars,
+    sure_point,
 )
 
 
@@ -169,3 +174,51 @@ def test_the_playing_bar_adds_no_false_wakes_over_music(seed: int) -> None:
         "music_speech",
     ]
     assert playing_point(streams, wakes_at, {**chosen, "asr_threshold": None}) is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_sure_bar_is_reported_and_the_lowest_adding_no_false_wakes_is_picked(
+    seed: int,
+) -> None:
+    """wake-eval reports what every sure bar costs (false wakes) and buys (phrases answered
+    without Whisper), and picks the lowest that wakes no more often by mistake."""
+    rng = np.random.default_rng(seed)
+    streams = [_stream("pos_clean", 600, [(s, s + 0.8) for s in range(5, 595, 5)])]
+    streams += [_stream(kind, 3600, []) for kind in ("speech", "music")]
+    scores, fired, heard = [], [], {}
+    for k, stream in enumerate(streams):
+        times = wake_data.frame_end_s(round(len(stream.audio) / SAMPLE_RATE / 0.08))
+        if stream.kind == "pos":  # a fire just after each phrase, and Whisper mostly agrees
+            frames = np.searchsorted(times, stream.phrases[:, 1] + 0.1)
+        else:
+            frames = np.sort(rng.choice(len(times), int(rng.integers(5, 40)), replace=False))
+        verifier = np.zeros(len(times))
+        verifier[frames] = rng.uniform(0.8 if stream.kind == "pos" else 0.5, 1.0, len(frames))
+        for i in frames:
+            heard[k, int(i)] = float(rng.uniform(0, 0.002 if stream.kind == "pos" else 0.0004))
+        scores.append((np.zeros(len(times)), verifier))
+        fired.append(frames)
+    found = Sweep([], {}, scores, {(0.5, 0.9): fired}, heard)
+    chosen = {"threshold": 0.5, "verifier_threshold": 0.9, "asr_threshold": 0.0003}
+    rows = sure_bars(
+        streams, found, {**chosen, **summarize(streams, _whisper_only(streams, found))}
+    )
+    assert [r["verifier_sure"] for r in rows] == list(SURE_BARS)
+    fast = [r["answered_without_whisper"] for r in rows]
+    false = [r["false_accepts"] for r in rows]
+    assert fast == sorted(fast, reverse=True) and false == sorted(false, reverse=True)
+    assert fast[0] > fast[-1] and false[0] > false[-1]
+    alone = summarize(streams, _whisper_only(streams, found))["false_accepts"]
+    picked = sure_point(rows, {**chosen, "false_accepts": alone})
+    lowest = next((r for r in rows if r["false_accepts"] <= alone), None)
+    assert picked == lowest
+    assert sure_bars(streams, found, {**chosen, "asr_threshold": None}) == []
+
+
+def _whisper_only(streams: list[EvalStream], found: Sweep) -> list[np.ndarray]:
+    """Wake times when every fire waits for Whisper's check (bar 0.0003)."""
+    out = []
+    for k, ((s1, _), frames) in enumerate(zip(found.scores, found.fired[0.5, 0.9], strict=True)):
+        times = wake_data.frame_end_s(len(s1))
+        out.append(times[[int(i) for i in frames if found.heard[k, int(i)] >= 0.0003]])
+    return out

@@ -224,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the far-field condition: the phrases said across held-out simulated rooms",
     )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="the offline sweep only: skip streaming the daemon's detector over every stream "
+        "(its latency and CPU; hours with --negative-hours 6)",
+    )
 
     p = _add(
         sub,

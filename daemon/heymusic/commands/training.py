@@ -118,7 +118,13 @@ def eval_wake(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(json.dumps(report if args.json else report["mean"], indent=None if args.json else 1))
         return 0
-    report = evaluate(settings, work_dir, negative_hours=args.negative_hours, room=args.room)
+    report = evaluate(
+        settings,
+        work_dir,
+        negative_hours=args.negative_hours,
+        room=args.room,
+        stream=not args.offline,
+    )
     if args.json:
         print(json.dumps(report))
         return 0

@@ -654,16 +654,17 @@ SURE_BARS = (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
 """Verifier scores a candidate may wake at without Whisper's check, tried lowest first."""
 
 
-def sure_point(
+def sure_bars(
     streams: list[EvalStream], found: Sweep, chosen: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The faster yes: the lowest verifier score at which a candidate wakes at once, without
-    waiting 0.5 s for Whisper's check and its decode, that wakes no more often by mistake than
-    the chosen point; with the share of answered phrases that took that path (None: no bar
-    does, or the chosen point has no Whisper check)."""
+) -> list[dict[str, Any]]:
+    """The faster yes at each of SURE_BARS: a candidate whose verifier score reaches the bar
+    wakes at once, without waiting 0.5 s for Whisper's check and its decode. Each row is the
+    chosen point with that bar: its misses and false wakes, and the share of answered
+    phrases that took the fast path. Empty when the chosen point has no Whisper check."""
     t1, t2, t3 = chosen["threshold"], chosen["verifier_threshold"], chosen.get("asr_threshold")
     if t3 is None or (t1, t2) not in found.fired:
-        return None
+        return []
+    rows = []
     for bar in SURE_BARS:
         wakes, answered_fast, answered_all = [], 0, 0
         for k, (stream, (s1, s2), frames) in enumerate(
@@ -677,11 +678,28 @@ def sure_point(
                 hits = [i for i in kept if answered(stream, float(times[i])) is not None]
                 answered_all += len(hits)
                 answered_fast += sum(i in sure for i in hits)
+        skipped = round(answered_fast / max(answered_all, 1), 3)
         point = summarize(streams, wakes)
-        if point["false_accepts"] <= chosen["false_accepts"]:
-            skipped = round(answered_fast / max(answered_all, 1), 3)
-            return {**chosen, "verifier_sure": bar, "answered_without_whisper": skipped, **point}
-    return None
+        rows.append({**chosen, "verifier_sure": bar, "answered_without_whisper": skipped, **point})
+    return rows
+
+
+def sure_point(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str, Any] | None:
+    """The lowest sure bar (`sure_bars`' rows) that wakes no more often by mistake than the
+    chosen point; None when no bar does, or the point has no Whisper check."""
+    return next((r for r in rows if r["false_accepts"] <= chosen["false_accepts"]), None)
+
+
+def _sure_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`sure_bars`' rows as the report shows them: what each bar costs and buys."""
+    keys = ("verifier_sure", "answered_without_whisper", "false_accepts", "fa_per_hour")
+    return [
+        {
+            **{k: r[k] for k in keys},
+            "frr": {c: r["frr"][c] for c in ("clean", "room") if c in r["frr"]},
+        }
+        for r in rows
+    ]
 
 
 def choose(points: list[dict[str, Any]], max_fa: float) -> dict[str, Any] | None:
@@ -779,9 +797,12 @@ def evaluate(
     seed: int = 0,
     negative_hours: float | None = None,
     room: bool = False,
+    stream: bool = True,
 ) -> dict[str, Any]:
     """The report of `heymusic wake-eval`, on the audio as the wake detector hears it behind
-    the configured front end; `room` adds the far-field condition."""
+    the configured front end; `room` adds the far-field condition. `stream`: also run the
+    daemon's detector over every stream at the chosen point (its latency and CPU; about a
+    minute of CPU per stream here, hours with `--negative-hours 6`)."""
     streams = through_front_end(
         eval_streams(work_dir, seed, negative_hours, room), settings.front_end
     )
@@ -797,10 +818,11 @@ def evaluate(
     t2 = cfg.verifier_threshold if cfg.verifier else 0.0
     chosen = operating_point(points)
     playing = playing_point(streams, found.wakes_at, chosen)
-    sure = sure_point(streams, found, chosen)
+    sure = sure_point(sure_bars(streams, found, chosen), chosen)
     config_point = _at(
         points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
     )
+    config_bars = sure_bars(streams, found, config_point) if config_point is not None else []
     at_chosen = settings.model_copy(
         update={
             "wake": cfg.model_copy(
@@ -829,9 +851,10 @@ def evaluate(
         "config_stage1_only": _at(points, cfg.threshold, 0.0, None),
         "config_stage1_verifier": _at(points, cfg.threshold, t2, None),
         "config_point_offline": config_point,
-        "config_point_sure_skips_whisper": sure_point(streams, found, config_point)
+        "config_point_sure_skips_whisper": sure_point(config_bars, config_point)
         if config_point is not None
         else None,
+        "config_point_each_sure_bar": _sure_table(config_bars),
         "operating_point": chosen,
         "operating_point_playing_aware": playing,
         "operating_point_sure_skips_whisper": sure,
@@ -839,6 +862,8 @@ def evaluate(
     }
     out = work_dir / "wake_eval.json"
     out.write_text(json.dumps(report, indent=1))  # the offline sweep, before the slow part
+    if not stream:
+        return report
     report["streaming_detector_at_operating_point"] = run_detector(streams, at_chosen, whisper)
     out.write_text(json.dumps(report, indent=1))
     return report
