@@ -6,7 +6,9 @@ hesitations and politeness. What is left is a control when it is near a table ph
 when its core (the words a control's frame does not explain: "play the next track" ->
 "next") is a table phrase's core or is made only of words that mean one control ("music
 off"). Otherwise a command starting with "play" and more words is a music request whose
-query is kept as heard.
+query is kept as heard. A few shapes decide before any of that, whatever the letters are
+near: the particle after "turn" ("turn it on" is not "turn it down"), music like the song
+playing ("play something like this"), and a stop said for a while (a pause).
 """
 
 from __future__ import annotations
