@@ -190,9 +190,8 @@ class Pipeline:
             self._start_listening(self.audio_s, cue=False)
 
     def _start_listening(self, wake_s: float, cue: bool = True) -> None:
-        """`wake_s`: when the phrase was heard (Whisper's check confirms it up to 0.3 s of
-        audio later). `cue`: the "listening" earcon, the mic muted while it plays (not over
-        speech)."""
+        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later.
+        `cue`: the "listening" earcon, the mic muted while it plays (not over speech)."""
         self._listening = True
         self._resumed = False
         talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)

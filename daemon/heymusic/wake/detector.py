@@ -309,8 +309,8 @@ class WakeDetector:
 
 def _cut(audio: np.ndarray, overhang_s: float) -> np.ndarray:
     """`audio` without its last `overhang_s` seconds: Whisper hears exactly `after_seconds`
-    after the fire, as wake-eval measured it (AFTER_S is not a whole number of chunks: 0.3 s
-    is 3.75, so the chunk that settles a check ends 20 ms later; such an overhang had made
-    the daemon's windows differ from the eval's)."""
+    after the fire, as wake-eval measured it (AFTER_S = 0.5 s is 6.25 chunks, so the
+    chunk that settles a check ends 60 ms later; that 60 ms had made the daemon's windows
+    differ from the eval's)."""
     overhang = round(overhang_s * SAMPLE_RATE)
     return audio[: len(audio) - overhang] if overhang > 0 else audio
