@@ -172,9 +172,11 @@ class IntentParser:
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
             by_key[key] = Intent(name, None, value)
-        self._particles, self._particle_verbs, self._particle_frame = _particles(
+        self._particles, self._particle_verbs, particle_frame = _particles(
             raw.get("particles", {}), by_key, path
         )
+        self._turn_frame = self._frame | particle_frame
+        """What frames a particle after "turn": a control's frame and "back", "volume"..."""
         self._describes = describes
         self._title_score = title_score
         self._cores, self._signals = self._control_cores()
@@ -326,7 +328,7 @@ class IntentParser:
         ("turn the music back on" -> resume); None when other words are left."""
         if words[:1] and words[0] in self._particle_verbs:
             words = words[1:]
-        left = [w for w in words if w not in self._frame and w not in self._particle_frame]
+        left = [w for w in words if w not in self._turn_frame]
         return self._particles.get(left[0]) if len(left) == 1 else None
 
     def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:

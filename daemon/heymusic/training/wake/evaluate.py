@@ -818,11 +818,12 @@ def evaluate(
     t2 = cfg.verifier_threshold if cfg.verifier else 0.0
     chosen = operating_point(points)
     playing = playing_point(streams, found.wakes_at, chosen)
-    sure = sure_point(sure_bars(streams, found, chosen), chosen)
     config_point = _at(
         points, cfg.threshold, t2, cfg.asr_check_threshold if cfg.asr_check else None
     )
     config_bars = sure_bars(streams, found, config_point) if config_point is not None else []
+    chosen_bars = config_bars if config_point == chosen else sure_bars(streams, found, chosen)
+    sure = sure_point(chosen_bars, chosen)
     at_chosen = settings.model_copy(
         update={
             "wake": cfg.model_copy(
