@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ GROUP_CHUNKS = 4
 took 4.6-4.9 % of one core paced while someone talks, against 5.8-6.0 % one at a time
 (bench/wake.py). Only when every model's wake waits `AsrCheck.after_seconds` for Whisper
 anyway: a fire scored up to 240 ms late is then checked, and reported, on the same chunk
-as one scored at once."""
+as one scored at once. A fire the verifier is sure of skips that wait (`verifier_sure`), so
+its Wake can come up to 240 ms late (120 ms on average, on the sixth of wakes that are
+sure); scoring one chunk at a time would cost 1.2 points of a core whenever someone talks."""
 
 
 class WakeDetector:
@@ -52,7 +55,7 @@ class WakeDetector:
     `refractory_seconds` so one utterance wakes once; a Whisper rejection also starts that
     period (one check per burst, not one per frame). While every model waits for Whisper,
     chunks are scored `group_chunks` at a time (GROUP_CHUNKS), with the same scores and
-    the Wake on the same chunk.
+    a Whisper-checked Wake on the same chunk.
     """
 
     def __init__(self, settings: Settings, whisper: Any = None) -> None:
@@ -163,8 +166,9 @@ class WakeDetector:
     def process(self, chunk: np.ndarray, audio_s: float) -> Wake | WakeCandidate | None:
         """Take one chunk ending at `audio_s` seconds into the input; every `group_chunks`
         calls (every call while a burst waits for Whisper) score the chunks taken, in order.
-        A Wake comes on the call it would one chunk at a time; a WakeCandidate (a log line)
-        up to `group_chunks` - 1 calls later."""
+        A Wake Whisper checked comes on the call it would one chunk at a time; one the
+        verifier was sure of, and a WakeCandidate (a log line), up to `group_chunks` - 1
+        calls later."""
         self._held.append((chunk, audio_s))
         if self._pending is not None or len(self._held) >= self.group_chunks:
             self._score_held()
@@ -194,9 +198,16 @@ class WakeDetector:
         return out + self.finish()
 
     def _score_held(self) -> None:
+        """Score the chunks held. A Wake the verifier was sure of (no wait for Whisper) is
+        handed out on this call, up to `group_chunks` - 1 chunks after the one it fired on:
+        its `latency_ms` counts that wait, and it goes ahead of the log lines queued."""
+        now_s = self._held[-1][1] if self._held else 0.0
         for chunk, audio_s in self._held:
             event = self._step(chunk, audio_s)
-            if event is not None:
+            if isinstance(event, Wake):
+                held_ms = 1000.0 * max(0.0, now_s - audio_s)
+                self._events.appendleft(replace(event, latency_ms=event.latency_ms + held_ms))
+            elif event is not None:
                 self._events.append(event)
         self._held.clear()
 
