@@ -7,8 +7,9 @@ when its core (the words a control's frame does not explain: "play the next trac
 "next") is a table phrase's core or is made only of words that mean one control ("music
 off"). Otherwise a command starting with "play" and more words is a music request whose
 query is kept as heard. A few shapes decide before any of that, whatever the letters are
-near: the particle after "turn" ("turn it on" is not "turn it down"), music like the song
-playing ("play something like this"), and a stop said for a while (a pause).
+near: one word left in a frame (the particle after "turn": "turn it on" is not "turn it
+down"; "skip back"; "boost the volume"; "too quiet"), music like the song playing ("play
+something like this"), and a stop said for a while (a pause).
 """
 
 from __future__ import annotations
@@ -172,11 +173,7 @@ class IntentParser:
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
             by_key[key] = Intent(name, None, value)
-        self._particles, self._particle_verbs, particle_frame = _particles(
-            raw.get("particles", {}), by_key, path
-        )
-        self._turn_frame = self._frame | particle_frame
-        """What frames a particle after "turn": a control's frame and "back", "volume"..."""
+        self._particles = _particles(raw.get("particles", {}), by_key, self._frame, path)
         self._describes = describes
         self._title_score = title_score
         self._cores, self._signals = self._control_cores()
@@ -232,8 +229,9 @@ class IntentParser:
         joined = " ".join(words)
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
-        if (turned := self._turned(words)) is not None:
-            return turned
+        for particles in self._particles:
+            if (decided := particles.decide(words)) is not None:
+                return decided
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
         core, opened = self._core(words)
         if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
@@ -322,14 +320,6 @@ class IntentParser:
             if phrase in said and self._parse(said.replace(phrase, " "), typed).name == "stop":
                 return Intent("pause")
         return None
-
-    def _turned(self, words: list[str]) -> Intent | None:
-        """The control a particle names once "turn" / "switch" and framing words are off
-        ("turn the music back on" -> resume); None when other words are left."""
-        if words[:1] and words[0] in self._particle_verbs:
-            words = words[1:]
-        left = [w for w in words if w not in self._turn_frame]
-        return self._particles.get(left[0]) if len(left) == 1 else None
 
     def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
         """Each table phrase's core -> its intent (cores two intents share are dropped:
@@ -451,19 +441,54 @@ class IntentParser:
         return None
 
 
+@dataclass(frozen=True)
+class _Particles:
+    """One shape where a single word decides (`[particles.<group>]` in the table)."""
+
+    verbs: frozenset[str]
+    frame: frozenset[str]
+    """Its own framing words and a control's ("the", "it", "a bit")."""
+    needs: frozenset[str]
+    means: Mapping[str, Intent]
+
+    def decide(self, words: list[str]) -> Intent | None:
+        """The intent the one word left names ("turn the music back on" -> resume); None
+        when the group does not apply or other words are left ("turn left at the corner")."""
+        if self.needs and not self.needs & set(words):
+            return None
+        if words[:1] and words[0] in self.verbs:
+            words = words[1:]
+        left = [w for w in words if w not in self.frame]
+        return self.means.get(left[0]) if len(left) == 1 else None
+
+
 def _particles(
-    raw: object, by_key: Mapping[str, Intent], path: Path
-) -> tuple[dict[str, Intent], set[str], set[str]]:
-    """The table's `[particles]`: particle -> intent, the verbs and the framing words."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: [particles] must be a table")
-    verbs = set(_phrase_list(raw.get("verbs", []), "particles.verbs", path))
-    frame = set(_phrase_list(raw.get("frame", []), "particles.frame", path))
-    named = {k: v for k, v in raw.items() if k not in ("verbs", "frame")}
-    unknown = sorted(v for v in named.values() if v not in by_key)
-    if unknown:
-        raise ValueError(f"{path}: [particles] names intents the table lacks: {unknown}")
-    return {particle: by_key[key] for particle, key in named.items()}, verbs, frame
+    raw: object, by_key: Mapping[str, Intent], control_frame: set[str], path: Path
+) -> list[_Particles]:
+    """The table's `[particles.<group>]`, in order."""
+    if not isinstance(raw, dict) or not all(isinstance(g, dict) for g in raw.values()):
+        raise ValueError(f"{path}: [particles] must hold tables, [particles.<group>]")
+    groups = []
+    for name, spec in raw.items():
+        key = f"particles.{name}"
+        extra = sorted(set(spec) - {"verbs", "frame", "needs", "means"})
+        means = spec.get("means", {})
+        unknown = sorted(v for v in means.values() if v not in by_key)
+        if extra or not means or unknown:
+            raise ValueError(
+                f"{path}: [{key}] needs `means` (word -> an intent of the table) and knows "
+                f"only verbs, frame, needs; unknown keys {extra}, intents {unknown}"
+            )
+        groups.append(
+            _Particles(
+                verbs=frozenset(_phrase_list(spec.get("verbs", []), f"{key}.verbs", path)),
+                frame=frozenset(_phrase_list(spec.get("frame", []), f"{key}.frame", path))
+                | control_frame,
+                needs=frozenset(_phrase_list(spec.get("needs", []), f"{key}.needs", path)),
+                means={word: by_key[intent] for word, intent in means.items()},
+            )
+        )
+    return groups
 
 
 def _like_playing(raw: object, path: Path) -> re.Pattern[str] | None:
