@@ -12,7 +12,13 @@ import pytest
 
 from heymusic.config import Settings
 from heymusic.errors import UserError
-from heymusic.speech.asr import COMMAND_EXAMPLES, Transcriber, prompt_echo, whisper_model_dir
+from heymusic.speech.asr import (
+    COMMAND_EXAMPLES,
+    Transcriber,
+    prompt_echo,
+    until_repeated,
+    whisper_model_dir,
+)
 from heymusic.training.wake import data as wake_data
 from tests.conftest import PROJECT_DIR, TEST_SEED, mix_noise, read_pcm
 
@@ -110,6 +116,29 @@ def test_prompt_echo_is_an_example_request_word_for_word_or_a_loop() -> None:
         sentence = f"Hey music, play {' '.join(said[:2])}."
         assert prompt_echo(f"{sentence} {sentence}", WAKE) == ()
     assert prompt_echo("Hey music, next. Next.", WAKE) is None  # one word said twice
+
+
+def test_a_loop_on_what_was_said_is_cut_to_its_first_sentence() -> None:
+    """Random table commands and requests, looped two to four times with the wake phrase
+    spelled each time another way and a broken-off end: the command, once; sentences that
+    differ, and a word said twice, stay."""
+    from heymusic.speech.intents import IntentParser
+
+    parser = IntentParser()
+    rng = random.Random(TEST_SEED)
+    vocab = wake_data.dictionary_words()
+    table = [c.rstrip(".?") for c in COMMAND_EXAMPLES]
+    spellings = ["Hey music, ", "Hey, music, ", "Hey music. ", "hey music "]
+    for _ in range(200):
+        said = rng.choice([*table, f"play {' '.join(rng.sample(vocab, 3))}"])
+        once = f"{rng.choice(spellings)}{said}."
+        loop = " ".join(f"{rng.choice(spellings)}{said}." for _ in range(rng.randint(2, 4)))
+        loop += rng.choice(["", " Hey", " Hey music", f" {said.split()[0]}"])
+        cut = until_repeated(loop, WAKE)
+        assert parser.parse(cut) == parser.parse(once) and len(cut) <= len(once) + 2, loop
+        other = f"play {' '.join(rng.sample(vocab, 3))}"
+        assert until_repeated(f"{once} {other}.", WAKE) == f"{once} {other}."
+    assert until_repeated("Hey music, next. Next.", WAKE) == "Hey music, next. Next."
 
 
 ECHOED = (

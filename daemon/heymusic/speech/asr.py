@@ -176,7 +176,7 @@ class Transcriber:
             _ms(start),
             "the request stands" if kept else "using that",
         )
-        return text if kept else plain
+        return text if kept else until_repeated(plain, self._wake_words)
 
     def decode(self, audio: np.ndarray, prompt: str) -> str:
         """One greedy decode of int16 16 kHz audio after `prompt` ("": none).
@@ -255,6 +255,30 @@ def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | Non
             if every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]:
                 return ()
     return None
+
+
+def until_repeated(text: str, wake_words: tuple[str, ...]) -> str:
+    """The transcript before the first sentence that says an earlier one again.
+
+    Decoded without the prompt, Whisper can still loop on what was said: "Hey, Jarvis, skip
+    this song. Hey Jarvis, skip this song. Hey Jarvis, skip this song. Hey" (one dithered take
+    of "hey jarvis, skip this song" in about ten, with and without the prompt). Whole, no
+    command is near it; the sentence it loops on is the one said."""
+    seen: list[tuple[str, ...]] = []
+    wake_at = None
+    """Where a sentence of the wake phrase alone began ("Hey music. Pause.")."""
+    for sentence in re.finditer(r"[^.?!]+[.?!]*", text):
+        whole = _words(sentence.group())
+        if whole == wake_words:
+            wake_at = sentence.start() if wake_at is None else wake_at
+            continue
+        woken = whole[: len(wake_words)] == wake_words
+        said = whole[len(wake_words) :] if woken else whole
+        if said in seen and (len(said) >= 2 or woken or wake_at is not None):  # not "Next. Next."
+            return text[: sentence.start() if wake_at is None else wake_at].strip()
+        seen += [said] if said else []
+        wake_at = None
+    return text
 
 
 def _spelled(wake_phrase: str) -> str:
