@@ -59,7 +59,7 @@ def _speak(text: str, voice: str, out: Path) -> np.ndarray:
     raw = out.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
     subprocess.run(
-        ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "1", "3"],
+        ["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "1", "3"],
         check=True,
     )
     data, _ = sf.read(str(out), dtype="int16")

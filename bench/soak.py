@@ -43,7 +43,9 @@ def espeak(text: str, voice: str, out_dir: Path) -> np.ndarray:
     """`text` spoken by espeak-ng at 16 kHz mono int16 (sox resamples)."""
     raw, wav = out_dir / "raw.wav", out_dir / "speech.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(wav)], check=True)
+    subprocess.run(
+        ["sox", "-R", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(wav)], check=True
+    )
     from heymusic.audio.sources import FileSource
 
     source = FileSource(wav)

@@ -82,6 +82,7 @@ def synth(speech_cache: Path) -> Synth:
             subprocess.run(
                 [
                     "sox",
+                    "-R",  # repeatable: sox dithers with a new seed each run otherwise
                     str(raw),
                     "-r",
                     str(SAMPLE_RATE),
