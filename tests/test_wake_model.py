@@ -334,7 +334,7 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
     measures the daemon only if its fires, and the verifier and Whisper scores they got, are
     the detector's own (frame alignment, the verifier reading openWakeWord's buffer and
     padding it at a stream's start, a rejected frame starting no refractory period, Whisper
-    hearing the same 2 s, also when the input ends before it)."""
+    hearing the same window, also when the input ends before it)."""
     from heymusic.audio.format import CHUNK_SECONDS, SAMPLE_RATE
     from heymusic.training.wake.data import frame_end_s
     from heymusic.training.wake.evaluate import WhisperScores, cascade, frame_scores, window_scores
@@ -365,9 +365,10 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
                 np.pad(phrase, (quiet + round((start_s - 2.1) * SAMPLE_RATE), 0)),
             )
         )
-    # input that ends before Whisper's 0.5 s after the fire, and not on a whole chunk
+    # input that ends before Whisper's AFTER_S after the fire, and not on a whole chunk
     for k, (start, end) in enumerate(pos.phrases[:3]):
-        said = pos.audio[round(start * SAMPLE_RATE) : round((end + 0.3) * SAMPLE_RATE) + 77]
+        cut = round((end + AFTER_S - 0.2) * SAMPLE_RATE) + 77
+        said = pos.audio[round(start * SAMPLE_RATE) : cut]
         streams.append((f"cut after phrase {k}", np.pad(said, (quiet + SAMPLE_RATE, 0))))
     checked = early = late = 0
     for kind, audio in streams:

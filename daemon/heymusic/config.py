@@ -112,7 +112,7 @@ class WakeSettings(_Section):
     who said it when the identifier is this sure; else the household profile is used."""
     asr_check: bool = True
     """Last stage: Whisper must hear the wake phrase in the candidate (heymusic.wake.asr_check);
-    costs 0.3-0.7 s of CPU per candidate here (docs/wake-word.md) and delays the wake by 0.5 s (the
+    costs 0.3-0.7 s of CPU per candidate here (docs/wake-word.md) and delays the wake by 0.3 s (the
     audio it waits for)."""
     asr_check_threshold: float = Field(0.0002, ge=0, le=1)
     """Weakest token probability of the phrase times the chance its last word ends there;
@@ -120,7 +120,7 @@ class WakeSettings(_Section):
     many false wakes as 0.0003, fewer misses (across a room 10 % against 14.7 %)."""
     verifier_sure: float = Field(0.995, ge=0, le=1)
     """A candidate the verifier scores at least this high wakes at once, without Whisper's
-    check (0.5 s of audio waited and its decode sooner); 1 = always check. `heymusic
+    check (0.3 s of audio waited and its decode sooner); 1 = always check. `heymusic
     wake-eval` picks the lowest bar that wakes no more often by mistake."""
 
 

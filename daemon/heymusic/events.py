@@ -57,7 +57,7 @@ class Wake(Event):
     model: str
     latency_ms: float = field(default=0.0, compare=False)
     """How long a person waits for it after that chunk: the audio the checks waited for
-    (Whisper's 0.5 s) plus their compute time. A measurement, not what was heard: two
+    (Whisper's 0.3 s) plus their compute time. A measurement, not what was heard: two
     runs' wakes are the same wake whatever it measured."""
     person: str | None = None
     """Who said it, among the people enrolled by name (None: nobody sure, the household)."""

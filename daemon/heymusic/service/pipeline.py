@@ -42,6 +42,18 @@ from heymusic.wake.detector import WakeDetector
 
 _LOGGER = logging.getLogger(__name__)
 
+CUE_PAUSE_S = 0.5
+"""Silence after the wake phrase before the "listening" cue plays. A person who waits for
+it pauses longer; one who says the command in the same breath pauses less (espeak-ng's
+comma: 0.0-0.22 s) and talks on, and a cue then would mute the command's first word. Live,
+Whisper's check takes about this long after the phrase anyway, so the cue waits for audio
+already heard."""
+PAUSE_S = 0.15
+"""Silence that ends the phrase: a comma's pause, longer than a stop consonant's closure."""
+TALKING_ON_CHUNKS = 6
+"""Voiced chunks after the fire that are the command, not the phrase's tail: "music" can
+go on for 0.3 s after the first stage fires, and a wake the verifier is sure of comes then."""
+
 
 @dataclass(frozen=True)
 class Stages:
@@ -110,6 +122,12 @@ class Pipeline:
         self._resumed = False
         """Whether this command already went on past an end that held only the wake phrase."""
         self._mute_until_s = 0.0
+        self._cue_pending = False
+        """Woken, and the cue waits for a pause (CUE_PAUSE_S) or is given up on speech."""
+        self._voiced_chunks = 0
+        """Voiced chunks heard while the cue waits (TALKING_ON_CHUNKS)."""
+        self._quiet_s = 0.0
+        """The silence before the chunk heard last (a voice after a pause is the command)."""
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
         """Player messages from its worker thread, turned into events by the loop."""
         self.router: Router | None = None
@@ -145,6 +163,7 @@ class Pipeline:
             return events
         muted = self.audio_s <= self._mute_until_s
         end = self.recorder.process(paths.asr, self.audio_s, muted=muted, vad_chunk=paths.vad)
+        self._cue_after_pause()
         if end is None:
             return events
         if isinstance(end, SpeechEnd):
@@ -190,15 +209,32 @@ class Pipeline:
             self._start_listening(self.audio_s, cue=False)
 
     def _start_listening(self, wake_s: float, cue: bool = True) -> None:
-        """`wake_s`: when the phrase was heard; Whisper's check confirms it up to 0.5 s later.
-        `cue`: the "listening" earcon, the mic muted while it plays (not over speech)."""
+        """`wake_s`: when the phrase was heard (Whisper's check confirms it up to 0.3 s of
+        audio later). `cue`: the "listening" earcon, the mic muted while it plays, once the
+        person pauses (not over speech: it would hide the command's words from the recognizer)."""
         self._listening = True
         self._resumed = False
-        talking = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
+        voiced = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
-        if cue and not talking:  # a cue over the command would hide words from the recognizer
+        self._cue_pending, self._voiced_chunks = cue and voiced < TALKING_ON_CHUNKS, voiced
+        self._quiet_s = self.recorder.quiet_s
+
+    def _cue_after_pause(self) -> None:
+        """The "listening" cue once CUE_PAUSE_S of silence followed the phrase; none once
+        the person talks on, or it would come after the command: a voice after a pause
+        (PAUSE_S; a stop consonant inside "music" is shorter) or more voice than the
+        phrase's tail (TALKING_ON_CHUNKS)."""
+        if not self._cue_pending:
+            return
+        quiet_s, before_s = self.recorder.quiet_s, self._quiet_s
+        self._quiet_s = quiet_s
+        self._voiced_chunks += quiet_s == 0.0
+        if quiet_s >= CUE_PAUSE_S - 1e-6:
             self.player.earcon("listening")
             self._mute_until_s = self.audio_s + self._mute_s
+        elif self._voiced_chunks < TALKING_ON_CHUNKS and (quiet_s > 0.0 or before_s < PAUSE_S):
+            return
+        self._cue_pending = False
 
     def _stop_listening(self) -> None:
         self._listening = False

@@ -133,12 +133,12 @@ class CommandRecorder:
         """Drop the pre-roll: a command whose wake was heard elsewhere starts clean."""
         self._preroll.clear()
 
-    def start(self, audio_s: float, replay_s: float = 0.0) -> bool:
+    def start(self, audio_s: float, replay_s: float = 0.0) -> int:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
 
         `replay_s`: audio already heard since the wake (while Whisper confirmed it) goes
         through the endpointer now, so a short command said in that time still counts.
-        Returns whether the person is talking right now (the last 160 ms were speech).
+        Returns how many replayed chunks were voiced (the phrase's tail, or the command).
         """
         heard = list(self._preroll)
         self._recording = [chunk for chunk, _ in heard]
@@ -151,7 +151,7 @@ class CommandRecorder:
         for _, vad_chunk in heard[len(heard) - replay :] if replay > 0 else []:
             voiced.append(self._is_speech(vad_chunk))
             self._endpointer.process(voiced[-1], len(vad_chunk) / SAMPLE_RATE)
-        return len(voiced) >= 2 and all(voiced[-2:])
+        return sum(voiced)
 
     def resume(self, audio_s: float) -> None:
         """Go on recording the same command from `audio_s` as if the wake had just fired:
@@ -191,6 +191,11 @@ class CommandRecorder:
             return False
         self._loudest = max(self._loudest, level)
         return True
+
+    @property
+    def quiet_s(self) -> float:
+        """Silence since the command's last voiced chunk (since its start, when none was)."""
+        return self._endpointer.silence_run_s
 
     def utterance(self) -> np.ndarray:
         """The whole command, from the pre-roll to now."""

@@ -37,10 +37,11 @@ GROUP_CHUNKS = 4
 80 ms, each chunk finds the feature models' weights gone from the CPU caches: 4 at a time
 took 4.6-4.9 % of one core paced while someone talks, against 5.8-6.0 % one at a time
 (bench/wake.py). Only when every model's wake waits `AsrCheck.after_seconds` for Whisper
-anyway: a fire scored up to 240 ms late is then checked, and reported, on the same chunk
-as one scored at once. A fire the verifier is sure of skips that wait (`verifier_sure`), so
-its Wake can come up to 240 ms late (120 ms on average, on the sixth of wakes that are
-sure); scoring one chunk at a time would cost 1.2 points of a core whenever someone talks."""
+anyway, and no more chunks than fit in that wait (3 at 0.3 s: 4.7-5.1 %): a fire scored
+late is then checked, and reported, on the same chunk as one scored at once. A fire the
+verifier is sure of skips that wait (`verifier_sure`), so its Wake can come up to two chunks
+late (160 ms; 80 ms on average, on the sixth of wakes that are sure); scoring one chunk at a
+time would cost about a point of a core whenever someone talks."""
 
 
 class WakeDetector:
@@ -320,8 +321,8 @@ class WakeDetector:
 
 def _cut(audio: np.ndarray, overhang_s: float) -> np.ndarray:
     """`audio` without its last `overhang_s` seconds: Whisper hears exactly `after_seconds`
-    after the fire, as wake-eval measured it (AFTER_S = 0.5 s is 6.25 chunks, so the
-    chunk that settles a check ends 60 ms later; that 60 ms had made the daemon's windows
-    differ from the eval's)."""
+    after the fire, as wake-eval measured it (AFTER_S is not a whole number of chunks: 0.3 s
+    is 3.75, so the chunk that settles a check ends 20 ms later; such an overhang had made
+    the daemon's windows differ from the eval's)."""
     overhang = round(overhang_s * SAMPLE_RATE)
     return audio[: len(audio) - overhang] if overhang > 0 else audio

@@ -658,7 +658,7 @@ def sure_bars(
     streams: list[EvalStream], found: Sweep, chosen: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """The faster yes at each of SURE_BARS: a candidate whose verifier score reaches the bar
-    wakes at once, without waiting 0.5 s for Whisper's check and its decode. Each row is the
+    wakes at once, without waiting `AFTER_S` for Whisper's check and its decode. Each row is the
     chosen point with that bar: its misses and false wakes, and the share of answered
     phrases that took the fast path. Empty when the chosen point has no Whisper check."""
     t1, t2, t3 = chosen["threshold"], chosen["verifier_threshold"], chosen.get("asr_threshold")
