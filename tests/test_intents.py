@@ -427,6 +427,12 @@ def test_one_word_left_in_a_frame_says_which_way() -> None:
             what = RNG.choice(["the song", "the one", "the track"])
             this = RNG.choice(["this", "this one", "that", "this song", "the current one"])
             said, meant = f"play {what} {word} {this}", (name, None)
+            if RNG.random() < 0.5:  # "put on a different one", "play the following track"
+                name, word = RNG.choice([("skip", "following"), ("skip", "different")])
+                name, word = RNG.choice([(name, word), ("previous", "preceding")])
+                verb = RNG.choice(["play", "put on", "go to"])
+                said = f"{verb} {RNG.choice(['the', 'a'])} {word} {RNG.choice(['song', 'one', 'track'])}"
+                meant = (name, None)
         elif shape == "lever":
             value = RNG.choice(list(levers))
             lever, noun = RNG.choice(levers[value]), RNG.choice(["the volume", "the sound"])
@@ -455,7 +461,8 @@ def test_one_word_left_in_a_frame_says_which_way() -> None:
         text = f"{RNG.choice(WAKES)} {RNG.choice(polite)}{said}{RNG.choice(after)}"
         intent = PARSER.parse(text)
         assert (intent.name, intent.value) == meant, text
-    for title in ("play Before You Go", "play After Hours", "play Higher Love", "play Low"):
+    titles = ("play Before You Go", "play After Hours", "play Higher Love", "play Different World")
+    for title in titles:
         assert PARSER.parse(f"Hey music, {title}").name == "play", title
 
 

@@ -238,6 +238,7 @@ class Pipeline:
 
     def _stop_listening(self) -> None:
         self._listening = False
+        self._cue_pending = False
         self.player.unduck()
         self.wake.reset()
         release_freed_memory()  # Whisper's decoding buffers, after the command is answered

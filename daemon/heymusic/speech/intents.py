@@ -445,7 +445,8 @@ class IntentParser:
 class _Particles:
     """One shape where a single word decides (`[particles.<group>]` in the table)."""
 
-    verbs: frozenset[str]
+    verbs: tuple[tuple[str, ...], ...]
+    """Longest first ("put on" before "put")."""
     frame: frozenset[str]
     """Its own framing words and a control's ("the", "it", "a bit")."""
     needs: frozenset[str]
@@ -456,8 +457,8 @@ class _Particles:
         when the group does not apply or other words are left ("turn left at the corner")."""
         if self.needs and not self.needs & set(words):
             return None
-        if words[:1] and words[0] in self.verbs:
-            words = words[1:]
+        verb = next((v for v in self.verbs if tuple(words[: len(v)]) == v), ())
+        words = words[len(verb) :]
         left = [w for w in words if w not in self.frame]
         return self.means.get(left[0]) if len(left) == 1 else None
 
@@ -472,7 +473,7 @@ def _particles(
     for name, spec in raw.items():
         key = f"particles.{name}"
         extra = sorted(set(spec) - {"verbs", "frame", "needs", "means"})
-        means = spec.get("means", {})
+        means, verbs = spec.get("means", {}), spec.get("verbs", [])
         unknown = sorted(v for v in means.values() if v not in by_key)
         if extra or not means or unknown:
             raise ValueError(
@@ -481,7 +482,13 @@ def _particles(
             )
         groups.append(
             _Particles(
-                verbs=frozenset(_phrase_list(spec.get("verbs", []), f"{key}.verbs", path)),
+                verbs=tuple(
+                    sorted(
+                        (tuple(v.split()) for v in _phrase_list(verbs, f"{key}.verbs", path)),
+                        key=len,
+                        reverse=True,
+                    )
+                ),
                 frame=frozenset(_phrase_list(spec.get("frame", []), f"{key}.frame", path))
                 | control_frame,
                 needs=frozenset(_phrase_list(spec.get("needs", []), f"{key}.needs", path)),
