@@ -138,15 +138,13 @@ class IntentParser:
         path = table or data_dir() / "intents.toml"
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         self._filler = set(_phrase_list(raw.get("filler", []), "filler", path))
-        polite = _phrase_list(raw.get("polite", []), "polite", path)
-        self._polite = sorted((p.split() for p in polite), key=len, reverse=True)
-        """Longest first: "would you please" comes off whole, not "please" alone."""
+        self._polite = _longest_first(_phrase_list(raw.get("polite", []), "polite", path))
         prefixes = _phrase_list(raw.get("play_prefixes", []), "play_prefixes", path)
-        self._play_prefixes = sorted((p.split() for p in prefixes), key=len, reverse=True)
+        self._play_prefixes = _longest_first(prefixes)
         drop = _phrase_list(raw.get("play_query_drop", []), "play_query_drop", path)
-        self._query_drop = sorted((p.split() for p in drop), key=len, reverse=True)
+        self._query_drop = _longest_first(drop)
         verbs = _phrase_list(raw.get("control_verbs", []), "control_verbs", path)
-        self._control_verbs = sorted((v.split() for v in verbs), key=len, reverse=True)
+        self._control_verbs = _longest_first(verbs)
         self._frame = set(_phrase_list(raw.get("control_frame", []), "control_frame", path))
         self._like_playing = _like_playing(raw.get("like_playing", {}), path)
         self._pause_for = [
@@ -445,7 +443,7 @@ class IntentParser:
 class _Particles:
     """One shape where a single word decides (`[particles.<group>]` in the table)."""
 
-    verbs: tuple[tuple[str, ...], ...]
+    verbs: list[list[str]]
     """Longest first ("put on" before "put")."""
     frame: frozenset[str]
     """Its own framing words and a control's ("the", "it", "a bit")."""
@@ -457,10 +455,15 @@ class _Particles:
         when the group does not apply or other words are left ("turn left at the corner")."""
         if self.needs and not self.needs & set(words):
             return None
-        verb = next((v for v in self.verbs if tuple(words[: len(v)]) == v), ())
+        verb = next((v for v in self.verbs if words[: len(v)] == v), [])
         words = words[len(verb) :]
         left = [w for w in words if w not in self.frame]
         return self.means.get(left[0]) if len(left) == 1 else None
+
+
+def _longest_first(phrases: list[str]) -> list[list[str]]:
+    """Phrases as word lists, longest first: "would you please" comes off whole, not "please"."""
+    return sorted((p.split() for p in phrases), key=len, reverse=True)
 
 
 def _particles(
@@ -482,13 +485,7 @@ def _particles(
             )
         groups.append(
             _Particles(
-                verbs=tuple(
-                    sorted(
-                        (tuple(v.split()) for v in _phrase_list(verbs, f"{key}.verbs", path)),
-                        key=len,
-                        reverse=True,
-                    )
-                ),
+                verbs=_longest_first(_phrase_list(verbs, f"{key}.verbs", path)),
                 frame=frozenset(_phrase_list(spec.get("frame", []), f"{key}.frame", path))
                 | control_frame,
                 needs=frozenset(_phrase_list(spec.get("needs", []), f"{key}.needs", path)),
