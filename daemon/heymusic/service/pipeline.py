@@ -50,9 +50,9 @@ Whisper's check takes about this long after the phrase anyway, so the cue waits 
 already heard."""
 PAUSE_S = 0.15
 """Silence that ends the phrase: a comma's pause, longer than a stop consonant's closure."""
-TALKING_ON_CHUNKS = 6
-"""Voiced chunks after the fire that are the command, not the phrase's tail: "music" can
-go on for 0.3 s after the first stage fires, and a wake the verifier is sure of comes then."""
+TALKING_ON_S = 0.48
+"""Voice after the fire that is the command, not the phrase's tail: "music" can go on for
+0.3 s after the first stage fires, and a wake the verifier is sure of comes then."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,6 @@ class Pipeline:
         self._mute_until_s = 0.0
         self._cue_pending = False
         """Woken, and the cue waits for a pause (CUE_PAUSE_S) or is given up on speech."""
-        self._voiced_chunks = 0
-        """Voiced chunks heard while the cue waits (TALKING_ON_CHUNKS)."""
         self._quiet_s = 0.0
         """The silence before the chunk heard last (a voice after a pause is the command)."""
         self.messages: deque[str] = messages if messages is not None else deque(maxlen=100)
@@ -214,27 +212,30 @@ class Pipeline:
         person pauses (not over speech: it would hide the command's words from the recognizer)."""
         self._listening = True
         self._resumed = False
-        voiced = self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
+        self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
-        self._cue_pending, self._voiced_chunks = cue and voiced < TALKING_ON_CHUNKS, voiced
+        self._cue_pending = cue and not self._talked_on()
         self._quiet_s = self.recorder.quiet_s
 
     def _cue_after_pause(self) -> None:
         """The "listening" cue once CUE_PAUSE_S of silence followed the phrase; none once
         the person talks on, or it would come after the command: a voice after a pause
         (PAUSE_S; a stop consonant inside "music" is shorter) or more voice than the
-        phrase's tail (TALKING_ON_CHUNKS)."""
+        phrase's tail (TALKING_ON_S)."""
         if not self._cue_pending:
             return
         quiet_s, before_s = self.recorder.quiet_s, self._quiet_s
         self._quiet_s = quiet_s
-        self._voiced_chunks += quiet_s == 0.0
         if quiet_s >= CUE_PAUSE_S - 1e-6:
             self.player.earcon("listening")
             self._mute_until_s = self.audio_s + self._mute_s
-        elif self._voiced_chunks < TALKING_ON_CHUNKS and (quiet_s > 0.0 or before_s < PAUSE_S):
+        elif not self._talked_on() and (quiet_s > 0.0 or before_s < PAUSE_S):
             return
         self._cue_pending = False
+
+    def _talked_on(self) -> bool:
+        """More voice since the fire than the phrase's tail (TALKING_ON_S)."""
+        return self.recorder.voiced_s >= TALKING_ON_S - 1e-6
 
     def _stop_listening(self) -> None:
         self._listening = False

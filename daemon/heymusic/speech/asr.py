@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,13 +241,10 @@ def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | Non
     a decoding loop (a sentence of two words or more that comes again, or a run of up to
     six words three times in a row: "music, music, music")."""
     said = []
-    for part in re.split(r"[.?!]+", text):
-        words = _words(part)
-        if words[: len(wake_words)] == wake_words:
-            words = words[len(wake_words) :]
-        if words in _REQUESTS:
-            return words
-        said.append(words)
+    for _, sentence, _ in _sentences(text, wake_words):
+        if sentence in _REQUESTS:
+            return sentence
+        said.append(sentence)
     if any(len(w) >= 2 and said.count(w) > 1 for w in said):
         return ()
     every = _words(text)
@@ -267,18 +265,26 @@ def until_repeated(text: str, wake_words: tuple[str, ...]) -> str:
     seen: list[tuple[str, ...]] = []
     wake_at = None
     """Where a sentence of the wake phrase alone began ("Hey music. Pause.")."""
-    for sentence in re.finditer(r"[^.?!]+[.?!]*", text):
-        whole = _words(sentence.group())
-        if whole == wake_words:
-            wake_at = sentence.start() if wake_at is None else wake_at
+    for start, said, woken in _sentences(text, wake_words):
+        if woken and not said:
+            wake_at = start if wake_at is None else wake_at
             continue
-        woken = whole[: len(wake_words)] == wake_words
-        said = whole[len(wake_words) :] if woken else whole
         if said in seen and (len(said) >= 2 or woken or wake_at is not None):  # not "Next. Next."
-            return text[: sentence.start() if wake_at is None else wake_at].strip()
+            return text[: start if wake_at is None else wake_at].strip()
         seen += [said] if said else []
         wake_at = None
     return text
+
+
+def _sentences(
+    text: str, wake_words: tuple[str, ...]
+) -> Iterator[tuple[int, tuple[str, ...], bool]]:
+    """Each sentence of a transcript: where it starts, its words after a leading wake
+    phrase, and whether it began with one."""
+    for sentence in re.finditer(r"[^.?!]+[.?!]*", text):
+        whole = _words(sentence.group())
+        woken = whole[: len(wake_words)] == wake_words
+        yield sentence.start(), whole[len(wake_words) :] if woken else whole, woken
 
 
 def _spelled(wake_phrase: str) -> str:

@@ -133,12 +133,11 @@ class CommandRecorder:
         """Drop the pre-roll: a command whose wake was heard elsewhere starts clean."""
         self._preroll.clear()
 
-    def start(self, audio_s: float, replay_s: float = 0.0) -> int:
+    def start(self, audio_s: float, replay_s: float = 0.0) -> None:
         """Begin a command at `audio_s` (the wake); the pre-roll becomes its start.
 
         `replay_s`: audio already heard since the wake (while Whisper confirmed it) goes
         through the endpointer now, so a short command said in that time still counts.
-        Returns how many replayed chunks were voiced (the phrase's tail, or the command).
         """
         heard = list(self._preroll)
         self._recording = [chunk for chunk, _ in heard]
@@ -147,11 +146,8 @@ class CommandRecorder:
         self._start_s = audio_s
         self._loudest = 0.0
         replay = round(replay_s * SAMPLE_RATE / CHUNK_SAMPLES)
-        voiced = []
         for _, vad_chunk in heard[len(heard) - replay :] if replay > 0 else []:
-            voiced.append(self._is_speech(vad_chunk))
-            self._endpointer.process(voiced[-1], len(vad_chunk) / SAMPLE_RATE)
-        return sum(voiced)
+            self._endpointer.process(self._is_speech(vad_chunk), len(vad_chunk) / SAMPLE_RATE)
 
     def resume(self, audio_s: float) -> None:
         """Go on recording the same command from `audio_s` as if the wake had just fired:
@@ -196,6 +192,11 @@ class CommandRecorder:
     def quiet_s(self) -> float:
         """Silence since the command's last voiced chunk (since its start, when none was)."""
         return self._endpointer.silence_run_s
+
+    @property
+    def voiced_s(self) -> float:
+        """Voice heard since the command's start (the replayed audio included)."""
+        return self._endpointer.speech_s
 
     def utterance(self) -> np.ndarray:
         """The whole command, from the pre-roll to now."""
