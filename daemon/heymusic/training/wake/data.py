@@ -183,6 +183,13 @@ KOKORO_SHARE = 0.3
 RECIPE = "rooms"
 """Names the streams' recipe in the feature cache's folders: a change to what the streams
 hold (the rooms here) gets a new name, so `train-wake` never reuses older features."""
+POSITIVE_KINDS = ("pos", "pos_music")
+"""Stream kinds that hold wake phrases."""
+NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9}
+"""Share of a confusable kind's lines that are near misses (the rest: ordinary sentences)."""
+NEAR_MISS_KOKORO_SHARE = 0.6
+"""Kokoro speakers in "near_miss" streams: the 2026-12-06 retrain's extra false wakes were
+Kokoro voices saying near misses ("hey museum")."""
 ROOM_SHARE = 0.4
 """Clips said in a simulated room (heymusic.training.wake.rooms: image method, RT60 0.2-1 s,
 0.5-5 m); the rest are near the microphone. Until then a decaying-noise impulse stood in
@@ -682,9 +689,13 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     """One stream of about `seconds`.
 
     kind: "pos" (wake phrases among speech and pauses, often followed by a command),
-    "speech" (turns of ordinary speech), "confusable" (near-misses and other wake
-    words among speech), "music", "noise", "music_speech" (speech over our own music),
-    "recorded" (recorded human voice lines: `recorded_clips`).
+    "pos_music" (the same, always over music), "speech" (turns of ordinary speech),
+    "confusable" (near-misses and other wake words among speech), "near_miss" (mostly
+    near misses, mostly Kokoro voices), "music", "noise", "music_speech" (speech over our
+    own music), "recorded" (recorded human voice lines: `recorded_clips`).
+
+    The kinds added later ("pos_music", "near_miss") draw in their own branches, so the
+    streams of the older kinds, and their cached features, stay as they were.
     """
     if kind == "recorded" and split != "eval":
         raise ValueError("the recorded voices are held out: they are never trained on")
@@ -709,11 +720,12 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if kind in ("music", "noise"):
         add(np.zeros(total, np.float32))
     else:
-        spk = speakers(split, rng, piper=0.08, kokoro=KOKORO_SHARE)
+        kokoro = NEAR_MISS_KOKORO_SHARE if kind == "near_miss" else KOKORO_SHARE
+        spk = speakers(split, rng, piper=0.08, kokoro=kokoro)
         while pos < total:
             if rng.random() < 0.25:  # speaker turn
-                spk = speakers(split, rng, piper=0.08, kokoro=KOKORO_SHARE)
-            if kind == "pos":
+                spk = speakers(split, rng, piper=0.08, kokoro=kokoro)
+            if kind in POSITIVE_KINDS:
                 if rng.random() < 0.4:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
                     add(_level(_augment(said, split, rng), rng))
@@ -740,7 +752,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                 add(_level(_augment(recorded_line(rng), split, rng), rng))
                 gap(0.05, 1.2)
             else:
-                if kind == "confusable" and rng.random() < 0.6:
+                if kind in NEAR_MISS_SHARE and rng.random() < NEAR_MISS_SHARE[kind]:
                     said = speak(spk, "near_miss", lambda: confusable_text(rng), rng)
                 else:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
@@ -755,10 +767,10 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
         bg_kind = "music" if kind == "music" else str(rng.choice(["noise", "babble"]))
         bg_level = 10 ** (rng.uniform(-40, -10) / 20)
         audio = audio + bg_level * background(bg_kind, split, len(audio), rng)
-    elif kind == "music_speech" or rng.random() < 0.7:
+    elif kind in ("music_speech", "pos_music") or rng.random() < 0.7:
         bg_kind = (
             "music"
-            if kind == "music_speech"
+            if kind in ("music_speech", "pos_music")
             else str(rng.choice(["noise", "babble", "music", "music"]))
         )
         snr = rng.uniform(-3, 20)
