@@ -141,3 +141,39 @@ def test_a_stream_sounds_the_same_whatever_its_worker_built_before_it() -> None:
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         again = pool.submit(_stream_after_other_work, seed).result()
     assert first == again, seed
+
+
+@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
+def test_wake_phrases_over_music_have_music_under_every_pause(seed: int) -> None:
+    """ "pos_music" streams keep the phrases over music that Kokoro voices and rooms thinned
+    out: music at -3 to 20 dB under the speech fills every pause, not silence or noise."""
+    stream = build_stream("pos_music", "train", 20.0, seed)
+    assert len(stream.phrases) >= 2
+    _, speech_power = _gaps_and_speech(stream.audio, np.asarray(stream.phrases))
+    audio = stream.audio[: len(stream.audio) // 400 * 400].astype(np.float64)
+    frame_power = np.mean(audio.reshape(-1, 400) ** 2, axis=1)
+    # the quietest quarter of the stream (pauses, between notes) is still music well above
+    # silence; a pause without a bed would be 50-70 dB under the speech
+    quietest = float(np.percentile(frame_power, 25))
+    assert 10 * np.log10(speech_power / quietest) < 35
+
+
+def test_near_miss_streams_are_mostly_near_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "near_miss" streams: near-miss lines ("hey museum") far more often than the
+    "confusable" kind's 60 %, and never a wake phrase."""
+    said: dict[str, list[str]] = {"near_miss": [], "confusable": []}
+    speak = wake_data.speak
+    kind = ""
+
+    def noted(spk: wake_data.Speaker, category: str, text, rng):  # type: ignore[no-untyped-def]
+        said[kind].append(category)
+        return speak(spk, category, text, rng)
+
+    monkeypatch.setattr(wake_data, "speak", noted)
+    seed = int(np.random.default_rng().integers(1 << 30))
+    for kind in said:
+        for i in range(3):
+            assert build_stream(kind, "train", 20.0, seed + i).phrases == []
+    share = {k: c.count("near_miss") / len(c) for k, c in said.items()}
+    assert "wake" not in said["near_miss"]
+    assert share["near_miss"] > 0.8 > share["confusable"], share
