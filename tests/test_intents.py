@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rapidfuzz import fuzz
 
 from heymusic.config import data_dir
 from heymusic.music.catalog import read_source
@@ -276,6 +277,34 @@ def test_chatter_and_requests_are_not_controls() -> None:
 NOT_CONTROLS = ("play", "cancel", "unknown")
 
 
+def test_a_word_that_sounds_like_none_of_a_phrase_is_not_that_phrase_misheard() -> None:
+    """Random dictionary words put in for the one word that makes a table phrase a control
+    ("freeze the music" for "resume the music"): near in letters as a whole, the result is
+    not that control, unless the word sounds like one of the control's own words."""
+    dictionary = [
+        w
+        for w in Path("/usr/share/dict/american-english").read_text().split()
+        if re.fullmatch(r"[a-z]{3,6}", w)
+    ]
+    rng = random.Random(TEST_SEED)
+    kept, said = [], 0
+    for phrase, name, _ in _table_cases() * 6:
+        words = _plain(phrase)
+        core, _ = PARSER._core(words)
+        if name in NOT_CONTROLS or len(words) < 2 or len(core.split()) != 1:
+            continue
+        own = {w for p, n, _ in _table_cases() if n == name for w in _plain(p)}
+        word = rng.choice(dictionary)
+        while describes_music(word) or max(fuzz.ratio(word, w) for w in own) >= 55:
+            word = rng.choice(dictionary)
+        text = " ".join(word if w == core else w for w in words)
+        said += 1
+        if PARSER.parse(text, typed=True).name == name:
+            kept.append(text)
+    assert said > 200
+    assert len(kept) <= 0.01 * said, kept
+
+
 def _plain(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
 
@@ -350,6 +379,34 @@ def test_a_command_after_a_wake_phrase_heard_as_other_words() -> None:
         if (intent.name, intent.value) != (name, value):
             wrong.append((heard, intent))
     assert len(wrong) <= 5, wrong
+
+
+def test_a_cancel_after_a_wake_phrase_heard_as_letters_is_a_cancel() -> None:
+    """ "T-D-P, never mind." cancels quietly; it had been `unknown`, the "sorry" earcon."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    cancels = [p for p, name, _ in _table_cases() if name == "cancel"]
+    for _ in range(50):
+        spelled = "-".join(RNG.choice(letters).upper() for _ in range(RNG.randint(3, 7)))
+        heard = f"{spelled}, {RNG.choice(cancels)}."
+        assert PARSER.parse(heard).name == "cancel", heard
+
+
+def test_a_negation_turns_a_phrase_around() -> None:
+    """A command holding every word of a short table phrase and a negation it lacks is not
+    that phrase: "I don't like it" is not "I like it", "don't skip this song" is no skip."""
+    short = [(p, n) for p, n, _ in _table_cases() if n not in NOT_CONTROLS and len(p.split()) <= 3]
+    wrong = []
+    for _ in range(200):
+        phrase, name = RNG.choice(short)
+        words = _plain(phrase)
+        if {"dont", "not", "never", "no"} & set(words):
+            continue
+        words.insert(RNG.randint(0, len(words) - 1), RNG.choice(["dont", "do not", "never"]))
+        text = " ".join(words)
+        if PARSER.parse(text, typed=True).name == name:
+            wrong.append(text)
+    # what is left comes by other steps ("don't more of that" is still "more of that")
+    assert len(wrong) <= 0.08 * 200, wrong
 
 
 def test_music_like_the_song_playing_is_more_like_this(shared_csv: Path) -> None:

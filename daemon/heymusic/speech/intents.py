@@ -45,6 +45,9 @@ SURE_SCORE = 90.0
 """A phrase this close to a table entry wins even over a "play ..." reading."""
 LIKELY_SCORE = 78.0
 """Below this nothing in the table matches: the command is unknown."""
+MISHEARD_WORD_SCORE = 55.0
+"""How near in letters a word must be to a table phrase's word to be that word misheard
+("paws" 67 from "pause"; "freeze" is 50 from "resume")."""
 TITLE_END_SCORE = 90.0
 """How near a catalog title a request with its polite end must come to keep that end."""
 WAKE_SCORE = 75.0
@@ -55,6 +58,9 @@ _MAX_BONUS_WORDS = 3
 
 _MUSIC_NOUNS = frozenset({"music", "song", "songs", "track", "tracks", "tune", "tunes"})
 """Words that name music and nothing more: said alone they ask for it ("some music")."""
+_NEGATIONS = frozenset({"dont", "not", "never", "didnt", "doesnt", "cant", "wont"})
+"""Words that turn a phrase around: "don't skip this" is not "skip this" ("no" is as often
+an interjection: "no, never mind")."""
 _CLAUSE_BREAK = re.compile(r"\w[,.!?;:]+\s")
 _CLAUSES_TRIED = 3
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -176,6 +182,8 @@ class IntentParser:
         self._title_score = title_score
         self._cores, self._signals = self._control_cores()
         self._words_of_cores = {w for core in self._cores for w in core.split()}
+        self._table_words = {w for phrase in self._choices for w in phrase.split()}
+        self._around = sorted({w for phrase in self._polite for w in phrase} | self._frame)
         wakes = list(wake_phrases or []) + ["hey music"]
         self._wakes = ["".join(_words(w)) for w in wakes if _words(w)]
         self._wake_last = {_words(w)[-1] for w in wakes if _words(w)}
@@ -207,9 +215,12 @@ class IntentParser:
                 and self._parse(text[: clause_break.start() + 1], typed).name != "unknown"
             ):
                 continue
-            rest = self._parse(text[clause_break.end() :], typed)
+            said = text[clause_break.end() :]
+            rest = self._parse(said, typed)
             if rest.name not in ("unknown", "cancel"):
                 return rest
+            if rest.name == "cancel" and intent.name == "unknown" and not self.only_wake(said):
+                intent = rest  # "T-D-P, never mind": unless a control follows, a cancel
         return intent
 
     def _parse(self, text: str, typed: bool) -> Intent:
@@ -243,7 +254,7 @@ class IntentParser:
         if not opened and (control := self._by_signal(core)) is not None:
             # after "play" only a whole core is a control: "play something pump up" is music
             return control
-        likely = best is not None and best[1] >= LIKELY_SCORE
+        likely = best is not None and best[1] >= LIKELY_SCORE and self._heard_as(core, best[2])
         if (found := self._play_query(heard, words)) is not None:
             query, skipped = found
             padded = f" {' '.join(_words(query))} "
@@ -260,7 +271,11 @@ class IntentParser:
             return self._meaning[best[2]]
         if len(words) <= 6 and core:  # a word of its own: "the music" is not "stop the music"
             loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
-            if loose is not None and loose[1] >= SURE_SCORE:
+            if (
+                loose is not None
+                and loose[1] >= SURE_SCORE
+                and self._heard_as(core, loose[2], detail=True)
+            ):
                 return self._meaning[loose[2]]
         return Intent("unknown")
 
@@ -335,6 +350,27 @@ class IntentParser:
         cores = {c: next(iter(m)) for c, m in by_core.items() if len(m) == 1}
         signals = {w: next(iter(m)) for w, m in by_word.items() if len(m) == 1}
         return cores, signals
+
+    def _heard_as(self, core: str, choice: int, detail: bool = False) -> bool:
+        """Whether a command is the table phrase `choice` it is near in letters: misheard,
+        each word the table lacks sounding like a word of the phrase or of the politeness
+        and frame around commands, misheard too ("come your pause" is "can you pause";
+        "freeze the music" is not "resume the music"); or with `detail`, heard right with
+        one word more ("pause for a second" is "pause"; "turn left at the next corner" is
+        not "next"). Either way a negation the phrase lacks turns it around: "I don't like
+        it" is not "I like it"."""
+        said = self._choices[choice].split()
+        words = core.split()
+        if _NEGATIONS.intersection(words) - set(said):
+            return False
+        near = said if detail else [*said, *self._around]
+        strange = [
+            w
+            for w in words
+            if w not in self._table_words
+            and max(fuzz.ratio(w, other) for other in near) < MISHEARD_WORD_SCORE
+        ]
+        return len(strange) <= (1 if detail else 0)
 
     def _by_signal(self, core: str) -> Intent | None:
         """The one control this core's words point to ("music off" -> stop); None when a
