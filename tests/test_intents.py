@@ -384,6 +384,31 @@ def test_a_command_after_a_wake_phrase_heard_as_other_words() -> None:
     assert len(wrong) <= 5, wrong
 
 
+def test_a_word_of_detail_beside_a_long_phrase_keeps_it() -> None:
+    """ "What have I been listening to recently": one word the table lacks, beside a phrase
+    whose words are all there, is detail, not a reason to hear nothing."""
+    dictionary = [
+        w
+        for w in Path("/usr/share/dict/american-english").read_text().split()
+        if re.fullmatch(r"[a-z]{5,9}", w) and not describes_music(w)
+    ]
+    rng = random.Random(TEST_SEED)
+    # after "play" more words are a request's ("play the next song Voile" may be a title)
+    long = [
+        (p, n, v)
+        for p, n, v in _table_cases()
+        if len(_plain(p)) >= 4 and not p.startswith(tuple(PARSER.play_verbs))
+    ]
+    wrong = []
+    for _ in range(100):
+        phrase, name, value = rng.choice(long)
+        text = f"{phrase} {rng.choice(dictionary)}"
+        intent = PARSER.parse(text, typed=True)
+        if (intent.name, intent.value) != (name, value):
+            wrong.append((text, intent.name))
+    assert len(wrong) <= 5, wrong
+
+
 def test_a_cancel_after_a_wake_phrase_heard_as_letters_is_a_cancel() -> None:
     """ "T-D-P, never mind." cancels quietly; it had been `unknown`, the "sorry" earcon."""
     letters = "abcdefghijklmnopqrstuvwxyz"

@@ -48,6 +48,8 @@ LIKELY_SCORE = 78.0
 MISHEARD_WORD_SCORE = 55.0
 """How near in letters a word must be to a table phrase's word to be that word misheard
 ("paws" 67 from "pause"; "freeze" is 50 from "resume")."""
+DETAIL_BESIDE = 3
+"""Words of a table phrase heard as they are, beside which one unknown word is detail."""
 TITLE_END_SCORE = 90.0
 """How near a catalog title a request with its polite end must come to keep that end."""
 WAKE_SCORE = 75.0
@@ -355,9 +357,9 @@ class IntentParser:
         """Whether a command is the table phrase `choice` it is near in letters: misheard,
         each word the table lacks sounding like a word of the phrase or of the politeness
         and frame around commands, misheard too ("come your pause" is "can you pause";
-        "freeze the music" is not "resume the music"); or with `detail`, heard right with
-        one word more ("pause for a second" is "pause"; "turn left at the next corner" is
-        not "next"). Either way a negation the phrase lacks turns it around: "I don't like
+        "freeze the music" is not "resume the music"); or with `detail` (or beside three of
+        the phrase's words), heard right with one word more ("pause for a second" is
+        "pause"; "turn left at the next corner" is not "next"). Either way a negation the phrase lacks turns it around: "I don't like
         it" is not "I like it"."""
         said = self._choices[choice].split()
         words = core.split()
@@ -370,7 +372,10 @@ class IntentParser:
             if w not in self._table_words
             and max(fuzz.ratio(w, other) for other in near) < MISHEARD_WORD_SCORE
         ]
-        return len(strange) <= (1 if detail else 0)
+        # one word of detail may stand beside the phrase's words, when there are some to
+        # stand beside ("what have I been listening to recently"), never for the only one
+        kept = sum(w in said for w in words)
+        return len(strange) <= (1 if detail or kept >= DETAIL_BESIDE else 0)
 
     def _by_signal(self, core: str) -> Intent | None:
         """The one control this core's words point to ("music off" -> stop); None when a
