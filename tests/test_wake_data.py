@@ -180,22 +180,3 @@ def test_near_miss_streams_are_mostly_near_misses(monkeypatch: pytest.MonkeyPatc
     share = {k: c.count("near_miss") / len(c) for k, c in said.items()}
     assert "wake" not in said["near_miss"]
     assert share["near_miss"] > 0.8 > share["confusable"], share
-
-
-def test_near_phrases_are_never_said_in_a_room(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ "pos_near" gives back the phrases near the microphone that rooms had thinned out:
-    none of its clips goes through a simulated room, where "pos" clips often do."""
-    reverberated = {"pos": 0, "pos_near": 0}
-    reverberate = wake_data.rooms.reverberate
-    kind = ""
-
-    def counted(audio: np.ndarray, room: object) -> np.ndarray:
-        reverberated[kind] += 1
-        return reverberate(audio, room)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(wake_data.rooms, "reverberate", counted)
-    seed = int(np.random.default_rng().integers(1 << 30))
-    for kind in reverberated:
-        for i in range(2):
-            assert build_stream(kind, "train", 20.0, seed + i).phrases
-    assert reverberated["pos_near"] == 0 < reverberated["pos"], reverberated

@@ -183,7 +183,7 @@ KOKORO_SHARE = 0.3
 RECIPE = "rooms"
 """Names the streams' recipe in the feature cache's folders: a change to what the streams
 hold (the rooms here) gets a new name, so `train-wake` never reuses older features."""
-POSITIVE_KINDS = ("pos", "pos_music", "pos_near")
+POSITIVE_KINDS = ("pos", "pos_music")
 """Stream kinds that hold wake phrases."""
 NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9}
 """Share of a confusable kind's lines that are near misses (the rest: ordinary sentences)."""
@@ -657,13 +657,10 @@ def _level(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return audio * (level / (rms(audio) + 1e-9))
 
 
-def _augment(
-    audio: np.ndarray, split: str, rng: np.random.Generator, rooms_too: bool = True
-) -> np.ndarray:
-    """A clip as a room (often, unless not `rooms_too`) and a microphone (sometimes) colour
-    it. The room's echo tail is cut at the clip's end, so a wake phrase still ends where its
-    label says."""
-    if rooms_too and rng.random() < ROOM_SHARE:
+def _augment(audio: np.ndarray, split: str, rng: np.random.Generator) -> np.ndarray:
+    """A clip as a room (often) and a microphone (sometimes) colour it. The room's echo tail
+    is cut at the clip's end, so a wake phrase still ends where its label says."""
+    if rng.random() < ROOM_SHARE:
         room = rooms.banked_room(split, int(rng.integers(rooms.BANK_ROOMS)))
         audio = rooms.reverberate(audio, room)[: len(audio)]
     if rng.random() < 0.3:
@@ -692,13 +689,12 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     """One stream of about `seconds`.
 
     kind: "pos" (wake phrases among speech and pauses, often followed by a command),
-    "pos_music" (the same, always over music), "pos_near" (the same, by espeak-ng and
-    piper voices near the microphone only), "speech" (turns of ordinary speech),
+    "pos_music" (the same, always over music), "speech" (turns of ordinary speech),
     "confusable" (near-misses and other wake words among speech), "near_miss" (mostly
     near misses, mostly Kokoro voices), "music", "noise", "music_speech" (speech over our
     own music), "recorded" (recorded human voice lines: `recorded_clips`).
 
-    The kinds added later ("pos_music", "near_miss", "pos_near") draw in their own branches, so the
+    The kinds added later ("pos_music", "near_miss") draw in their own branches, so the
     streams of the older kinds, and their cached features, stay as they were.
     """
     if kind == "recorded" and split != "eval":
@@ -724,8 +720,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if kind in ("music", "noise"):
         add(np.zeros(total, np.float32))
     else:
-        kokoro = {"near_miss": NEAR_MISS_KOKORO_SHARE, "pos_near": 0.0}.get(kind, KOKORO_SHARE)
-        rooms_too = kind != "pos_near"  # "pos_near": espeak-ng and piper near the mic only
+        kokoro = NEAR_MISS_KOKORO_SHARE if kind == "near_miss" else KOKORO_SHARE
         spk = speakers(split, rng, piper=0.08, kokoro=kokoro)
         while pos < total:
             if rng.random() < 0.25:  # speaker turn
@@ -733,15 +728,15 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
             if kind in POSITIVE_KINDS:
                 if rng.random() < 0.4:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
-                    add(_level(_augment(said, split, rng, rooms_too), rng))
+                    add(_level(_augment(said, split, rng), rng))
                     gap(0.05, 0.6)
                 else:
                     gap(0.3, 2.0)
-                wake_spk = speakers(split, rng, kokoro=kokoro) if rng.random() < 0.5 else spk
+                wake_spk = speakers(split, rng, kokoro=KOKORO_SHARE) if rng.random() < 0.5 else spk
                 wake = speak(
                     wake_spk, "wake", lambda: POSITIVE_TEXTS[rng.integers(len(POSITIVE_TEXTS))], rng
                 )
-                clip = _augment(wake, split, rng, rooms_too)
+                clip = _augment(wake, split, rng)
                 level = 10 ** (rng.uniform(-35, -15) / 20) / (rms(clip) + 1e-9)
                 start = pos
                 add(clip * level)
@@ -751,7 +746,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                     cmd = speak(
                         wake_spk, "command", lambda: COMMANDS[rng.integers(len(COMMANDS))], rng
                     )
-                    add(_augment(cmd, split, rng, rooms_too) * level)
+                    add(_augment(cmd, split, rng) * level)
                 gap(0.5, 2.0)
             elif kind == "recorded":  # held out: only the eval has it
                 add(_level(_augment(recorded_line(rng), split, rng), rng))

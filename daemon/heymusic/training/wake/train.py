@@ -53,16 +53,13 @@ TRAIN_PLAN = {
     "noise": 6,
     "music_speech": 40,
     "pos_music": 60,
-    "near_miss": 90,
-    "pos_near": 80,
+    "near_miss": 60,
 }
 """Number of 60 s streams per kind: ~12 h of audio, ~3,500 wake phrases. The negative side
 is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour on speech).
 "pos_music" and "near_miss" came with the Kokoro voices: with 30 % of speakers Kokoro and
 40 % of clips in rooms, the espeak phrases over music and the near misses had thinned out,
-and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses.
-"pos_near" (2026-12-07) gives back the espeak-ng and piper phrases near the microphone that
-the second retrain, without it, missed more often than the models before it (12 against 9 %)."""
+and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses."""
 EVAL_PLAN = {
     "pos": 10,
     "speech": 20,
@@ -84,7 +81,6 @@ KINDS = (
     "recorded",
     "pos_music",
     "near_miss",
-    "pos_near",
 )
 """Appended to, never reordered: a stream's seed depends on its kind's place here."""
 STAGE1_FRAMES = 16
