@@ -19,6 +19,7 @@ from heymusic.music.matcher import TitleMatcher
 from heymusic.music.song_features import ENERGIES, ERA_WORDS, GENRE_WORDS, MOODS, describes_music
 from heymusic.speech.intents import INTENT_NAMES, Intent, IntentParser
 from heymusic.text import wake_phrases_from_models
+from heymusic.training.wake.data import WORDS_FILE
 from tests.conftest import PROJECT_DIR, TEST_SEED
 
 TABLE = tomllib.loads((data_dir() / "intents.toml").read_text(encoding="utf-8"))
@@ -277,16 +278,18 @@ def test_chatter_and_requests_are_not_controls() -> None:
 NOT_CONTROLS = ("play", "cancel", "unknown")
 
 
+def _dictionary(shortest: int, longest: int) -> list[str]:
+    """Lowercase dictionary words of `shortest` to `longest` letters (wamerican)."""
+    pattern = re.compile(rf"[a-z]{{{shortest},{longest}}}")
+    return [w for w in WORDS_FILE.read_text().split() if pattern.fullmatch(w)]
+
+
 def test_a_word_that_sounds_like_none_of_a_phrase_is_not_that_phrase_misheard() -> None:
     """Random dictionary words put in for the one word that makes a table phrase a control
     ("freeze the music" for "resume the music"): near in letters as a whole, the result is
     not that control, unless the word sounds like one of the control's own words or of the
     politeness around commands."""
-    dictionary = [
-        w
-        for w in Path("/usr/share/dict/american-english").read_text().split()
-        if re.fullmatch(r"[a-z]{3,6}", w)
-    ]
+    dictionary = _dictionary(3, 6)
     rng = random.Random(TEST_SEED)
     kept, said = [], 0
     for phrase, name, _ in _table_cases() * 6:
@@ -387,11 +390,7 @@ def test_a_command_after_a_wake_phrase_heard_as_other_words() -> None:
 def test_a_word_of_detail_beside_a_long_phrase_keeps_it() -> None:
     """ "What have I been listening to recently": one word the table lacks, beside a phrase
     whose words are all there, is detail, not a reason to hear nothing."""
-    dictionary = [
-        w
-        for w in Path("/usr/share/dict/american-english").read_text().split()
-        if re.fullmatch(r"[a-z]{5,9}", w) and not describes_music(w)
-    ]
+    dictionary = [w for w in _dictionary(5, 9) if not describes_music(w)]
     rng = random.Random(TEST_SEED)
     # after "play" more words are a request's ("play the next song Voile" may be a title)
     long = [

@@ -359,8 +359,8 @@ class IntentParser:
         and frame around commands, misheard too ("come your pause" is "can you pause";
         "freeze the music" is not "resume the music"); or with `detail` (or beside three of
         the phrase's words), heard right with one word more ("pause for a second" is
-        "pause"; "turn left at the next corner" is not "next"). Either way a negation the phrase lacks turns it around: "I don't like
-        it" is not "I like it"."""
+        "pause"; "turn left at the next corner" is not "next"). Either way a negation the
+        phrase lacks turns it around: "I don't like it" is not "I like it"."""
         said = self._choices[choice].split()
         words = core.split()
         if _NEGATIONS.intersection(words) - set(said):

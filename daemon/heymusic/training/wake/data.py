@@ -185,6 +185,8 @@ RECIPE = "rooms"
 hold (the rooms here) gets a new name, so `train-wake` never reuses older features."""
 POSITIVE_KINDS = ("pos", "pos_music")
 """Stream kinds that hold wake phrases."""
+MUSIC_BED_KINDS = ("music_speech", "pos_music")
+"""Stream kinds said over music all through (the others: a random bed, or none)."""
 NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9}
 """Share of a confusable kind's lines that are near misses (the rest: ordinary sentences)."""
 NEAR_MISS_KOKORO_SHARE = 0.6
@@ -767,10 +769,10 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
         bg_kind = "music" if kind == "music" else str(rng.choice(["noise", "babble"]))
         bg_level = 10 ** (rng.uniform(-40, -10) / 20)
         audio = audio + bg_level * background(bg_kind, split, len(audio), rng)
-    elif kind in ("music_speech", "pos_music") or rng.random() < 0.7:
+    elif kind in MUSIC_BED_KINDS or rng.random() < 0.7:
         bg_kind = (
             "music"
-            if kind in ("music_speech", "pos_music")
+            if kind in MUSIC_BED_KINDS
             else str(rng.choice(["noise", "babble", "music", "music"]))
         )
         snr = rng.uniform(-3, 20)

@@ -418,18 +418,19 @@ def stream_report(
     fired = fires(s1, threshold, refractory)
     accepted = fired if s2 is None else fired[s2[fired] >= v_threshold]
     lab = corpus.labels
+    positive_ids = [KINDS.index(k) for k in wake_data.POSITIVE_KINDS]
+    neg_hours = (
+        sum(v for k, v in corpus.seconds.items() if k not in wake_data.POSITIVE_KINDS) / 3600
+    )
     report: dict[str, Any] = {}
     for name, sel in (("stage1", fired), ("both", accepted)):
         fa = {}
-        positive = np.isin(corpus.kind[sel], [KINDS.index(k) for k in wake_data.POSITIVE_KINDS])
+        positive = np.isin(corpus.kind[sel], positive_ids)
         for k, kind in enumerate(KINDS):
             if kind in wake_data.POSITIVE_KINDS:
                 continue
             n = int(np.sum((corpus.kind[sel] == k) & (lab[sel] == 0)))
             fa[kind] = round(n / max(1e-9, corpus.seconds.get(kind, 0) / 3600), 2)
-        neg_hours = (
-            sum(v for k, v in corpus.seconds.items() if k not in wake_data.POSITIVE_KINDS) / 3600
-        )
         n_fa = int(np.sum((lab[sel] == 0) & ~positive))
         # a fire from mid-phrase to 1 s after it answers the phrase (as in wake-eval)
         hits = int(np.sum((lab[sel] != 0) & positive))
