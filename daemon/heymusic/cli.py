@@ -176,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
+        "wake-blend",
+        training.wake_blend,
+        "average several trained wake models, stage by stage, into one",
+    )
+    p.add_argument("sources", type=Path, nargs="+", help="dirs holding both stages' ONNX files")
+    p.add_argument("--out", type=Path, help="write the blend here (default: the models dir)")
+
+    p = _add(
+        sub,
         "wake-speech",
         training.wake_speech,
         "synthesize Kokoro voices' speech for train-wake and wake-eval (cached, resumable)",

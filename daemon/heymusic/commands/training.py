@@ -1,5 +1,6 @@
 """Training and measuring the models: `train` and `eval` (the two-tower recommender),
-`train-wake`, `wake-speech` and `wake-eval` (the wake word). These need the `[train]` extra."""
+`train-wake`, `wake-blend`, `wake-speech` and `wake-eval` (the wake word). These need the
+`[train]` extra."""
 
 from __future__ import annotations
 
@@ -78,6 +79,18 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
     report = train(work_dir, out_dir, seed=args.seed, members=members, conv_members=conv_members)
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
+    return 0
+
+
+def wake_blend(args: argparse.Namespace, settings: Settings) -> int:
+    """`heymusic wake-blend DIR DIR... [--out DIR]`: both stages of several trained wake
+    models averaged into one model per stage."""
+    del settings
+    from heymusic.training.wake.blend import blend_dirs
+
+    out_dir = args.out or models_dir()
+    written = blend_dirs(args.sources, out_dir)
+    print(f"{', '.join(written)}: the mean of {len(args.sources)} models, written to {out_dir}")
     return 0
 
 

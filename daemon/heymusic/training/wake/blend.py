@@ -1,0 +1,115 @@
+"""Blend wake models: one ONNX graph per stage whose score is the mean of several trained
+models' scores for that stage.
+
+Why: two recipes' models miss different phrases. Today's recipe holds espeak-ng voices said
+plainly; the one with Kokoro voices, rooms and near misses holds voices it never heard and
+rooms, and loses a few plain phrases (docs/wake-word.md). Averaging their scores is what
+`train-wake` already does with its own members (`train.mean_of`), one level up; the blended
+files keep openWakeWord's I/O, so the daemon loads them as any other model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from heymusic.atomic import atomic_path
+from heymusic.errors import UserError
+from heymusic.training.manifest import edited_manifest
+from heymusic.training.wake.train import STAGE1_FILE, VERIFIER_FILE
+
+
+def blend_onnx(sources: list[Path], out: Path) -> None:
+    """Write the mean of `sources` (same input and output shapes) as one ONNX model.
+
+    Raises:
+        UserError: a source that is missing or not an ONNX model, or inputs that differ.
+    """
+    import onnx
+    from onnx import compose, helper
+
+    models = [_load(path) for path in sources]
+    shapes = {str(m.graph.input[0].type) for m in models}
+    if len(shapes) != 1:
+        raise UserError(f"{', '.join(map(str, sources))}: the models read different inputs")
+    first = models[0]
+    x = first.graph.input[0].name
+    nodes, weights, scores = [], [], []
+    for i, model in enumerate(models):
+        graph = compose.add_prefix(model, f"m{i}_").graph
+        own_input = graph.input[0].name
+        for node in graph.node:
+            node.input[:] = [x if name == own_input else name for name in node.input]
+            nodes.append(node)
+        weights.extend(graph.initializer)
+        scores.append(graph.output[0].name)
+    share = helper.make_tensor("share", onnx.TensorProto.FLOAT, [], [1.0 / len(models)])
+    total = scores[0]
+    for i, score in enumerate(scores[1:], 1):
+        nodes.append(helper.make_node("Add", [total, score], [f"sum{i}"]))
+        total = f"sum{i}"
+    out_name = first.graph.output[0].name
+    nodes.append(helper.make_node("Mul", [total, "share"], [out_name]))
+    graph = helper.make_graph(
+        nodes, "blend", [first.graph.input[0]], [first.graph.output[0]], [*weights, share]
+    )
+    blended = helper.make_model(graph, opset_imports=first.opset_import)
+    blended.ir_version = first.ir_version
+    onnx.checker.check_model(blended)
+    with atomic_path(out) as tmp:
+        onnx.save(blended, str(tmp))
+
+
+def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
+    """Blend both stages of the models in `sources` (each dir as `train-wake --out` writes
+    it, with its manifest) into `out_dir` (which may be one of them), and record in its
+    manifest what each blend was made of; returns the files written."""
+    if len(sources) < 2:
+        raise UserError("give at least two model dirs to blend")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made_of = {}
+    for name in (STAGE1_FILE, VERIFIER_FILE):
+        paths = [src / name for src in sources]
+        if missing := [str(p) for p in paths if not p.is_file()]:
+            raise UserError(f"{', '.join(missing)} not found: each dir needs both stages")
+        made_of[name] = [
+            _entry(path) for path in paths if _load(path)
+        ]  # none written if one is bad
+    for name, parts in made_of.items():
+        blend_onnx([src / name for src in sources], out_dir / name)
+        with edited_manifest(out_dir) as manifest:
+            manifest[name] = {
+                "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
+                "command": " ".join(
+                    ["heymusic wake-blend", *map(str, sources), "--out", str(out_dir)]
+                ),
+                "input": parts[0].get("input", ""),
+                "blend_of": parts,
+            }
+    return list(made_of)
+
+
+def _load(path: Path) -> Any:
+    """The ONNX model in `path`, checked.
+
+    Raises:
+        UserError: naming the file when it cannot be read as an ONNX model.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as err:  # OSError, or onnx's own parse and check errors
+        raise UserError(f"{path} is not a readable ONNX model ({err}); retrain it") from err
+    return model
+
+
+def _entry(path: Path) -> dict[str, Any]:
+    """What the manifest beside `path` says of it (its sha256 at least)."""
+    manifest = path.parent / "manifest.json"
+    entry = json.loads(manifest.read_text("utf-8")).get(path.name, {}) if manifest.exists() else {}
+    entry.pop("blend_of", None)
+    return {**entry, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
