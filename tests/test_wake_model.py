@@ -7,6 +7,7 @@ these are misses and false wakes the model has never been fitted to.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -392,3 +393,23 @@ def test_the_eval_fires_where_the_detector_does(whisper: object, tmp_path: Path)
     assert checked >= 3  # the phrases of the positive stream at least
     assert early >= 1  # a phrase heard before the verifier's window fills
     assert late >= 1  # a phrase the input ends right after
+
+
+def test_two_evals_side_by_side_keep_both_whisper_scores(
+    synth: Synth, whisper: object, tmp_path: Path
+) -> None:
+    """Two `wake-eval`s of two models on the same cached audio each save Whisper's scores
+    of their own fires: neither overwrites the other's."""
+    from heymusic.training.wake.evaluate import WhisperScores
+
+    rng = random.Random(TEST_SEED)
+    audio = read_pcm(synth("hey music", voice=rng.choice(["en-us", "en-gb", "en-us+f3"])))
+    frames = rng.sample(range(8, len(audio) // 1280), 2)
+    first, second = (WhisperScores(whisper, "hey music", tmp_path) for _ in range(2))
+    scores = [first.score("said", audio, frames[0]), second.score("said", audio, frames[1])]
+    first.save()
+    second.save()
+    (saved,) = tmp_path.glob("whisper_scores_*.json")
+    assert sorted(int(k.split(":")[1]) for k in json.loads(saved.read_text())) == sorted(frames)
+    again = WhisperScores(whisper, "hey music", tmp_path)
+    assert [again.score("said", audio, f) for f in frames] == scores

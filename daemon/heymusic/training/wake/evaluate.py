@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from heymusic.atomic import atomic_path
+from heymusic.atomic import atomic_path, write_atomic
 from heymusic.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE
 from heymusic.audio.front_end import path_settings
 from heymusic.config import FrontEndSettings, Settings
@@ -379,9 +379,10 @@ class WhisperScores:
 
         self._check = AsrCheck(whisper, phrase)
         self._path = work_dir / f"whisper_scores_{phrase.replace(' ', '_')}_{SCORING}.json"
-        self._cache: dict[str, float] = (
-            json.loads(self._path.read_text()) if self._path.exists() else {}
-        )
+        self._cache: dict[str, float] = self._saved()
+
+    def _saved(self) -> dict[str, float]:
+        return json.loads(self._path.read_text()) if self._path.exists() else {}
 
     def score(self, name: str, audio: np.ndarray, frame: int) -> float:
         from heymusic.wake.asr_check import AFTER_S
@@ -395,7 +396,10 @@ class WhisperScores:
         return self._cache[ref]
 
     def save(self) -> None:
-        self._path.write_text(json.dumps(self._cache))
+        """Merged with what another eval (of another model, on the same audio) saved
+        meanwhile, and written atomically: two evals side by side keep both's scores."""
+        self._cache = {**self._saved(), **self._cache}
+        write_atomic(self._path, json.dumps(self._cache))
 
 
 def cascade(
