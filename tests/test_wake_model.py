@@ -162,10 +162,14 @@ def test_the_verifier_does_not_pass_the_silence_a_detector_starts_with() -> None
 
 
 def test_three_wakes_at_known_times(synth: Synth, whisper: object) -> None:
+    """Held-out voices each say "hey music" 0.8 s after someone else spoke: every wake
+    comes at a phrase's end, once per phrase. Speech right before the phrase is where both
+    shipped stages miss most (a quarter of such phrases in bench/wake_after_speech.py):
+    one miss of three is allowed, as in the tests above."""
     parts: list[np.ndarray] = []
     ends: list[float] = []
     fillers = ["the weather is nice today", "I am going to the shop", "that was a good song"]
-    for i, voice in enumerate(["en-029+f3", "en-gb-x-gbcwmd+m5", "en-029+max"]):
+    for i, voice in enumerate(random.Random(TEST_SEED).sample(HELDOUT_VOICES, 3)):
         parts.append(read_pcm(synth(fillers[i], voice="en-us+m3", pad_before=0.3, pad_after=0.8)))
         wake = read_pcm(synth("hey music", voice=voice, pad_before=0.0, pad_after=0.0))
         parts.append(wake)
@@ -175,9 +179,9 @@ def test_three_wakes_at_known_times(synth: Synth, whisper: object) -> None:
             read_pcm(synth("play something mellow", voice=voice, pad_before=0.2, pad_after=2.0))
         )
     wakes = _wakes(np.concatenate(parts), whisper)
-    assert len(wakes) == 3, (wakes, ends)
-    for t, end in zip(wakes, ends, strict=True):
-        assert abs(t - end) <= 0.5, (wakes, ends)
+    answered = [min(ends, key=lambda end: abs(t - end)) for t in wakes]
+    assert all(abs(t - end) <= 0.5 for t, end in zip(wakes, answered, strict=True)), (wakes, ends)
+    assert len(set(answered)) == len(wakes) >= 2, (wakes, ends)
 
 
 def test_skipping_silence_changes_no_score_it_computes(synth: Synth) -> None:
