@@ -26,7 +26,6 @@ from heymusic.config import Settings, load_settings
 from heymusic.events import Wake
 from heymusic.speech.asr import Transcriber
 from heymusic.training.wake import data as wake_data
-from heymusic.training.wake.evaluate import _say_as
 from heymusic.wake.detector import WakeDetector
 
 STAGES = {
@@ -48,13 +47,15 @@ def draw(rng: np.random.Generator, gap: tuple[float, float]) -> tuple[np.ndarray
     text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
     command = wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))]
     said = [
-        at_level(_say_as(speaker, text, rng), level),
+        at_level(wake_data.say(text, speaker, rng), level),
         np.zeros(int(0.2 * SAMPLE_RATE), np.float32),
-        at_level(_say_as(speaker, command, rng), level),
+        at_level(wake_data.say(command, speaker, rng), level),
         np.zeros(2 * SAMPLE_RATE, np.float32),
     ]
     before = [
-        at_level(_say_as(other, wake_data.random_text("eval", rng), rng), rng.uniform(-30, -18)),
+        at_level(
+            wake_data.say(wake_data.random_text("eval", rng), other, rng), rng.uniform(-30, -18)
+        ),
         np.zeros(int(rng.uniform(*gap) * SAMPLE_RATE), np.float32),
     ]
     lead = np.zeros(3 * SAMPLE_RATE, np.float32)  # openWakeWord's buffer fills first
