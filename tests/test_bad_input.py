@@ -210,11 +210,12 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
             rss.append((done, _rss_mb(proc.pid)))
             if done >= 12:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         assert rss[-1][0] >= 12, answers
         # Each command's Whisper runs lift the memory by ~140 MB for a moment, and the trim
         # after a rejected wake check drops it back to the resting level. Sampled every
-        # 0.1 s, four commands hold ~60 samples, so the lowest is that resting level and the
+        # 0.05 s, four commands hold ~40 samples (fewer since most wakes skip Whisper's
+        # check: at 0.1 s one run held 19), so the lowest is that resting level and the
         # highest a full command's peak. Bounded = neither moves from commands 2-5 to 8-11
         # (a leak of 1.5 MB a command would; a 0.5 s sampling made the lowest a coin toss).
         early = [mb for done, mb in rss if 2 <= done <= 5]
