@@ -21,19 +21,11 @@ from heymusic.training.manifest import edited_manifest
 from heymusic.training.wake.train import STAGE1_FILE, VERIFIER_FILE
 
 
-def blend_onnx(sources: list[Path], out: Path) -> None:
-    """Write the mean of `sources` (same input and output shapes) as one ONNX model.
-
-    Raises:
-        UserError: a source that is missing or not an ONNX model, or inputs that differ.
-    """
+def blend_onnx(models: list[Any], out: Path) -> None:
+    """Write the mean of loaded ONNX `models` (`_load`; same input and output) as one model."""
     import onnx
     from onnx import compose, helper
 
-    models = [_load(path) for path in sources]
-    shapes = {str(m.graph.input[0].type) for m in models}
-    if len(shapes) != 1:
-        raise UserError(f"{', '.join(map(str, sources))}: the models read different inputs")
     first = models[0]
     x = first.graph.input[0].name
     nodes, weights, scores = [], [], []
@@ -65,26 +57,32 @@ def blend_onnx(sources: list[Path], out: Path) -> None:
 def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
     """Blend both stages of the models in `sources` (each dir as `train-wake --out` writes
     it, with its manifest) into `out_dir` (which may be one of them), and record in its
-    manifest what each blend was made of; returns the files written."""
+    manifest what each blend was made of; returns the files written.
+
+    Raises:
+        UserError: fewer than two sources, or a stage missing, unreadable or reading
+            another input in one of them; nothing is written then.
+    """
     if len(sources) < 2:
         raise UserError("give at least two model dirs to blend")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    made_of = {}
+    loaded, made_of = {}, {}
     for name in (STAGE1_FILE, VERIFIER_FILE):
         paths = [src / name for src in sources]
         if missing := [str(p) for p in paths if not p.is_file()]:
             raise UserError(f"{', '.join(missing)} not found: each dir needs both stages")
-        made_of[name] = [
-            _entry(path) for path in paths if _load(path)
-        ]  # none written if one is bad
-    for name, parts in made_of.items():
-        blend_onnx([src / name for src in sources], out_dir / name)
-        with edited_manifest(out_dir) as manifest:
+        loaded[name] = [_load(path) for path in paths]
+        if len({str(m.graph.input[0].type) for m in loaded[name]}) != 1:
+            raise UserError(f"{', '.join(map(str, paths))}: the models read different inputs")
+        made_of[name] = [_entry(path) for path in paths]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["heymusic wake-blend", *map(str, sources), "--out", str(out_dir)])
+    for name, models in loaded.items():
+        blend_onnx(models, out_dir / name)
+    with edited_manifest(out_dir) as manifest:
+        for name, parts in made_of.items():
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
-                "command": " ".join(
-                    ["heymusic wake-blend", *map(str, sources), "--out", str(out_dir)]
-                ),
+                "command": command,
                 "input": parts[0].get("input", ""),
                 "blend_of": parts,
             }
