@@ -12,7 +12,7 @@ from heymusic.audio.format import SAMPLE_RATE
 from heymusic.errors import UserError
 from heymusic.training.wake import data as wake_data
 from heymusic.training.wake.data import build_stream, recorded_clips
-from heymusic.training.wake.evaluate import positive_stream
+from heymusic.training.wake.evaluate import AFTER_SPEECH, AFTER_SPEECH_PAUSE_S, positive_stream
 from heymusic.training.wake.train import EVAL_PLAN, TRAIN_PLAN
 
 
@@ -180,3 +180,48 @@ def test_near_miss_streams_are_mostly_near_misses(monkeypatch: pytest.MonkeyPatc
     share = {k: c.count("near_miss") / len(c) for k, c in said.items()}
     assert "wake" not in said["near_miss"]
     assert share["near_miss"] > 0.8 > share["confusable"], share
+
+
+def _loudest_20ms_dbfs(audio: np.ndarray) -> float:
+    frames = audio[: len(audio) // 320 * 320].astype(np.float64).reshape(-1, 320) / 32768
+    return float(10 * np.log10(np.max(np.mean(frames**2, axis=1)) + 1e-12))
+
+
+@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
+def test_after_speech_phrases_follow_a_sentence_by_a_short_pause(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """ "pos_after" streams: every wake phrase follows someone's sentence by at most
+    AFTER_SPEECH_GAP_S (plus the synthesizers' own silent edges). In "pos" streams most
+    phrases follow a second or more of silence, and the verifier had learned the pause."""
+    monkeypatch.setattr(wake_data, "background", lambda kind, split, n, rng: np.zeros(n))
+    lead_s = wake_data.AFTER_SPEECH_GAP_S[1] + 0.4
+    stream = build_stream("pos_after", "train", 30.0, seed)
+    assert len(stream.phrases) >= 2
+    before = [
+        _loudest_20ms_dbfs(
+            stream.audio[int((start - lead_s) * SAMPLE_RATE) : int(start * SAMPLE_RATE)]
+        )
+        for start, _ in stream.phrases
+        if start > lead_s
+    ]
+    # speech is said at -35 to -15 dBFS; the mic floor, when there is one, is under -50
+    assert before and min(before) > -45, before
+
+
+@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=1).tolist())
+def test_eval_after_speech_phrases_follow_another_sentence(seed: int) -> None:
+    """wake-eval's "after_speech" phrases come 0.2-1 s after someone's sentence; the same
+    draw's clean phrases after 1.5 s or more of silence."""
+    lead_s = AFTER_SPEECH_PAUSE_S[1] + 0.3
+    before = {}
+    for condition in (AFTER_SPEECH, "clean"):
+        stream = positive_stream(condition, 3, seed)
+        before[condition] = [
+            _loudest_20ms_dbfs(
+                stream.audio[int((start - lead_s) * SAMPLE_RATE) : int(start * SAMPLE_RATE)]
+            )
+            for start, _ in stream.phrases
+        ]
+    assert min(before[AFTER_SPEECH]) > -40, before
+    assert max(before["clean"]) < -60, before

@@ -183,8 +183,14 @@ KOKORO_SHARE = 0.3
 RECIPE = "rooms"
 """Names the streams' recipe in the feature cache's folders: a change to what the streams
 hold (the rooms here) gets a new name, so `train-wake` never reuses older features."""
-POSITIVE_KINDS = ("pos", "pos_music")
+POSITIVE_KINDS = ("pos", "pos_music", "pos_after")
 """Stream kinds that hold wake phrases."""
+AFTER_SPEECH_GAP_S = (0.05, 1.2)
+"""The pause between someone's sentence and a "pos_after" wake phrase: the pauses between
+the sentences of the negative streams. With "pos" alone, most phrases followed a second or
+more of silence while most near misses followed speech, and the verifier learned the
+silence: a phrase 0.2-1 s after another voice's sentence was turned down a third of the
+time against 2 % said alone (bench/wake_after_speech.py, 2026-12-07)."""
 MUSIC_BED_KINDS = ("music_speech", "pos_music")
 """Stream kinds said over music all through (the others: a random bed, or none)."""
 NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9}
@@ -691,12 +697,13 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     """One stream of about `seconds`.
 
     kind: "pos" (wake phrases among speech and pauses, often followed by a command),
-    "pos_music" (the same, always over music), "speech" (turns of ordinary speech),
+    "pos_music" (the same, always over music), "pos_after" (the same, each phrase right
+    after someone's sentence), "speech" (turns of ordinary speech),
     "confusable" (near-misses and other wake words among speech), "near_miss" (mostly
     near misses, mostly Kokoro voices), "music", "noise", "music_speech" (speech over our
     own music), "recorded" (recorded human voice lines: `recorded_clips`).
 
-    The kinds added later ("pos_music", "near_miss") draw in their own branches, so the
+    The kinds added later ("pos_music", "near_miss", "pos_after") draw in their own branches, so the
     streams of the older kinds, and their cached features, stay as they were.
     """
     if kind == "recorded" and split != "eval":
@@ -728,10 +735,10 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
             if rng.random() < 0.25:  # speaker turn
                 spk = speakers(split, rng, piper=0.08, kokoro=kokoro)
             if kind in POSITIVE_KINDS:
-                if rng.random() < 0.4:
+                if kind == "pos_after" or rng.random() < 0.4:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
                     add(_level(_augment(said, split, rng), rng))
-                    gap(0.05, 0.6)
+                    gap(*(AFTER_SPEECH_GAP_S if kind == "pos_after" else (0.05, 0.6)))
                 else:
                     gap(0.3, 2.0)
                 wake_spk = speakers(split, rng, kokoro=KOKORO_SHARE) if rng.random() < 0.5 else spk

@@ -43,12 +43,19 @@ from heymusic.wake.features import Features
 _LOGGER = logging.getLogger(__name__)
 
 CONDITIONS = ("clean", "noise_10db", "music_10db", "music_0db", "babble_10db")
-FAR_FIELD = "room"
-"""`--room`: the clean phrases said across held-out simulated rooms (heymusic.training.rooms),
-the room's own noise 20-25 dB under them."""
 """noise_10db is stationary noise (a third each of white, pink and brown); babble, a room of
 3-6 other synthetic talkers, is its own condition: earlier reports drew one of the two for the whole
 "noise" stream and got babble, far harder for a wake word whose negatives are speech."""
+FAR_FIELD = "room"
+"""`--room`: the clean phrases said across held-out simulated rooms (heymusic.training.rooms),
+the room's own noise 20-25 dB under them."""
+AFTER_SPEECH = "after_speech"
+"""Each phrase 0.2-1 s after another held-out speaker's sentence (at home the phrase often
+follows talk), clean. Every report has it: the other conditions put 1.5-2.5 s of silence
+before each phrase, and hid that the verifier had learned that silence."""
+AFTER_SPEECH_PAUSE_S = (0.2, 1.0)
+ALL_CONDITIONS = (*CONDITIONS, FAR_FIELD, AFTER_SPEECH)
+"""Appended to, never reordered: a condition's stream seed is its place here."""
 PHRASES_PER_CONDITION = 150
 BACKGROUND_SEGMENT_S = 30.0
 """Each half-minute of a condition's stream draws its own background (a real track or
@@ -114,6 +121,8 @@ def positive_stream(
     levels = []
     for _ in range(n_phrases):
         gap = np.zeros(int(rng.uniform(1.5, 2.5) * SAMPLE_RATE), np.float32)
+        if condition == AFTER_SPEECH:
+            gap = np.concatenate([gap, _sentence_before(rng)])
         spk = wake_data.speakers("eval", rng)
         say = voice or functools.partial(_say_as, spk)
         text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
@@ -137,7 +146,7 @@ def positive_stream(
     voice_rms = float(np.sqrt(np.mean(np.square(levels))))
     if condition == FAR_FIELD:
         audio = audio + rooms.room_tone(len(audio), voice_rms, rng)
-    elif condition != "clean":
+    elif condition not in ("clean", AFTER_SPEECH):
         snr = float(condition.split("_")[1].removesuffix("db"))
         kind = condition.split("_")[0]
         if kind == "noise":
@@ -160,6 +169,17 @@ def positive_stream(
             )
         audio = audio + voice_rms / 10 ** (snr / 20) * bg
     return EvalStream(f"pos_{condition}", "pos", wake_data.to_int16(audio), np.asarray(phrases))
+
+
+def _sentence_before(rng: np.random.Generator) -> np.ndarray:
+    """Another held-out speaker's sentence at -30 to -18 dBFS, then a short pause."""
+    sentences = wake_data.fortune_sentences("eval")
+    said = wake_data.say(
+        sentences[rng.integers(len(sentences))], wake_data.speakers("eval", rng), rng
+    )
+    said = said * (10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(said) + 1e-9))
+    pause = np.zeros(int(rng.uniform(*AFTER_SPEECH_PAUSE_S) * SAMPLE_RATE), np.float32)
+    return np.concatenate([said.astype(np.float32), pause])
 
 
 class CachedVoices:
@@ -275,16 +295,22 @@ def eval_streams(
 
 
 def positive_streams(work_dir: Path, seed: int, room: bool = False) -> list[EvalStream]:
-    """ "hey music" under every condition, built once and cached as .npz."""
-    conditions = (*CONDITIONS, FAR_FIELD) if room else CONDITIONS
+    """ "hey music" under every condition, built once and cached as .npz. A condition's
+    seed is its place in ALL_CONDITIONS, whichever are drawn."""
+    conditions = [c for c in ALL_CONDITIONS if room or c != FAR_FIELD]
     return [
         _cached(
             work_dir,
             f"{POSITIVES_LAYOUT}_{c}",
             "pos",
-            functools.partial(positive_stream, c, PHRASES_PER_CONDITION, 90_000 + seed * 7 + i),
+            functools.partial(
+                positive_stream,
+                c,
+                PHRASES_PER_CONDITION,
+                90_000 + seed * 7 + ALL_CONDITIONS.index(c),
+            ),
         )
-        for i, c in enumerate(tqdm(conditions, desc="eval phrases", unit="condition"))
+        for c in tqdm(conditions, desc="eval phrases", unit="condition")
     ]
 
 

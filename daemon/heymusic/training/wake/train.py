@@ -54,12 +54,15 @@ TRAIN_PLAN = {
     "music_speech": 40,
     "pos_music": 60,
     "near_miss": 60,
+    "pos_after": 100,
 }
 """Number of 60 s streams per kind: ~12 h of audio, ~3,500 wake phrases. The negative side
 is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour on speech).
 "pos_music" and "near_miss" came with the Kokoro voices: with 30 % of speakers Kokoro and
 40 % of clips in rooms, the espeak phrases over music and the near misses had thinned out,
-and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses."""
+and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses. "pos_after"
+(data.AFTER_SPEECH_GAP_S) came when the verifier was found to turn down phrases said right
+after someone else spoke."""
 EVAL_PLAN = {
     "pos": 10,
     "speech": 20,
@@ -68,6 +71,7 @@ EVAL_PLAN = {
     "music_speech": 15,
     "noise": 5,
     "recorded": 15,
+    "pos_after": 10,
 }
 """Held-out speakers, texts and tracks, and recorded human voices (never trained on): ~1.45 h
 of negatives for false accepts per hour."""
@@ -81,6 +85,7 @@ KINDS = (
     "recorded",
     "pos_music",
     "near_miss",
+    "pos_after",
 )
 """Appended to, never reordered: a stream's seed depends on its kind's place here."""
 STAGE1_FRAMES = 16
