@@ -274,7 +274,7 @@ def negative_plan(hours: float | None) -> dict[str, int]:
 
     Streams are numbered and seeded by index, so a longer plan keeps every stream of a
     shorter one (cached audio and scores are reused) and adds new ones."""
-    base = {k: n for k, n in wake_train.EVAL_PLAN.items() if k != "pos"}
+    base = {k: n for k, n in wake_train.EVAL_PLAN.items() if k not in wake_data.POSITIVE_KINDS}
     if hours is None:
         return base
     scale = hours * 3600 / (sum(base.values()) * wake_train.STREAM_SECONDS)
