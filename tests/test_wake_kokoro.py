@@ -224,7 +224,7 @@ def test_the_cache_resumes_after_kill_9_and_training_draws_from_it(tmp_path: Pat
     models = tmp_path / "models"
     models.mkdir()
     (models / "m.onnx").write_bytes(b"model")
-    wake_train.update_manifest(models, ["m.onnx"], 0, 1, 0, 1.0, 10)
+    wake_train.update_manifest(models, {"m.onnx": 16}, 0, 1, 0, 1.0, 10)
     manifest = json.loads((models / "manifest.json").read_text())
     assert f"Kokoro voices of the wake-speech cache {fingerprint}" in manifest["m.onnx"]["data"]
     shutil.rmtree(root)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from heymusic.training.wake import train as wake_train
+from heymusic.wake.verifier import Verifier
 
 
-def _train(work_dir: Path, seed: int, workers: int) -> dict[str, str]:
+def _train(work_dir: Path, seed: int, workers: int, verifier_frames: int) -> dict[str, str]:
     wake_train.train(
         work_dir,
         work_dir / "models",
@@ -21,6 +22,7 @@ def _train(work_dir: Path, seed: int, workers: int) -> dict[str, str]:
         conv_members=1,  # the shipped recipe averages both kinds of net
         train_plan={"pos": 2, "speech": 2, "music_speech": 1},
         eval_plan={"pos": 1, "speech": 1},
+        verifier_frames=verifier_frames,
     )
     files = sorted((work_dir / "models").glob("*.onnx")) + sorted(work_dir.rglob("*.npz"))
     return {str(f.relative_to(work_dir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
@@ -38,11 +40,14 @@ def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(tmp_pat
     workers are now spawned, not forked, and it passed 32 runs in a row since; a failure this
     rare is not proven gone (README), so this stays strict. Torch trains every member on one
     thread, which rules that source out too."""
-    seed = int(np.random.default_rng().integers(1000))
-    two = _train(tmp_path / "two", seed, workers=2)
-    one = _train(tmp_path / "one", seed, workers=1)
+    rng = np.random.default_rng()
+    seed, frames = int(rng.integers(1000)), int(rng.integers(16, 33))  # --verifier-frames
+    two = _train(tmp_path / "two", seed, workers=2, verifier_frames=frames)
+    one = _train(tmp_path / "one", seed, workers=1, verifier_frames=frames)
     assert "models/hey_music.onnx" in two and "models/hey_music_verifier.onnx" in two
     assert two == one, seed
+    verifier = Verifier({"hey_music": tmp_path / "one" / "models" / wake_train.VERIFIER_FILE})
+    assert verifier.frames == frames  # the daemon reads back as far as the verifier was trained
 
 
 def test_an_averaged_model_scores_the_mean_of_its_members(tmp_path: Path) -> None:

@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="temporal-conv nets averaged in beside them (default 2, as shipped; 0: MLPs only)",
     )
+    p.add_argument(
+        "--verifier-frames",
+        type=int,
+        help="embeddings (80 ms each) the verifier reads back from a candidate (default 32)",
+    )
     p.add_argument("--out", type=Path, help="write the models here (default: the models dir)")
 
     p = _add(

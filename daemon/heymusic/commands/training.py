@@ -65,7 +65,14 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
         import torch  # noqa: F401
     except ImportError as err:
         raise UserError("training needs torch: pip install -e '.[train]'") from err
-    from heymusic.training.wake.train import CONV_MEMBERS, MEMBERS, default_work_dir, train
+    from heymusic.training.wake.train import (
+        CONV_MEMBERS,
+        MEMBERS,
+        STAGE1_FRAMES,
+        VERIFIER_FRAMES,
+        default_work_dir,
+        train,
+    )
 
     members = MEMBERS if args.members is None else args.members
     if members < 1:
@@ -73,10 +80,23 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
     conv_members = CONV_MEMBERS if args.conv_members is None else args.conv_members
     if conv_members < 0:
         raise UserError(f"--conv-members {conv_members}: give 0 or more")
+    verifier_frames = args.verifier_frames or VERIFIER_FRAMES
+    if not STAGE1_FRAMES <= verifier_frames <= 48:
+        raise UserError(
+            f"--verifier-frames {verifier_frames}: give {STAGE1_FRAMES} to 48 embeddings "
+            "(80 ms each; the first stage reads 16)"
+        )
     work_dir = args.work_dir or default_work_dir()
     out_dir = args.out or models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = train(work_dir, out_dir, seed=args.seed, members=members, conv_members=conv_members)
+    report = train(
+        work_dir,
+        out_dir,
+        seed=args.seed,
+        members=members,
+        conv_members=conv_members,
+        verifier_frames=verifier_frames,
+    )
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")
     return 0

@@ -90,6 +90,8 @@ KINDS = (
 """Appended to, never reordered: a stream's seed depends on its kind's place here."""
 STAGE1_FRAMES = 16
 VERIFIER_FRAMES = 32
+"""The verifier's context (`--verifier-frames`): 32 embeddings read ~3.4 s ending at the
+candidate. The daemon takes a verifier's size from its ONNX input."""
 STAGE1_FILE = "hey_music.onnx"
 VERIFIER_FILE = "hey_music_verifier.onnx"
 MEMBERS = 2
@@ -367,20 +369,24 @@ def export_onnx(net: Any, frames: int, path: Path) -> None:
 
 def update_manifest(
     out_dir: Path,
-    names: list[str],
+    frames: dict[str, int],
     seed: int,
     members: int,
     conv_members: int,
     hours: float,
     phrases: int,
 ) -> None:
-    """Read-modify-write models/manifest.json: only this command's own entries change."""
+    """Read-modify-write models/manifest.json: only this command's own entries (`frames`:
+    file name -> the embeddings it reads) change."""
     import hashlib
 
     speech = wake_data.speech_fingerprint()
     kokoro = f"; Kokoro voices of the wake-speech cache {speech}" if speech else ""
     with edited_manifest(out_dir) as manifest:
-        for name in names:
+        for name, n in frames.items():
+            frames_flag = (
+                "" if name == STAGE1_FILE or n == VERIFIER_FRAMES else f" --verifier-frames {n}"
+            )
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "data": (
@@ -390,14 +396,10 @@ def update_manifest(
                 ),
                 "command": (
                     f"heymusic train-wake --seed {seed} --members {members} "
-                    f"--conv-members {conv_members}"
+                    f"--conv-members {conv_members}{frames_flag}"
                 ),
-                "input": f"openWakeWord 0.4.0 speech embeddings [1, {_frames_of(name)}, 96]",
+                "input": f"openWakeWord 0.4.0 speech embeddings [1, {n}, 96]",
             }
-
-
-def _frames_of(name: str) -> int:
-    return VERIFIER_FRAMES if name == VERIFIER_FILE else STAGE1_FRAMES
 
 
 # ---- offline evaluation (same frames the streaming detector sees) -----------------------------
@@ -460,6 +462,7 @@ def train_member(
     hidden: int,
     name: str,
     make_net: Callable[[int, int, int], Any],
+    verifier_frames: int = VERIFIER_FRAMES,
 ) -> tuple[Any, Any]:
     """Stage 1 through its hard-negative mining rounds, then a verifier trained on what
     that stage 1 lets through, both nets made by `make_net(frames, hidden, seed)`.
@@ -510,7 +513,7 @@ def train_member(
     assert net is not None
 
     # stage 2: longer context, trained on what stage 1 lets through
-    f2 = VERIFIER_FRAMES
+    f2 = verifier_frames
     valid2 = tr.valid(f2)
     idx2 = np.nonzero(valid2)[0]
     s1_tr = np.zeros(len(tr.labels), np.float32)
@@ -550,6 +553,7 @@ class MemberJob:
     name: str
     kind: str
     log_level: int
+    verifier_frames: int = VERIFIER_FRAMES
 
 
 def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -565,7 +569,7 @@ def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
     tr, ev = load_corpus(job.train_dir), load_corpus(job.eval_dir)
     make_net = NET_KINDS[job.kind]
     net, verifier = train_member(
-        tr, ev, job.seed, job.rounds, job.steps, job.hidden, job.name, make_net
+        tr, ev, job.seed, job.rounds, job.steps, job.hidden, job.name, make_net, job.verifier_frames
     )
     return net.state_dict(), verifier.state_dict()
 
@@ -584,7 +588,8 @@ def train_members(jobs: list[MemberJob], workers: int) -> list[tuple[Any, Any]]:
     nets = []
     for job, (stage1, verifier) in zip(jobs, weights, strict=True):
         make_net = NET_KINDS[job.kind]
-        net, ver = make_net(STAGE1_FRAMES, job.hidden, 0), make_net(VERIFIER_FRAMES, job.hidden, 0)
+        net = make_net(STAGE1_FRAMES, job.hidden, 0)
+        ver = make_net(job.verifier_frames, job.hidden, 0)
         net.load_state_dict(stage1)
         ver.load_state_dict(verifier)
         nets.append((net.eval(), ver.eval()))
@@ -603,6 +608,7 @@ def train(
     conv_members: int = CONV_MEMBERS,
     train_plan: dict[str, int] = TRAIN_PLAN,
     eval_plan: dict[str, int] = EVAL_PLAN,
+    verifier_frames: int = VERIFIER_FRAMES,
 ) -> dict[str, Any]:
     """The whole recipe; returns the offline report written beside the features.
 
@@ -639,12 +645,13 @@ def train(
             name,
             kind,
             level,
+            verifier_frames,
         )
         for name, kind, m in plan
     ]
     trained = train_members(jobs, workers)
     net, verifier = mean_of([n for n, _ in trained]), mean_of([v for _, v in trained])
-    f1, f2 = STAGE1_FRAMES, VERIFIER_FRAMES
+    f1, f2 = STAGE1_FRAMES, verifier_frames
     export_onnx(net, f1, out_dir / STAGE1_FILE)
     export_onnx(verifier, f2, out_dir / VERIFIER_FILE)
 
@@ -660,6 +667,7 @@ def train(
         "train_phrases": tr.phrases,
         "members": members,
         "conv_members": conv_members,
+        "verifier_frames": verifier_frames,
         "eval_hours": round(sum(ev.seconds.values()) / 3600, 2),
         "eval_phrases": ev.phrases,
         "offline_eval": {
@@ -671,6 +679,12 @@ def train(
     (work_dir / "train_report.json").write_text(json.dumps(report, indent=1))
     hours = sum(tr.seconds.values()) / 3600
     update_manifest(
-        out_dir, [STAGE1_FILE, VERIFIER_FILE], seed, members, conv_members, hours, tr.phrases
+        out_dir,
+        {STAGE1_FILE: f1, VERIFIER_FILE: f2},
+        seed,
+        members,
+        conv_members,
+        hours,
+        tr.phrases,
     )
     return report
