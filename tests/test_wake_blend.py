@@ -25,16 +25,17 @@ from heymusic.training.wake.train import (
     export_onnx,
 )
 from heymusic.wake.models import load_wake_model
+from heymusic.wake.verifier import Verifier
 from tests.conftest import PROJECT_DIR, TEST_SEED
 
 
-def _untrained(out: Path, seed: int) -> Path:
+def _untrained(out: Path, seed: int, verifier_frames: int = VERIFIER_FRAMES) -> Path:
     """Both stages of a net of random kind and weights: a model unlike the shipped one."""
     kind = random.Random(seed).choice(sorted(NET_KINDS))
     out.mkdir()
     export_onnx(NET_KINDS[kind](STAGE1_FRAMES, 32, seed).eval(), STAGE1_FRAMES, out / STAGE1_FILE)
     export_onnx(
-        NET_KINDS[kind](VERIFIER_FRAMES, 32, seed).eval(), VERIFIER_FRAMES, out / VERIFIER_FILE
+        NET_KINDS[kind](verifier_frames, 32, seed).eval(), verifier_frames, out / VERIFIER_FILE
     )
     return out
 
@@ -90,3 +91,22 @@ def test_a_broken_source_is_named(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="each dir needs both stages"):
         blend_dirs([good, bad], tmp_path / "out")
     assert not (tmp_path / "out" / STAGE1_FILE).exists()  # nothing half written
+
+
+def test_verifiers_reading_back_different_lengths_blend(tmp_path: Path) -> None:
+    """A verifier trained with `--verifier-frames` fewer than another's: the blend reads the
+    longer context, and the shorter one scores its own last frames of it."""
+    short_frames = int(np.random.default_rng(TEST_SEED).integers(STAGE1_FRAMES, VERIFIER_FRAMES))
+    long = _untrained(tmp_path / "long", TEST_SEED)
+    short = _untrained(tmp_path / "short", TEST_SEED + 1, verifier_frames=short_frames)
+    out = tmp_path / "blend"
+    blend_dirs([short, long], out)
+    rng = np.random.default_rng(TEST_SEED)
+    for _ in range(5):
+        x = rng.normal(0, 1, (1, VERIFIER_FRAMES, 96)).astype(np.float32)
+        want = (
+            _score(long / VERIFIER_FILE, x) + _score(short / VERIFIER_FILE, x[:, -short_frames:])
+        ) / 2
+        assert _score(out / VERIFIER_FILE, x) == pytest.approx(want, abs=1e-5)
+    verifier = Verifier({"hey_music": out / VERIFIER_FILE})
+    assert verifier.frames == VERIFIER_FRAMES

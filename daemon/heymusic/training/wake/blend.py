@@ -5,7 +5,9 @@ Why: two recipes' models miss different phrases. Today's recipe holds espeak-ng 
 plainly; the one with Kokoro voices, rooms and near misses holds voices it never heard and
 rooms, and loses a few plain phrases (docs/wake-word.md). Averaging their scores is what
 `train-wake` already does with its own members (`train.mean_of`), one level up; the blended
-files keep openWakeWord's I/O, so the daemon loads them as any other model.
+files keep openWakeWord's I/O, so the daemon loads them as any other model. Verifiers that
+read back different lengths (`train-wake --verifier-frames`) blend too: the blend reads the
+longest, and each source its own last frames of it.
 """
 
 from __future__ import annotations
@@ -22,18 +24,33 @@ from heymusic.training.wake.train import STAGE1_FILE, VERIFIER_FILE
 
 
 def blend_onnx(models: list[Any], out: Path) -> None:
-    """Write the mean of loaded ONNX `models` (`_load`; same input and output) as one model."""
+    """Write the mean of loaded ONNX `models` (`_load`; [1, frames, 96] inputs, the same
+    output) as one model reading the most frames; a source reading fewer gets the last ones."""
     import onnx
     from onnx import compose, helper
 
-    first = models[0]
-    x = first.graph.input[0].name
+    first = max(models, key=_frames)
+    x, frames = first.graph.input[0].name, _frames(first)
     nodes, weights, scores = [], [], []
     for i, model in enumerate(models):
         graph = compose.add_prefix(model, f"m{i}_").graph
-        own_input = graph.input[0].name
+        own_input, fed = graph.input[0].name, x
+        if _frames(model) < frames:  # x[:, -n:, :]
+            ends = [frames - _frames(model), frames, 1]
+            weights += [
+                helper.make_tensor(f"m{i}_slice_{k}", onnx.TensorProto.INT64, [1], [v])
+                for k, v in zip(("starts", "ends", "axes"), ends, strict=True)
+            ]
+            fed = f"m{i}_last_frames"
+            nodes.append(
+                helper.make_node(
+                    "Slice",
+                    [x, f"m{i}_slice_starts", f"m{i}_slice_ends", f"m{i}_slice_axes"],
+                    [fed],
+                )
+            )
         for node in graph.node:
-            node.input[:] = [x if name == own_input else name for name in node.input]
+            node.input[:] = [fed if name == own_input else name for name in node.input]
             nodes.append(node)
         weights.extend(graph.initializer)
         scores.append(graph.output[0].name)
@@ -71,7 +88,7 @@ def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
         if missing := [str(p) for p in paths if not p.is_file()]:
             raise UserError(f"{', '.join(missing)} not found: each dir needs both stages")
         loaded[name] = [_load(path) for path in paths]
-        if len({str(m.graph.input[0].type) for m in loaded[name]}) != 1:
+        if len({_input_kind(m) for m in loaded[name]}) != 1:
             raise UserError(f"{', '.join(map(str, paths))}: the models read different inputs")
         made_of[name] = [_entry(path) for path in paths]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,13 +97,27 @@ def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
         blend_onnx(models, out_dir / name)
     with edited_manifest(out_dir) as manifest:
         for name, parts in made_of.items():
+            models = loaded[name]
+            widest = max(range(len(models)), key=lambda k: _frames(models[k]))  # the blend's input
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "command": command,
-                "input": parts[0].get("input", ""),
+                "input": parts[widest].get("input", ""),
                 "blend_of": parts,
             }
     return list(made_of)
+
+
+def _frames(model: Any) -> int:
+    """How many embeddings an ONNX wake stage reads: its input is [1, frames, 96]."""
+    return int(model.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
+
+
+def _input_kind(model: Any) -> tuple[int, tuple[int, ...]]:
+    """What a stage reads, the frame count aside: element type and the other dimensions."""
+    tensor = model.graph.input[0].type.tensor_type
+    dims = [d.dim_value for d in tensor.shape.dim]
+    return tensor.elem_type, tuple(dims[:1] + dims[2:])
 
 
 def _load(path: Path) -> Any:
