@@ -1,12 +1,12 @@
 """ "hey music" said right after someone else spoke, JSON on stdout.
 
-`heymusic wake-eval` says each phrase after 1.5-2.5 s of silence (or of another phrase's
-command). At home the phrase often follows talk: another person's sentence, a short pause,
-then "hey music". Each draw is one held-out speaker's phrase and command, said alone (the
-baseline, same speakers, same run) and after another held-out speaker's sentence at a
-random level, `--gap` seconds before. Each is streamed through the daemon's WakeDetector at
-the config's bars, and with one later stage switched off at a time, to say which stage lets
-the phrase down. ~2 min for 60 draws here.
+At home the phrase often follows talk: another person's sentence, a short pause, then
+"hey music". `heymusic wake-eval` reports that condition (`after_speech`) at every bar; this
+bench says which stage lets the phrase down. Each draw is one held-out speaker's phrase and
+command, said alone (the baseline, same speakers, same run) and after another held-out
+speaker's sentence at a random level, `--gap` seconds before. Each is streamed through the
+daemon's WakeDetector at the config's bars, and with one later stage switched off at a time.
+~2 min for 60 draws here.
 
     .venv/bin/python bench/wake_after_speech.py [--draws 60] [--gap 0.2 1.0] [--seed 5] [--config X]
 """
