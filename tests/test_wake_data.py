@@ -225,28 +225,3 @@ def test_eval_after_speech_phrases_follow_another_sentence(seed: int) -> None:
         ]
     assert min(before[AFTER_SPEECH]) > -40, before
     assert max(before["clean"]) < -60, before
-
-
-def _pauses_s(audio: np.ndarray) -> list[float]:
-    """Lengths of the quiet runs (20 ms frames under -45 dBFS) between sounds."""
-    frames = audio[: len(audio) // 320 * 320].astype(np.float64).reshape(-1, 320) / 32768
-    loud = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12) > -45
-    edges = np.flatnonzero(np.diff(loud.astype(int)))
-    return [(b - a) * 0.02 for a, b in zip(edges, edges[1:], strict=False) if not loud[a + 1]]
-
-
-def test_paused_streams_put_a_wake_phrases_pause_before_each_line(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """ "paused" streams: near misses and sentences each after 0.8-3 s of quiet, the pause
-    most wake phrases follow; the other negative kinds follow speech within 1.2 s. Every
-    line is a half-second tone here, so the pauses are the stream's own."""
-    tone = (0.1 * np.sin(np.arange(8000) * 0.2)).astype(np.float32)
-    monkeypatch.setattr(wake_data, "speak", lambda spk, category, text, rng: tone)
-    monkeypatch.setattr(wake_data, "background", lambda kind, split, n, rng: np.zeros(n))
-    seed = int(np.random.default_rng().integers(1 << 30))
-    paused = _pauses_s(build_stream("paused", "train", 60.0, seed).audio)
-    near = _pauses_s(build_stream("near_miss", "train", 60.0, seed).audio)
-    low, high = wake_data.PAUSED_GAP_S
-    assert len(paused) >= 10 and low - 0.05 <= min(paused) and max(paused) <= high + 0.05, paused
-    assert max(near) <= 1.25, near

@@ -191,13 +191,9 @@ the sentences of the negative streams. With "pos" alone, most phrases followed a
 more of silence while most near misses followed speech, and the verifier learned the
 silence: a phrase 0.2-1 s after another voice's sentence was turned down a third of the
 time against 2 % said alone (bench/wake_after_speech.py, 2026-12-07)."""
-PAUSED_GAP_S = (0.8, 3.0)
-"""The pause before each line of a "paused" stream (near misses and sentences): the silence
-most "pos" phrases follow, so that neither side of the data carries the pause. With
-"pos_after" alone the verifier let half again as much ordinary speech through."""
 MUSIC_BED_KINDS = ("music_speech", "pos_music")
 """Stream kinds said over music all through (the others: a random bed, or none)."""
-NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9, "paused": 0.5}
+NEAR_MISS_SHARE = {"confusable": 0.6, "near_miss": 0.9}
 """Share of a confusable kind's lines that are near misses (the rest: ordinary sentences)."""
 NEAR_MISS_KOKORO_SHARE = 0.6
 """Kokoro speakers in "near_miss" streams: the 2026-12-06 retrain's extra false wakes were
@@ -704,11 +700,10 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     "pos_music" (the same, always over music), "pos_after" (the same, each phrase right
     after someone's sentence), "speech" (turns of ordinary speech),
     "confusable" (near-misses and other wake words among speech), "near_miss" (mostly
-    near misses, mostly Kokoro voices), "paused" (near misses and sentences, each after a
-    pause as long as a wake phrase's), "music", "noise", "music_speech" (speech over our
+    near misses, mostly Kokoro voices), "music", "noise", "music_speech" (speech over our
     own music), "recorded" (recorded human voice lines: `recorded_clips`).
 
-    The kinds added later ("pos_music", "near_miss", "pos_after", "paused") draw in their own branches, so the
+    The kinds added later ("pos_music", "near_miss", "pos_after") draw in their own branches, so the
     streams of the older kinds, and their cached features, stay as they were.
     """
     if kind == "recorded" and split != "eval":
@@ -734,7 +729,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     if kind in ("music", "noise"):
         add(np.zeros(total, np.float32))
     else:
-        kokoro = NEAR_MISS_KOKORO_SHARE if kind in ("near_miss", "paused") else KOKORO_SHARE
+        kokoro = NEAR_MISS_KOKORO_SHARE if kind == "near_miss" else KOKORO_SHARE
         spk = speakers(split, rng, piper=0.08, kokoro=kokoro)
         while pos < total:
             if rng.random() < 0.25:  # speaker turn
@@ -771,7 +766,7 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
                 else:
                     said = speak(spk, "sentence", lambda: random_text(split, rng), rng)
                 add(_level(_augment(said, split, rng), rng))
-                gap(*(PAUSED_GAP_S if kind == "paused" else (0.05, 1.2)))
+                gap(0.05, 1.2)
     audio = np.concatenate(parts) if parts else np.zeros(total, np.float32)
     # SNR is set against the speech itself, not the stream with its pauses: a stream RMS
     # would make "10 dB" several dB easier than the eval's 10 dB (set per phrase)

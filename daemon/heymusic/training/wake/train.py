@@ -55,7 +55,6 @@ TRAIN_PLAN = {
     "pos_music": 60,
     "near_miss": 60,
     "pos_after": 100,
-    "paused": 60,
 }
 """Number of 60 s streams per kind: ~12 h of audio, ~3,500 wake phrases. The negative side
 is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour on speech).
@@ -63,8 +62,7 @@ is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour o
 40 % of clips in rooms, the espeak phrases over music and the near misses had thinned out,
 and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses. "pos_after"
 (data.AFTER_SPEECH_GAP_S) came when the verifier was found to turn down phrases said right
-after someone else spoke, and "paused" (data.PAUSED_GAP_S) with it, so that the pause before a
-line tells neither side."""
+after someone else spoke."""
 EVAL_PLAN = {
     "pos": 10,
     "speech": 20,
@@ -88,7 +86,6 @@ KINDS = (
     "pos_music",
     "near_miss",
     "pos_after",
-    "paused",
 )
 """Appended to, never reordered: a stream's seed depends on its kind's place here."""
 STAGE1_FRAMES = 16
