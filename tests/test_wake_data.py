@@ -176,10 +176,12 @@ def test_near_miss_streams_are_mostly_near_misses(monkeypatch: pytest.MonkeyPatc
     seed = int(np.random.default_rng().integers(1 << 30))
     for kind in said:
         for i in range(3):
-            assert build_stream(kind, "train", 20.0, seed + i).phrases == []
+            assert build_stream(kind, "train", 60.0, seed + i).phrases == []
     share = {k: c.count("near_miss") / len(c) for k, c in said.items()}
     assert "wake" not in said["near_miss"]
-    assert share["near_miss"] > 0.8 > share["confusable"], share
+    # 65-100 lines a kind: their shares fall on the wrong side of 0.75 well under 1 % of the
+    # time (the 30-40 lines of 20 s streams put "confusable" at 0.84 in a CI run)
+    assert share["near_miss"] > 0.75 > share["confusable"], share
 
 
 def _loudest_20ms_dbfs(audio: np.ndarray) -> float:
