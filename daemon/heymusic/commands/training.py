@@ -84,7 +84,7 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
     if not STAGE1_FRAMES <= verifier_frames <= 48:
         raise UserError(
             f"--verifier-frames {verifier_frames}: give {STAGE1_FRAMES} to 48 embeddings "
-            "(80 ms each; the first stage reads 16)"
+            f"(80 ms each; the first stage reads {STAGE1_FRAMES})"
         )
     work_dir = args.work_dir or default_work_dir()
     out_dir = args.out or models_dir()

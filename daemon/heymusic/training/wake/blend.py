@@ -29,7 +29,7 @@ def blend_onnx(models: list[Any], out: Path) -> None:
     import onnx
     from onnx import compose, helper
 
-    first = max(models, key=_frames)
+    first = models[_widest(models)]
     x, frames = first.graph.input[0].name, _frames(first)
     nodes, weights, scores = [], [], []
     for i, model in enumerate(models):
@@ -97,12 +97,10 @@ def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
         blend_onnx(models, out_dir / name)
     with edited_manifest(out_dir) as manifest:
         for name, parts in made_of.items():
-            models = loaded[name]
-            widest = max(range(len(models)), key=lambda k: _frames(models[k]))  # the blend's input
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "command": command,
-                "input": parts[widest].get("input", ""),
+                "input": parts[_widest(loaded[name])].get("input", ""),  # the blend's
                 "blend_of": parts,
             }
     return list(made_of)
@@ -111,6 +109,11 @@ def blend_dirs(sources: list[Path], out_dir: Path) -> list[str]:
 def _frames(model: Any) -> int:
     """How many embeddings an ONNX wake stage reads: its input is [1, frames, 96]."""
     return int(model.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
+
+
+def _widest(models: list[Any]) -> int:
+    """Index of the model reading the most frames (the first of them): the blend reads its input."""
+    return max(range(len(models)), key=lambda k: _frames(models[k]))
 
 
 def _input_kind(model: Any) -> tuple[int, tuple[int, ...]]:

@@ -462,7 +462,7 @@ def train_member(
     hidden: int,
     name: str,
     make_net: Callable[[int, int, int], Any],
-    verifier_frames: int = VERIFIER_FRAMES,
+    verifier_frames: int,
 ) -> tuple[Any, Any]:
     """Stage 1 through its hard-negative mining rounds, then a verifier trained on what
     that stage 1 lets through, both nets made by `make_net(frames, hidden, seed)`.
@@ -553,7 +553,7 @@ class MemberJob:
     name: str
     kind: str
     log_level: int
-    verifier_frames: int = VERIFIER_FRAMES
+    verifier_frames: int
 
 
 def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
