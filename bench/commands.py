@@ -124,7 +124,7 @@ def spoken(
         held, voice = kokoro.draw_heldout_voice(rng)
         spk = wake_data.Speaker("kokoro", voice.name, held)
         speech = tts.say(f"hey music, {text}", voice)
-    speech = speech * (10 ** (rng.uniform(-30, -15) / 20) / (wake_data.rms(speech) + 1e-9))
+    speech = wake_data.at_dbfs(speech, rng.uniform(-30, -15))
     voice_rms = wake_data.rms(speech)
     if room_rng is not None:
         speech = rooms.reverberate(speech, rooms.draw_room("eval", room_rng))

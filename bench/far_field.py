@@ -109,7 +109,7 @@ def endpoint_delays(
         spk = wake_data.speakers("eval", rng)
         text = wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))]
         dry = wake_data.say(text, spk, rng)
-        dry = dry * (10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(dry) + 1e-9))
+        dry = wake_data.at_dbfs(dry, rng.uniform(-30, -18))
         room = rooms.draw_room("eval", rng)
         for where, voice in (("near", dry), ("room", rooms.reverberate(dry, room))):
             lead = np.zeros(SAMPLE_RATE // 2, np.float32)

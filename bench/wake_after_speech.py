@@ -36,10 +36,6 @@ STAGES = {
 }
 
 
-def at_level(clip: np.ndarray, dbfs: float) -> np.ndarray:
-    return clip * (10 ** (dbfs / 20) / (wake_data.rms(clip) + 1e-9))
-
-
 def draw(rng: np.random.Generator, gap: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """(the phrase alone, the same phrase after another speaker's sentence)."""
     other, speaker = wake_data.speakers("eval", rng), wake_data.speakers("eval", rng)
@@ -47,13 +43,13 @@ def draw(rng: np.random.Generator, gap: tuple[float, float]) -> tuple[np.ndarray
     text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
     command = wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))]
     said = [
-        at_level(wake_data.say(text, speaker, rng), level),
+        wake_data.at_dbfs(wake_data.say(text, speaker, rng), level),
         np.zeros(int(0.2 * SAMPLE_RATE), np.float32),
-        at_level(wake_data.say(command, speaker, rng), level),
+        wake_data.at_dbfs(wake_data.say(command, speaker, rng), level),
         np.zeros(2 * SAMPLE_RATE, np.float32),
     ]
     before = [
-        at_level(
+        wake_data.at_dbfs(
             wake_data.say(wake_data.random_text("eval", rng), other, rng), rng.uniform(-30, -18)
         ),
         np.zeros(int(rng.uniform(*gap) * SAMPLE_RATE), np.float32),

@@ -38,11 +38,11 @@ ROOM_DBFS = -60.0
 def alone(text: str, spk: wake_data.Speaker, rng: np.random.Generator) -> np.ndarray:
     """`text` by `spk` between two stretches of quiet pink room noise, int16."""
     speech = wake_data.say(text, spk, rng)
-    speech = speech * (10 ** (SPEECH_DBFS / 20) / (wake_data.rms(speech) + 1e-9))
+    speech = wake_data.at_dbfs(speech, SPEECH_DBFS)
     pad = np.zeros(round(QUIET_S * SR), np.float32)
     audio = np.concatenate([pad, speech, pad])
     room = wake_data.colored_noise("pink", len(audio), rng)
-    audio = audio + room * (10 ** (ROOM_DBFS / 20) / (wake_data.rms(room) + 1e-9))
+    audio = audio + wake_data.at_dbfs(room, ROOM_DBFS)
     return wake_data.to_int16(audio)
 
 

@@ -53,9 +53,9 @@ def whisper(whisper_dir: Path) -> object:
 
 def _padded(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The clip at -30..-18 dBFS with 1 s before and 1.5 s after, as int16."""
-    level = 10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(clip) + 1e-9)
+    clip = wake_data.at_dbfs(clip, rng.uniform(-30, -18))
     silence = np.zeros(SR, np.float32)
-    return wake_data.to_int16(np.concatenate([silence, clip * level, silence, silence[: SR // 2]]))
+    return wake_data.to_int16(np.concatenate([silence, clip, silence, silence[: SR // 2]]))
 
 
 def _wakes(audio: np.ndarray, whisper: object) -> list[float]:

@@ -35,7 +35,7 @@ from heymusic.audio.room import colored_noise, to_int16
 from heymusic.config import cache_dir
 from heymusic.errors import UserError
 from heymusic.training.wake import rooms
-from heymusic.training.wake.levels import rms, trim
+from heymusic.training.wake.levels import at_dbfs, rms, trim
 from heymusic.wake.features import EMB_OFFSET, Features
 
 POS_BEFORE_S = 0.0
@@ -661,8 +661,7 @@ class Stream:
 
 def _level(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Speech at -35..-12 dBFS RMS: far and near talkers."""
-    level = 10 ** (rng.uniform(-35, -15) / 20)
-    return audio * (level / (rms(audio) + 1e-9))
+    return at_dbfs(audio, rng.uniform(-35, -15))
 
 
 def _augment(audio: np.ndarray, split: str, rng: np.random.Generator) -> np.ndarray:

@@ -158,7 +158,7 @@ def generic_negatives(count: int = GENERIC_CLIPS, seed: int = 0) -> list[np.ndar
         audio = wake_data.say(
             wake_data.confusable_text(rng), wake_data.speakers("train", rng, piper=0), rng
         )
-        audio *= 10 ** (rng.uniform(-25, -15) / 20) / (wake_data.rms(audio) + 1e-9)
+        audio = wake_data.at_dbfs(audio, rng.uniform(-25, -15))
         out.append(wake_data.to_int16(audio))
     return out
 

@@ -89,7 +89,7 @@ class Person:
     def take(self, text: str, rng: np.random.Generator) -> np.ndarray:
         """One enrollment recording as the VAD cuts it: room, the words, room (int16)."""
         speech = self.say(text, rng)
-        speech *= 10 ** (rng.uniform(-28, -18) / 20) / (wake_data.rms(speech) + 1e-9)
+        speech = wake_data.at_dbfs(speech, rng.uniform(-28, -18))
         audio = np.concatenate(
             [np.zeros(int(0.8 * SAMPLE_RATE)), speech, np.zeros(int(0.7 * SAMPLE_RATE))]
         )

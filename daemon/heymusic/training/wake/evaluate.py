@@ -126,17 +126,16 @@ def positive_stream(
         spk = wake_data.speakers("eval", rng)
         say = voice or functools.partial(_say_as, spk)
         text = wake_data.POSITIVE_TEXTS[rng.integers(len(wake_data.POSITIVE_TEXTS))]
-        level = 10 ** (rng.uniform(-30, -18) / 20)
-        clip = say(text, rng)
-        clip = clip * (level / (wake_data.rms(clip) + 1e-9))
+        dbfs = rng.uniform(-30, -18)
+        clip = wake_data.at_dbfs(say(text, rng), dbfs)
         said = len(clip)  # a room's echo goes on after the phrase; the phrase ends here
         if rng.random() < 0.5:
             cmd = say(wake_data.COMMANDS[rng.integers(len(wake_data.COMMANDS))], rng)
             pause = np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)
-            clip = np.concatenate([clip, pause, cmd * (level / (wake_data.rms(cmd) + 1e-9))])
+            clip = np.concatenate([clip, pause, wake_data.at_dbfs(cmd, dbfs)])
         if condition == FAR_FIELD:
             clip = rooms.reverberate(clip, rooms.draw_room("eval", rng))
-        levels.append(level)
+        levels.append(10 ** (dbfs / 20))
         parts += [gap, clip]
         pos += len(gap)
         phrases.append((pos / SAMPLE_RATE, (pos + said) / SAMPLE_RATE))
@@ -177,7 +176,7 @@ def _sentence_before(rng: np.random.Generator) -> np.ndarray:
     said = wake_data.say(
         sentences[rng.integers(len(sentences))], wake_data.speakers("eval", rng), rng
     )
-    said = said * (10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(said) + 1e-9))
+    said = wake_data.at_dbfs(said, rng.uniform(-30, -18))
     pause = np.zeros(int(rng.uniform(*AFTER_SPEECH_PAUSE_S) * SAMPLE_RATE), np.float32)
     return np.concatenate([said.astype(np.float32), pause])
 
@@ -211,7 +210,7 @@ def near_miss_stream(seconds: float, seed: int) -> EvalStream:
         voices = sorted(wake_data.cached_speech(group))
         category = "near_miss" if rng.random() < 2 / 3 else "sentence"
         clip = wake_data.cached_clip(group, voices[rng.integers(len(voices))], category, rng)
-        clip = clip * 10 ** (rng.uniform(-30, -18) / 20) / (wake_data.rms(clip) + 1e-9)
+        clip = wake_data.at_dbfs(clip, rng.uniform(-30, -18))
         gap = np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), np.float32)
         parts += [clip.astype(np.float32), gap]
         total += len(clip) + len(gap)

@@ -29,3 +29,8 @@ def trim(audio: np.ndarray) -> np.ndarray:
 def rms(x: np.ndarray) -> float:
     active = trim(x)
     return float(np.sqrt(np.mean(active**2))) if active.size else 0.0
+
+
+def at_dbfs(clip: np.ndarray, dbfs: float) -> np.ndarray:
+    """`clip` scaled so that its voice (the part `trim` keeps) is `dbfs` RMS."""
+    return clip * (10 ** (dbfs / 20) / (rms(clip) + 1e-9))
