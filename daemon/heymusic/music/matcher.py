@@ -9,6 +9,7 @@ the whole catalog (see FINDINGS).
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from collections.abc import Collection, Sequence
@@ -128,8 +129,10 @@ class TitleMatcher:
         )
 
     def _candidates(self, words: list[str]) -> np.ndarray:
-        """Rows sharing a (fuzzily) similar word with the request; rare words first."""
-        unique = sorted(set(words))
+        """Rows sharing a (fuzzily) similar word with the request; rare words first. Each
+        two words side by side are looked up joined too: Whisper writes a long word as two
+        ("strip these by car wash" for "Striptease by carwash")."""
+        unique = sorted(set(words) | {a + b for a, b in itertools.pairwise(words)})
         similar = process.cdist(
             unique, self.vocab, scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=WORD_CUTOFF
         )
