@@ -419,21 +419,29 @@ def test_a_cancel_after_a_wake_phrase_heard_as_letters_is_a_cancel() -> None:
 
 
 def test_a_negation_turns_a_phrase_around() -> None:
-    """A command holding every word of a short table phrase and a negation it lacks is not
-    that phrase: "I don't like it" is not "I like it", "don't skip this song" is no skip."""
-    short = [(p, n) for p, n, _ in _table_cases() if n not in NOT_CONTROLS and len(p.split()) <= 3]
+    """A command holding every word of a table phrase and a negation it lacks is not that
+    phrase, whichever step would take it: "I don't like it" is not "I like it", "no more
+    like this" is not "more like this", "don't turn it up" is no dislike ("don't" is a word
+    of dislikes only), "don't play <anything>" asks for nothing."""
+    controls = [(p, n) for p, n, _ in _table_cases() if n not in NOT_CONTROLS]
     wrong = []
-    for _ in range(200):
-        phrase, name = RNG.choice(short)
+    for _ in range(300):
+        phrase, name = RNG.choice(controls)
         words = _plain(phrase)
         if {"dont", "not", "never", "no"} & set(words):
             continue
-        words.insert(RNG.randint(0, len(words) - 1), RNG.choice(["dont", "do not", "never"]))
+        negation = RNG.choice(["dont", "do not", "never", "no more"])
+        words.insert(RNG.randint(0, len(words) - 1), negation)
         text = " ".join(words)
         if PARSER.parse(text, typed=True).name == name:
             wrong.append(text)
-    # what is left comes by other steps ("don't more of that" is still "more of that")
-    assert len(wrong) <= 0.08 * 200, wrong
+    # what is left is "play never my favourites" and the like
+    assert len(wrong) <= 0.03 * 300, wrong
+    words = _dictionary(4, 9)
+    for _ in range(50):
+        asked = " ".join(RNG.sample(words, RNG.randint(1, 3)))
+        said = f"{RNG.choice(WAKES)} {RNG.choice(['', 'please '])}don't play {asked}"
+        assert PARSER.parse(said).name != "play", said
 
 
 def test_music_like_the_song_playing_is_more_like_this(shared_csv: Path) -> None:

@@ -14,6 +14,7 @@ something like this"), and a stop said for a while (a pause).
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +63,7 @@ _MUSIC_NOUNS = frozenset({"music", "song", "songs", "track", "tracks", "tune", "
 """Words that name music and nothing more: said alone they ask for it ("some music")."""
 _NEGATIONS = frozenset({"dont", "not", "never", "didnt", "doesnt", "cant", "wont"})
 """Words that turn a phrase around: "don't skip this" is not "skip this" ("no" is as often
-an interjection: "no, never mind")."""
+an interjection: "no, never mind"; "no more" is a negation, `_negations`)."""
 _CLAUSE_BREAK = re.compile(r"\w[,.!?;:]+\s")
 _CLAUSES_TRIED = 3
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -113,6 +114,15 @@ _EFFECTS = {
     "cancel": "does nothing (a change of mind)",
     "unknown": "plays the 'sorry' cue",
 }
+
+
+def _negations(words: list[str]) -> set[str]:
+    """The negations among a command's words: "don't", "never", ... and "no" before "more"
+    ("no more like this" is not "more like this")."""
+    found = set(_NEGATIONS.intersection(words))
+    if any(a == "no" and b == "more" for a, b in itertools.pairwise(words)):
+        found.add("no")
+    return found
 
 
 def _words(text: str) -> list[str]:
@@ -247,11 +257,16 @@ class IntentParser:
         core, opened = self._core(words)
         if core in self._cores and (core or opened):  # "unpause the music" is not "pause ..."
             return self._cores[core]
-        if self._like_playing is not None and self._like_playing.search(joined):
+        negations = _negations(words)
+        if self._like_playing is not None and self._like_playing.search(joined) and not negations:
             return Intent("more_like_this")
         if not core and _MUSIC_NOUNS & set(words):
             return Intent("resume")  # "some music please": "play music" without its verb
-        if best is not None and best[1] >= SURE_SCORE:
+        if (
+            best is not None
+            and best[1] >= SURE_SCORE
+            and not negations - set(self._choices[best[2]].split())
+        ):
             return self._meaning[best[2]]
         if not opened and (control := self._by_signal(core)) is not None:
             # after "play" only a whole core is a control: "play something pump up" is music
@@ -363,7 +378,7 @@ class IntentParser:
         phrase lacks turns it around: "I don't like it" is not "I like it"."""
         said = self._choices[choice].split()
         words = core.split()
-        if _NEGATIONS.intersection(words) - set(said):
+        if _negations(words) - set(said):
             return False
         near = said if detail else [*said, *self._around]
         strange = [
@@ -379,9 +394,11 @@ class IntentParser:
 
     def _by_signal(self, core: str) -> Intent | None:
         """The one control this core's words point to ("music off" -> stop); None when a
-        word of it belongs to no control core ("play the next episode" is a request)."""
+        word of it belongs to no control core ("play the next episode" is a request), or
+        when it is negated: "don't" is a word of "I don't like it" alone, and "don't turn
+        it up" had been a dislike."""
         known = [w for w in core.split() if w in self._signals or w in self._words_of_cores]
-        if not core or len(known) < len(core.split()):
+        if not core or len(known) < len(core.split()) or _negations(core.split()):
             return None
         votes = {self._signals[w] for w in core.split() if w in self._signals}
         return votes.pop() if len(votes) == 1 else None
@@ -451,6 +468,8 @@ class IntentParser:
         wake phrase misheard into other words: "hey new sick, play jazz", FINDINGS), and
         how many words came before the prefix."""
         for skip in range(min(4, len(words))):
+            if _negations(words[:skip]):
+                return None  # "don't play more like this" asks for nothing
             query = self._query_after_prefix(heard[skip:], words[skip:])
             if query is not None:
                 return query, skip
