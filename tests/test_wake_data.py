@@ -143,12 +143,24 @@ def test_a_stream_sounds_the_same_whatever_its_worker_built_before_it() -> None:
     assert first == again, seed
 
 
-@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
-def test_wake_phrases_over_music_have_music_under_every_pause(seed: int) -> None:
+@pytest.mark.parametrize(("kind", "bed"), [("pos_music", "music"), ("pos_babble", "babble")])
+def test_wake_phrases_over_a_bed_have_it_under_every_pause(
+    kind: str, bed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """ "pos_music" streams keep the phrases over music that Kokoro voices and rooms thinned
-    out: music at -3 to 20 dB under the speech fills every pause, not silence or noise."""
-    stream = build_stream("pos_music", "train", 20.0, seed)
+    out, "pos_babble" puts them over other people's talk: the bed lies under the whole
+    stream and fills every pause, not silence or noise."""
+    beds: list[tuple[str, int]] = []
+    background = wake_data.background
+
+    def noted(bed_kind: str, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        beds.append((bed_kind, n))
+        return background(bed_kind, split, n, rng)
+
+    monkeypatch.setattr(wake_data, "background", noted)
+    stream = build_stream(kind, "train", 20.0, int(np.random.default_rng().integers(1 << 30)))
     assert len(stream.phrases) >= 2
+    assert beds == [(bed, len(stream.audio))]
     _, speech_power = _gaps_and_speech(stream.audio, np.asarray(stream.phrases))
     audio = stream.audio[: len(stream.audio) // 400 * 400].astype(np.float64)
     frame_power = np.mean(audio.reshape(-1, 400) ** 2, axis=1)
