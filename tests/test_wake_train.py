@@ -11,9 +11,7 @@ from heymusic.training.wake import train as wake_train
 from heymusic.wake.verifier import Verifier
 
 
-def _train(
-    work_dir: Path, seed: int, workers: int, verifier_frames: int, verifier_rounds: int
-) -> dict[str, str]:
+def _train(work_dir: Path, seed: int, workers: int, verifier_frames: int) -> dict[str, str]:
     wake_train.train(
         work_dir,
         work_dir / "models",
@@ -25,7 +23,6 @@ def _train(
         train_plan={"pos": 2, "speech": 2, "music_speech": 1},
         eval_plan={"pos": 1, "speech": 1},
         verifier_frames=verifier_frames,
-        verifier_rounds=verifier_rounds,
     )
     files = sorted((work_dir / "models").glob("*.onnx")) + sorted(work_dir.rglob("*.npz"))
     return {str(f.relative_to(work_dir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
@@ -45,11 +42,10 @@ def test_the_same_seed_trains_the_same_models_with_any_number_of_workers(tmp_pat
     thread, which rules that source out too."""
     rng = np.random.default_rng()
     seed, frames = int(rng.integers(1000)), int(rng.integers(16, 33))  # --verifier-frames
-    rounds = int(rng.integers(1, 3))  # --verifier-rounds
-    two = _train(tmp_path / "two", seed, workers=2, verifier_frames=frames, verifier_rounds=rounds)
-    one = _train(tmp_path / "one", seed, workers=1, verifier_frames=frames, verifier_rounds=rounds)
+    two = _train(tmp_path / "two", seed, workers=2, verifier_frames=frames)
+    one = _train(tmp_path / "one", seed, workers=1, verifier_frames=frames)
     assert "models/hey_music.onnx" in two and "models/hey_music_verifier.onnx" in two
-    assert two == one, (seed, rounds)
+    assert two == one, seed
     verifier = Verifier({"hey_music": tmp_path / "one" / "models" / wake_train.VERIFIER_FILE})
     assert verifier.frames == frames  # the daemon reads back as far as the verifier was trained
 
@@ -80,30 +76,3 @@ def test_an_averaged_model_scores_the_mean_of_its_members(tmp_path: Path) -> Non
         assert got.shape == (1, 1)
         assert abs(float(got[0, 0]) - sum(each) / 3) < 1e-6, each
         assert max(each) - min(each) > 1e-4  # the members differ, so the mean is a mean
-
-
-def test_a_second_verifier_round_turns_down_what_the_first_let_through(tmp_path: Path) -> None:
-    """`--verifier-rounds 2`: the next verifier draws half its negatives from those the last
-    one passed. A first verifier that never saw the confusable streams (near misses,
-    other wake words) passes many of their frames; the next round turns them down, where a
-    verifier drawn like the first, from another seed, still passes them."""
-    seed = int(np.random.default_rng().integers(1000))
-    plan = {"pos": 1, "confusable": 1, "speech": 1}
-    tr = wake_train.load_corpus(wake_train.build_features(tmp_path, "train", plan, seed))
-    frames = int(np.random.default_rng(seed).integers(16, 33))
-    valid = tr.valid(frames)
-    pos, neg = np.nonzero(valid & (tr.labels == 1))[0], np.nonzero(valid & (tr.labels == 0))[0]
-    speech_only = (tr.kind[neg] == wake_train.KINDS.index("speech")).astype(float)
-    speech_only /= speech_only.sum()
-
-    def verifier(prob: np.ndarray, net_seed: int) -> object:
-        net = wake_train._mlp(frames, 32, net_seed)
-        return wake_train.train_net(net, tr, frames, pos, neg, prob, 150, net_seed, "test")
-
-    first = verifier(speech_only, seed)
-    passed = neg[wake_train.score(first, tr, neg, frames) >= wake_train.HARD_SCORE]
-    assert len(passed) >= 20, (seed, len(passed))
-    mined = wake_train._verifier_mined(first, tr, neg, np.ones(len(neg), bool), frames, "t", 0)
-    after = wake_train.score(verifier(mined, seed + 1), tr, passed, frames)
-    control = wake_train.score(verifier(speech_only, seed + 1), tr, passed, frames)
-    assert after.mean() < 0.5 * control.mean(), (seed, after.mean(), control.mean())

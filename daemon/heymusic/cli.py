@@ -177,11 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="embeddings (80 ms each) the verifier reads back from a candidate (default 32)",
     )
-    p.add_argument(
-        "--verifier-rounds",
-        type=int,
-        help="verifier trainings, each mining what the one before let through (default 1)",
-    )
     p.add_argument("--out", type=Path, help="write the models here (default: the models dir)")
 
     p = _add(

@@ -70,7 +70,6 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
         MEMBERS,
         STAGE1_FRAMES,
         VERIFIER_FRAMES,
-        VERIFIER_ROUNDS,
         default_work_dir,
         train,
     )
@@ -87,9 +86,6 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
             f"--verifier-frames {verifier_frames}: give {STAGE1_FRAMES} to 48 embeddings "
             f"(80 ms each; the first stage reads {STAGE1_FRAMES})"
         )
-    verifier_rounds = VERIFIER_ROUNDS if args.verifier_rounds is None else args.verifier_rounds
-    if verifier_rounds < 1:
-        raise UserError(f"--verifier-rounds {verifier_rounds}: give 1 or more")
     work_dir = args.work_dir or default_work_dir()
     out_dir = args.out or models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +96,6 @@ def train_wake(args: argparse.Namespace, settings: Settings) -> int:
         members=members,
         conv_members=conv_members,
         verifier_frames=verifier_frames,
-        verifier_rounds=verifier_rounds,
     )
     print(json.dumps(report["offline_eval"]["0.5/0.5"], indent=1))
     print(f"models written to {out_dir}; full report: {work_dir / 'train_report.json'}")

@@ -64,7 +64,8 @@ is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour o
 and the 2026-12-06 retrain missed more over music and woke on Kokoro near misses. "pos_after"
 (data.AFTER_SPEECH_GAP_S) came when the verifier was found to turn down phrases said right
 after someone else spoke. "pos_babble" (data.BABBLE_SNR_DB) came for the phrases said over
-other people's talk, which the first stage alone missed most."""
+other people's talk: at as many false wakes, the retrain with it misses 55 % in babble
+against 62 % (docs/wake-word.md)."""
 EVAL_PLAN = {
     "pos": 10,
     "speech": 20,
@@ -95,9 +96,6 @@ STAGE1_FRAMES = 16
 VERIFIER_FRAMES = 32
 """The verifier's context (`--verifier-frames`): 32 embeddings read ~3.4 s ending at the
 candidate. The daemon takes a verifier's size from its ONNX input."""
-VERIFIER_ROUNDS = 1
-"""Verifier mining rounds (`--verifier-rounds`): each round after the first draws half of
-its negatives from what the round before let through."""
 STAGE1_FILE = "hey_music.onnx"
 VERIFIER_FILE = "hey_music_verifier.onnx"
 MEMBERS = 2
@@ -381,7 +379,6 @@ def update_manifest(
     conv_members: int,
     hours: float,
     phrases: int,
-    verifier_rounds: int = VERIFIER_ROUNDS,
 ) -> None:
     """Read-modify-write models/manifest.json: only this command's own entries (`frames`:
     file name -> the embeddings it reads) change."""
@@ -394,8 +391,6 @@ def update_manifest(
             frames_flag = (
                 "" if name == STAGE1_FILE or n == VERIFIER_FRAMES else f" --verifier-frames {n}"
             )
-            if name != STAGE1_FILE and verifier_rounds != VERIFIER_ROUNDS:
-                frames_flag += f" --verifier-rounds {verifier_rounds}"
             manifest[name] = {
                 "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                 "data": (
@@ -472,7 +467,6 @@ def train_member(
     name: str,
     make_net: Callable[[int, int, int], Any],
     verifier_frames: int,
-    verifier_rounds: int,
 ) -> tuple[Any, Any]:
     """Stage 1 through its hard-negative mining rounds, then a verifier trained on what
     that stage 1 lets through, both nets made by `make_net(frames, hidden, seed)`.
@@ -532,49 +526,18 @@ def train_member(
     neg2 = np.nonzero(valid2 & (tr.labels == 0))[0]
     hard2 = s1_tr[neg2] >= HARD_SCORE
     prob2 = np.where(hard2, 0.7 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
-    verifier = None
-    for rnd in range(verifier_rounds):
-        verifier = train_net(
-            make_net(f2, hidden, seed + 100 + rnd),
-            tr,
-            f2,
-            pos2,
-            neg2,
-            prob2 / prob2.sum(),
-            steps,
-            seed + 100 + rnd,
-            f"{name} verifier"
-            + (f" round {rnd + 1}/{verifier_rounds}" if verifier_rounds > 1 else ""),
-        )
-        if rnd + 1 < verifier_rounds:
-            prob2 = _verifier_mined(verifier, tr, neg2, hard2, f2, name, rnd)
-    assert verifier is not None
-    return net, verifier
-
-
-def _verifier_mined(
-    verifier: Any, tr: Corpus, neg2: np.ndarray, hard2: np.ndarray, frames: int, name: str, rnd: int
-) -> np.ndarray:
-    """The next verifier round's negative draw: the frames stage 1 lets through that this
-    verifier passed too (it runs only on those) get half of all draws, more the higher they
-    scored; the rest of stage 1's near misses a fifth; all other negatives the rest."""
-    v_scores = score(verifier, tr, neg2[hard2], frames)
-    mined = np.zeros(len(neg2), bool)
-    mined[np.nonzero(hard2)[0][v_scores >= HARD_SCORE]] = True
-    _LOGGER.info(
-        "%s verifier round %d: %d of %d stage-1 near misses score >= %.2f",
-        name,
-        rnd + 1,
-        int(mined.sum()),
-        int(hard2.sum()),
-        HARD_SCORE,
+    verifier = train_net(
+        make_net(f2, hidden, seed + 100),
+        tr,
+        f2,
+        pos2,
+        neg2,
+        prob2 / prob2.sum(),
+        steps,
+        seed + 100,
+        f"{name} verifier",
     )
-    prob = np.where(hard2, 0.2 / max(1, hard2.sum()), 0.3 / max(1, (~hard2).sum()))
-    if mined.any():
-        extra = np.zeros(len(neg2))
-        extra[np.nonzero(hard2)[0]] = np.where(v_scores >= HARD_SCORE, 0.3 + v_scores, 0.0)
-        prob = prob + 0.5 * extra / extra.sum()
-    return prob
+    return net, verifier
 
 
 NET_KINDS: dict[str, Callable[[int, int, int], Any]] = {"mlp": _mlp, "conv": _conv}
@@ -595,7 +558,6 @@ class MemberJob:
     kind: str
     log_level: int
     verifier_frames: int
-    verifier_rounds: int
 
 
 def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -611,16 +573,7 @@ def train_member_job(job: MemberJob) -> tuple[dict[str, Any], dict[str, Any]]:
     tr, ev = load_corpus(job.train_dir), load_corpus(job.eval_dir)
     make_net = NET_KINDS[job.kind]
     net, verifier = train_member(
-        tr,
-        ev,
-        job.seed,
-        job.rounds,
-        job.steps,
-        job.hidden,
-        job.name,
-        make_net,
-        job.verifier_frames,
-        job.verifier_rounds,
+        tr, ev, job.seed, job.rounds, job.steps, job.hidden, job.name, make_net, job.verifier_frames
     )
     return net.state_dict(), verifier.state_dict()
 
@@ -660,7 +613,6 @@ def train(
     train_plan: dict[str, int] = TRAIN_PLAN,
     eval_plan: dict[str, int] = EVAL_PLAN,
     verifier_frames: int = VERIFIER_FRAMES,
-    verifier_rounds: int = VERIFIER_ROUNDS,
 ) -> dict[str, Any]:
     """The whole recipe; returns the offline report written beside the features.
 
@@ -698,7 +650,6 @@ def train(
             kind,
             level,
             verifier_frames,
-            verifier_rounds,
         )
         for name, kind, m in plan
     ]
@@ -721,7 +672,6 @@ def train(
         "members": members,
         "conv_members": conv_members,
         "verifier_frames": verifier_frames,
-        "verifier_rounds": verifier_rounds,
         "eval_hours": round(sum(ev.seconds.values()) / 3600, 2),
         "eval_phrases": ev.phrases,
         "offline_eval": {
@@ -740,6 +690,5 @@ def train(
         conv_members,
         hours,
         tr.phrases,
-        verifier_rounds,
     )
     return report
