@@ -57,7 +57,7 @@ TRAIN_PLAN = {
     "pos_after": 100,
     "pos_babble": 60,
 }
-"""Number of 60 s streams per kind: ~12 h of audio, ~3,500 wake phrases. The negative side
+"""Number of 60 s streams per kind: ~15 h of audio, ~5,400 wake phrases. The negative side
 is what matters (FINDINGS: a small synthetic model wakes 100-250 times an hour on speech).
 "pos_music" and "near_miss" came with the Kokoro voices: with 30 % of speakers Kokoro and
 40 % of clips in rooms, the espeak phrases over music and the near misses had thinned out,
