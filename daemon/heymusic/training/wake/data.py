@@ -707,8 +707,9 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
     near misses, mostly Kokoro voices), "music", "noise", "music_speech" (speech over our
     own music), "recorded" (recorded human voice lines: `recorded_clips`).
 
-    The kinds added later ("pos_music", "near_miss", "pos_after", "pos_babble") draw in their own branches, so the
-    streams of the older kinds, and their cached features, stay as they were.
+    The kinds added later ("pos_music", "near_miss", "pos_after", "pos_babble") draw in
+    their own branches, so the streams of the older kinds, and their cached features, stay
+    as they were.
     """
     if kind == "recorded" and split != "eval":
         raise ValueError("the recorded voices are held out: they are never trained on")
