@@ -567,3 +567,16 @@ def test_a_stop_for_a_while_is_a_pause() -> None:
         while_ = RNG.choice(["for a second", "for a moment", "for a minute", "for a bit"])
         text = f"{RNG.choice(WAKES)} {RNG.choice(stops)} {while_}{RNG.choice(['', ' please'])}"
         assert PARSER.parse(text).name == "pause", text
+
+
+def test_a_fragment_of_function_words_is_no_control() -> None:
+    """Whisper writes a fragment ("I'm.", "It's.", "You.") for words it could not make out.
+    Such words are in table phrases ("I'm sick of this song", "it's too loud", "what did you
+    play"), and a fragment of them alone had been that control: a dislike, a volume change,
+    the history. Now it means nothing. (Two such words can be a control misheard: "that
+    this" is near "what's this".)"""
+    words = ["i", "i'm", "you", "we", "it", "it's", "that's", "be", "do", "did", "am", "have"]
+    words += ["they", "is", "was", "are", "this", "that", "my", "me", "your", "going", "you're"]
+    for word in words:
+        said = f"{RNG.choice(WAKES)} {word.capitalize()}{RNG.choice(['.', '?', ','])}"
+        assert PARSER.parse(said).name in NOT_CONTROLS, said

@@ -64,6 +64,14 @@ _MUSIC_NOUNS = frozenset({"music", "song", "songs", "track", "tracks", "tune", "
 _NEGATIONS = frozenset({"dont", "not", "never", "didnt", "doesnt", "cant", "wont"})
 """Words that turn a phrase around: "don't skip this" is not "skip this" ("no" is as often
 an interjection: "no, never mind"; "no more" is a negation, `_negations`)."""
+_FUNCTION_WORDS = frozenset(
+    "i im me my you your youre we us our it its this that thats these those they he she "
+    "am is are was were be been being do does did have has had will would can could should "
+    "going get got ever too so a an the of to in on at for with and or but".split()
+)
+"""Words that carry no control alone, so never vote for one (`_by_signal`): Whisper writes a
+fragment ("I'm.", "It's.", "You.") for what it could not make out, and "I'm." had been a
+dislike (from "I'm sick of this song"), "It's." a volume change and "You." the history."""
 _CLAUSE_BREAK = re.compile(r"\w[,.!?;:]+\s")
 _CLAUSES_TRIED = 3
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -291,8 +299,9 @@ class IntentParser:
             if (
                 loose is not None
                 and loose[1] >= SURE_SCORE
+                and set(core.split()) & set(self._choices[loose[2]].split()) - _FUNCTION_WORDS
                 and self._heard_as(core, loose[2], detail=True)
-            ):
+            ):  # a word of its own, not "I'm." (a subset of "I'm sick of this song")
                 return self._meaning[loose[2]]
         return Intent("unknown")
 
@@ -362,7 +371,7 @@ class IntentParser:
                 continue  # "no", "sorry": words too common to carry a control
             core, _ = self._core(phrase.split())
             by_core.setdefault(core, set()).add(meaning)
-            for word in core.split():
+            for word in set(core.split()) - _FUNCTION_WORDS:
                 by_word.setdefault(word, set()).add(meaning)
         cores = {c: next(iter(m)) for c, m in by_core.items() if len(m) == 1}
         signals = {w: next(iter(m)) for w, m in by_word.items() if len(m) == 1}
