@@ -299,7 +299,7 @@ class IntentParser:
             if (
                 loose is not None
                 and loose[1] >= SURE_SCORE
-                and set(core.split()) & set(self._choices[loose[2]].split()) - _FUNCTION_WORDS
+                and set(core.split()) & (set(self._choices[loose[2]].split()) - _FUNCTION_WORDS)
                 and self._heard_as(core, loose[2], detail=True)
             ):  # a word of its own, not "I'm." (a subset of "I'm sick of this song")
                 return self._meaning[loose[2]]

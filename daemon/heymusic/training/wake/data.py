@@ -191,8 +191,10 @@ the sentences of the negative streams. With "pos" alone, most phrases followed a
 more of silence while most near misses followed speech, and the verifier learned the
 silence: a phrase 0.2-1 s after another voice's sentence was turned down a third of the
 time against 2 % said alone (bench/wake_after_speech.py, 2026-12-07)."""
-MUSIC_BED_KINDS = ("music_speech", "pos_music")
-"""Stream kinds said over music all through (the others: a random bed, or none)."""
+BED_KINDS = {"music_speech": "music", "pos_music": "music", "pos_babble": "babble"}
+"""Stream kinds said over one bed all through, and which (the others: a random bed, or none)."""
+BED_SNR_DB = (-3.0, 20.0)
+"""Speech over a stream's bed, SNR drawn per stream."""
 BABBLE_SNR_DB = (0.0, 15.0)
 """"pos_babble" phrases are said over 3-6 other talkers at this SNR all through. With babble
 one bed of four in 70 % of "pos" streams, at -3 to 20 dB, stage 1 alone missed 39 % of
@@ -781,16 +783,9 @@ def build_stream(kind: str, split: str, seconds: float, seed: int) -> Stream:
         bg_kind = "music" if kind == "music" else str(rng.choice(["noise", "babble"]))
         bg_level = 10 ** (rng.uniform(-40, -10) / 20)
         audio = audio + bg_level * background(bg_kind, split, len(audio), rng)
-    elif kind == "pos_babble":
-        snr = rng.uniform(*BABBLE_SNR_DB)
-        audio = audio + speech_rms / 10 ** (snr / 20) * background("babble", split, len(audio), rng)
-    elif kind in MUSIC_BED_KINDS or rng.random() < 0.7:
-        bg_kind = (
-            "music"
-            if kind in MUSIC_BED_KINDS
-            else str(rng.choice(["noise", "babble", "music", "music"]))
-        )
-        snr = rng.uniform(-3, 20)
+    elif kind in BED_KINDS or rng.random() < 0.7:
+        bg_kind = BED_KINDS.get(kind) or str(rng.choice(["noise", "babble", "music", "music"]))
+        snr = rng.uniform(*(BABBLE_SNR_DB if kind == "pos_babble" else BED_SNR_DB))
         audio = audio + speech_rms / 10 ** (snr / 20) * background(bg_kind, split, len(audio), rng)
     if rng.random() < 0.2:  # a quiet mic self-noise floor
         audio = audio + 10 ** (rng.uniform(-70, -50) / 20) * colored_noise("white", len(audio), rng)
