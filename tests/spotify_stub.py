@@ -75,6 +75,9 @@ class SpotifyStub:
         self.delay_seconds = 0.0
         self.current_uri = ""
         """What GET /me/player/currently-playing reports ("" = nothing, 204)."""
+        self.song_ms: int | None = None
+        """Its length (`play_song`): its progress then runs, and it ends."""
+        self._song_started = 0.0
         self._lock = threading.Lock()
         stub = self
 
@@ -102,6 +105,10 @@ class SpotifyStub:
             self.failures.append(
                 Failure(status, {k.replace("_", "-"): v for k, v in headers.items()}, path)
             )
+
+    def play_song(self, uri: str, length_ms: int) -> None:
+        """The device plays `uri` from its start, for `length_ms`, then nothing."""
+        self.current_uri, self.song_ms, self._song_started = uri, length_ms, time.monotonic()
 
     def calls(self, api_only: bool = True) -> list[str]:
         with self._lock:
@@ -166,22 +173,20 @@ class SpotifyStub:
         if req.call == "GET /me/player/devices":
             self._respond(h, 200, {"devices": self.devices})
         elif req.call == "GET /me/player/currently-playing":
-            if self.current_uri:
-                self._respond(
-                    h,
-                    200,
-                    {
-                        "is_playing": True,
-                        "progress_ms": 1000,
-                        "item": {"uri": self.current_uri, "type": "track"},
-                    },
-                )
+            progress = 1000
+            item: dict[str, Any] = {"uri": self.current_uri, "type": "track"}
+            if self.song_ms is not None:
+                progress = round(1000 * (time.monotonic() - self._song_started))
+                item["duration_ms"] = self.song_ms
+            if self.current_uri and (self.song_ms is None or progress < self.song_ms):
+                self._respond(h, 200, {"is_playing": True, "progress_ms": progress, "item": item})
             else:
                 self._respond(h, 204)
         elif req.call in (
             "PUT /me/player/play",
             "PUT /me/player/pause",
             "PUT /me/player/volume",
+            "PUT /me/player/seek",
             "POST /me/player/next",
             "POST /me/player/previous",
             "POST /me/player/queue",

@@ -1,7 +1,8 @@
 """Feedback by voice and what the history makes of it: the new phrases heard by real Whisper
-(espeak-ng and piper voices, phrasings that are not in the table), a dislike recorded and
-skipped through the whole loop, plays, finishes, early skips and replays recorded from what
-the player does, and the spoken summary."""
+(espeak-ng and piper voices, phrasings that are not in the table; "start over", "what's
+next" and "stop after this song" too), a dislike recorded and skipped through the whole
+loop, plays, finishes, early skips and replays recorded from what the player does, and the
+spoken summary."""
 
 from __future__ import annotations
 
@@ -61,6 +62,30 @@ HELD_OUT = {
         "what music have i been listening to",
         "tell me what i have been listening to",
         "what have we been listening to lately",
+    ],
+    "restart": [
+        "start this song over",
+        "play this one from the beginning",
+        "take the song from the top",
+        "start it over again",
+        "play the track from the start",
+        "run it from the beginning",
+    ],
+    "up_next": [
+        "what song is coming up next",
+        "what plays after this one",
+        "which track is next",
+        "tell me what comes next",
+        "what's coming up after this song",
+        "who is up next",
+    ],
+    "stop_after": [
+        "stop the music after this one",
+        "stop playing when this song is over",
+        "turn it off when this track ends",
+        "stop once this song is done",
+        "switch off after this track",
+        "stop at the end of this track",
     ],
 }
 SPOKEN_PER_INTENT = 2
@@ -289,15 +314,10 @@ def test_the_person_who_woke_it_owns_what_follows(tmp_path: Path) -> None:
 ANY_MUSIC = ["play some music", "some music please", "put some music on", "music please"]
 
 
-def test_play_music_starts_music_when_there_is_nothing_to_resume(
-    whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
-) -> None:
-    """ "play music" resumes what was paused; on a fresh start, or after "stop", there is
-    nothing to resume and it starts songs (it did nothing before, and "some music" stopped)."""
-    assert not set(ANY_MUSIC[1:]) & _table_phrases()
-    rng = random.Random(TEST_SEED)
-    settings = _settings(whisper_dir, small_catalog)
-    player = LogPlayer()
+def _spoken_loop(
+    settings: Settings, player: LogPlayer, synth: Callable[..., Path]
+) -> Callable[[str], list[Event]]:
+    """Says "hey jarvis, <text>" (espeak-ng) into the whole loop: the events it causes."""
     pipeline = Pipeline(build_stages(settings, player, load_recommender(settings)))
 
     def say(text: str) -> list[Event]:
@@ -307,8 +327,22 @@ def test_play_music_starts_music_when_there_is_nothing_to_resume(
             events.extend(pipeline.feed(audio[start : start + 1280]))
         return events + pipeline.finish()
 
-    def commands(events: list[Event]) -> list[str]:
-        return [e.action for e in events if isinstance(e, PlayerCommand)]
+    return say
+
+
+def commands(events: list[Event]) -> list[str]:
+    return [e.action for e in events if isinstance(e, PlayerCommand)]
+
+
+def test_play_music_starts_music_when_there_is_nothing_to_resume(
+    whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
+) -> None:
+    """ "play music" resumes what was paused; on a fresh start, or after "stop", there is
+    nothing to resume and it starts songs (it did nothing before, and "some music" stopped)."""
+    assert not set(ANY_MUSIC[1:]) & _table_phrases()
+    rng = random.Random(TEST_SEED)
+    player = LogPlayer()
+    say = _spoken_loop(_settings(whisper_dir, small_catalog), player, synth)
 
     assert commands(say(rng.choice(ANY_MUSIC))) == ["play"]
     first = player.now_playing()
@@ -318,3 +352,50 @@ def test_play_music_starts_music_when_there_is_nothing_to_resume(
     assert player.now_playing() is first
     assert commands(say("stop")) == ["stop"] and player.now_playing() is None
     assert commands(say(rng.choice(ANY_MUSIC))) == ["play"] and player.now_playing() is not None
+
+
+def test_whats_next_start_over_and_stop_after_this_song_through_the_loop(
+    whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
+) -> None:
+    """Asked what comes next, it names the queue's next song and skips nothing (it had
+    skipped); told to start over, the same song plays from its beginning; told to stop after
+    this song, it plays on (it had stopped at once)."""
+    rng = random.Random(TEST_SEED + 1)
+    player = LogPlayer()
+    say = _spoken_loop(_settings(whisper_dir, small_catalog), player, synth)
+    assert commands(say(rng.choice(ANY_MUSIC))) == ["play"]
+    playing, following = player.now_playing(), player.up_next()
+    assert playing is not None and following is not None
+    answers = [e for e in say(rng.choice(HELD_OUT["up_next"])) if isinstance(e, PlayerCommand)]
+    assert [(a.action, a.detail) for a in answers] == [
+        ("say", f"Next is {following.name} by {following.artist}.")
+    ]
+    assert commands(say(rng.choice(HELD_OUT["restart"]))) == ["restart"]
+    assert ("restart", None) in player.commands and player.now_playing() is playing
+    assert commands(say(rng.choice(HELD_OUT["stop_after"]))) == ["stop_after"]
+    assert player.now_playing() is playing  # it plays on to its end
+
+
+def test_start_over_counts_as_a_replay_and_each_needs_a_song(tmp_path: Path) -> None:
+    from heymusic.service.actions import NOTHING_PLAYING, Actions
+    from heymusic.service.assembly import NoRecommender
+    from heymusic.speech.intents import Intent
+
+    listening = Listening(HistoryStore(tmp_path / "h.sqlite3"), Tastes(), lambda _: None)
+    player = LogPlayer()
+    actions = Actions(player, NoRecommender("unused"), lambda: 0.0, listening)
+    for name in ("restart", "up_next", "stop_after"):
+        actions.act(Intent(name), 1.0, 0.0)
+    player.play([_track("a")])
+    actions.act(Intent("restart"), 2.0, 0.0)
+    actions.act(Intent("up_next"), 3.0, 0.0)
+    actions.act(Intent("stop_after"), 4.0, 0.0)
+    assert player.commands == [
+        *[("say", NOTHING_PLAYING)] * 3,
+        ("play", ["a"]),
+        ("restart", None),
+        ("say", "Nothing is queued after this song."),
+        ("stop_after", None),
+    ]
+    assert [(e.kind, e.track_id) for e in _events(listening.store)] == [("replay", "a")]
+    listening.store.close()

@@ -333,6 +333,39 @@ def test_a_control_word_after_a_play_verb_is_a_control() -> None:
         assert PARSER.parse(text).name == name, text
 
 
+def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None:
+    """Random frames: "start/run/take it over from the top" restarts the song, "tell me
+    what plays after this one" asks (it had skipped), "stop the music when this one is
+    over" stops at the song's end (it had stopped at once); "start", "stop" and "next" alone
+    keep their meaning."""
+    polite = ["", "please ", "could you ", "okay ", "um, ", "so "]
+    shapes = {
+        "restart": lambda: (
+            f"{RNG.choice(['start ', 'play ', 'take ', 'begin ', 'restart ', 'run '])}"
+            f"{RNG.choice(['it ', 'this ', 'this song ', 'this one ', 'the track ', 'that '])}"
+            f"{RNG.choice(['over', 'from the beginning', 'from the start', 'over from the top'])}"
+        ),
+        "up_next": lambda: (
+            f"{RNG.choice(['tell me ', ''])}"
+            f"{RNG.choice(['whats', 'what is', 'which song is', 'what comes', 'what plays'])} "
+            f"{RNG.choice(['next', 'up next', 'coming up next', 'after this one', 'on next'])}"
+        ),
+        "stop_after": lambda: (
+            f"{RNG.choice(['stop', 'stop the music', 'turn it off', 'switch off', 'stop playing'])} "
+            f"{RNG.choice(['after this', 'after this song', 'when this one is over', 'when this track ends', 'at the end of this one', 'once this song is done'])}"
+        ),
+    }
+    for _ in range(300):
+        name = RNG.choice(list(shapes))
+        text = (
+            f"{RNG.choice(WAKES)} {RNG.choice(polite)}{shapes[name]()}{RNG.choice(['', ' please'])}"
+        )
+        assert PARSER.parse(text).name == name, text
+    alone = {"start playing": "resume", "stop playing": "stop", "next": "skip", "stop": "stop"}
+    for text, name in alone.items():
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name == name, text
+
+
 def test_every_intent_says_what_it_does() -> None:
     """`ask` and `simulate` name a command's effect in words; a new intent needs one."""
     for name in INTENT_NAMES:

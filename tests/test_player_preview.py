@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import threading
 import time
@@ -19,6 +20,7 @@ from heymusic.players.base import PlayerState
 from heymusic.players.preview import NOTHING_PLAYABLE, PreviewPlayer
 from heymusic.players.state import load_state
 from heymusic.track import Track
+from tests.conftest import TEST_SEED
 from tests.local_http import LocalHTTPServer
 
 RATE = 16000
@@ -203,6 +205,46 @@ def _is_pitch(block: np.ndarray, freq: float) -> bool:
         return False
     spectrum = np.abs(np.fft.rfft(x, n=4 * RATE))
     return abs(float(np.argmax(spectrum)) / 4 - freq) < 15
+
+
+def test_restart_plays_the_song_again_from_its_beginning(server: _Server) -> None:
+    """ "start over", said part-way through and again while paused: the whole song after
+    each, then the next one, which `up_next` named."""
+    sink = RecordingSink(RATE)
+    player = _player(sink)
+    player.play([_track(server, "long.wav"), _track(server, "a.wav")])
+    _wait(lambda: sink.first_sound_time() is not None)
+    assert player.up_next() is not None and player.up_next().track_id == "a.wav"  # type: ignore[union-attr]
+    before = random.Random(TEST_SEED).uniform(0.5, 1.5)
+    time.sleep(before)
+    player.restart()
+    time.sleep(0.5)
+    player.pause()
+    player.restart()
+    _wait(lambda: player.state is PlayerState.STOPPED)
+    player.close()
+    assert _pitches(sink) == [330, 440]
+    heard = sum(len(b) for _, b in sink.blocks if _is_pitch(b, 330)) / RATE
+    assert before - 0.3 + 3.0 < heard < before + 0.5 + 3.3  # part-plays, then all 3 s
+
+
+def test_stop_after_this_song_lets_it_end_and_keeps_the_rest(server: _Server) -> None:
+    """ "stop after this song": the song plays to its end, nothing after it; "resume" goes
+    on with the next one (a stop had cut it off and cleared the queue)."""
+    sink = RecordingSink(RATE)
+    player = _player(sink)
+    player.play([_track(server, "long.wav"), _track(server, "a.wav")])
+    _wait(lambda: sink.first_sound_time() is not None)
+    time.sleep(random.Random(TEST_SEED).uniform(0.2, 1.5))
+    player.stop_after()
+    _wait(lambda: player.state is PlayerState.STOPPED)
+    time.sleep(0.3)
+    assert _pitches(sink) == [330] and player.now_playing() is None and player.can_resume
+    heard = sum(len(b) for _, b in sink.blocks if _is_pitch(b, 330)) / RATE
+    assert 2.8 < heard < 3.1  # to its end
+    player.resume()
+    _wait(lambda: _pitches(sink) == [330, 440])
+    player.close()
 
 
 def test_pause_keeps_position(server: _Server) -> None:

@@ -16,9 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from heymusic.config import Settings, load_settings
+from heymusic.players.base import PlayerState
 from heymusic.players.spotify import BUSY, LOGIN, NO_DEVICE, PREMIUM, SpotifyPlayer
 from heymusic.players.spotify_auth import SCOPES, TokenCache, token_path
 from heymusic.track import Track
+from tests.conftest import TEST_SEED
 from tests.spotify_stub import SpotifyStub
 
 
@@ -73,7 +75,9 @@ def test_each_voice_command_sends_its_calls(
     p.play(tracks)
     p.next()
     p.previous()
+    p.restart()  # "start over"
     p.pause()
+    p.restart()  # paused: from the top, and playing again
     p.resume()
     p.set_volume(30)
     p.change_volume(10)
@@ -84,7 +88,10 @@ def test_each_voice_command_sends_its_calls(
         "PUT /me/player/play",
         "POST /me/player/next",
         "POST /me/player/previous",
+        "PUT /me/player/seek",
         "PUT /me/player/pause",
+        "PUT /me/player/seek",
+        "PUT /me/player/play",
         "PUT /me/player/play",
         "PUT /me/player/volume",
         "PUT /me/player/volume",
@@ -93,8 +100,9 @@ def test_each_voice_command_sends_its_calls(
     reqs = stub.requests
     assert reqs[0].body == {"uris": [f"spotify:track:{t.track_id}" for t in tracks]}
     assert all("device_id" not in r.query for r in reqs)  # no device set: the active one
-    assert reqs[4].body is None  # resume: no new context
-    assert [r.query["volume_percent"] for r in reqs[5:7]] == ["30", "40"]
+    assert [r.query["position_ms"] for r in reqs if "seek" in r.call] == ["0", "0"]
+    assert reqs[6].body is None and reqs[7].body is None  # no new context: the same song
+    assert [r.query["volume_percent"] for r in reqs[8:10]] == ["30", "40"]
     assert all(r.authorization == "Bearer access-0" for r in reqs)
     assert p.now_playing() is None
 
@@ -262,6 +270,30 @@ def test_radio_polls_and_queues_when_the_device_reaches_our_last_track(
     queued = [r for r in stub.requests if r.call == "POST /me/player/queue"]
     assert [r.query["uri"] for r in queued] == [more[0].uri]
     assert p.now_playing() is not None and p.now_playing().track_id == tracks[-1].track_id
+
+
+def test_stop_after_this_song_pauses_at_its_end_and_resume_goes_on(stub: SpotifyStub) -> None:
+    """ "stop after this song": the device is paused just before the song's end (not at
+    once, not after the next has begun), and "resume" plays on from the queue."""
+    _login(stub)
+    p = SpotifyPlayer(_settings())
+    tracks = _tracks(3)
+    p.play(tracks)
+    length = random.Random(TEST_SEED).uniform(1.5, 2.5)
+    stub.play_song(tracks[0].uri or "", round(1000 * length))
+    started = time.monotonic()
+    p.stop_after()
+    assert p.wait_idle() and p.state is PlayerState.PLAYING
+    end = time.monotonic() + length + 2
+    while "PUT /me/player/pause" not in stub.calls() and time.monotonic() < end:
+        time.sleep(0.02)
+    paused = time.monotonic()
+    assert length - 1.2 < paused - started < length + 0.1
+    assert p.state is PlayerState.STOPPED and p.now_playing() is None and p.can_resume
+    p.resume()
+    assert p.wait_idle()
+    p.close()
+    assert stub.calls()[-1] == "PUT /me/player/play" and p.state is PlayerState.PLAYING
 
 
 def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:

@@ -116,6 +116,7 @@ def test_every_voice_command_passes_validation(
     player.next()  # ... "skip"
     player.unduck()
     player.previous()
+    player.restart()  # "start over"
     player.pause()
     player.resume()
     player.set_volume(30)  # "volume 30"
@@ -132,6 +133,7 @@ def test_every_voice_command_passes_validation(
         "GET /me/player/currently-playing",
         "POST /me/player/next",
         "POST /me/player/previous",
+        "PUT /me/player/seek",
         "PUT /me/player/pause",
         "PUT /me/player/play",
         "PUT /me/player/volume",

@@ -84,6 +84,9 @@ class AutoPlayer:
     def previous(self) -> None:
         self._active.previous()
 
+    def restart(self) -> None:
+        self._active.restart()
+
     def pause(self) -> None:
         self._active.pause()
 
@@ -92,6 +95,9 @@ class AutoPlayer:
 
     def stop(self) -> None:
         self._active.stop()
+
+    def stop_after(self) -> None:
+        self._active.stop_after()
 
     def set_volume(self, percent: int) -> None:
         self._active.set_volume(percent)
@@ -113,6 +119,9 @@ class AutoPlayer:
 
     def now_playing(self) -> Track | None:
         return self._active.now_playing()
+
+    def up_next(self) -> Track | None:
+        return self._active.up_next()
 
     @property
     def state(self) -> PlayerState:

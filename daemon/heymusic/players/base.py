@@ -48,12 +48,19 @@ class Player(Protocol):
 
     def previous(self) -> None: ...
 
+    def restart(self) -> None:
+        """The song that plays (or is paused) from its beginning."""
+
     def pause(self) -> None: ...
 
     def resume(self) -> None: ...
 
     def stop(self) -> None:
         """Stop and clear the queue."""
+
+    def stop_after(self) -> None:
+        """Stop when the song playing ends by itself, keeping the rest of the queue for
+        `resume` ("stop after this song")."""
 
     def set_volume(self, percent: int) -> None:
         """Absolute volume 0-100 (capped by the configured maximum)."""
@@ -72,6 +79,10 @@ class Player(Protocol):
         """Speak (or log) an answer."""
 
     def now_playing(self) -> Track | None: ...
+
+    def up_next(self) -> Track | None:
+        """The song the queue holds after the one playing; None at its end (radio may
+        still add more then)."""
 
     @property
     def state(self) -> PlayerState: ...

@@ -47,6 +47,9 @@ class LogPlayer:
         self._pos = max(self._pos - 1, 0)
         self._record("previous")
 
+    def restart(self) -> None:
+        self._record("restart")
+
     def pause(self) -> None:
         if self._state is PlayerState.PLAYING:
             self._state = PlayerState.PAUSED
@@ -60,6 +63,9 @@ class LogPlayer:
     def stop(self) -> None:
         self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
         self._record("stop")
+
+    def stop_after(self) -> None:
+        self._record("stop_after")
 
     def set_volume(self, percent: int) -> None:
         self.volume = max(0, min(percent, self._max_volume))
@@ -84,6 +90,11 @@ class LogPlayer:
         if self._state is PlayerState.STOPPED or self._pos >= len(self._queue):
             return None
         return self._queue[self._pos]
+
+    def up_next(self) -> Track | None:
+        if self._state is PlayerState.STOPPED or self._pos + 1 >= len(self._queue):
+            return None
+        return self._queue[self._pos + 1]
 
     @property
     def state(self) -> PlayerState:

@@ -164,10 +164,15 @@ class PreviewPlayer(QueuedPlayer):
             self._state = PlayerState.PLAYING
             if self._pos >= len(self._queue):
                 self._queue_ran_out()
+        elif name == "restart" and self._state is not PlayerState.STOPPED:
+            self._close_source()  # reopened at its first block by the next step
+            self._state = PlayerState.PLAYING
         elif name == "pause" and self._state is PlayerState.PLAYING:
             self._state = PlayerState.PAUSED
         elif name == "resume" and self._state is not PlayerState.PLAYING and self._queue:
             self._state = PlayerState.PLAYING  # after a restart: the saved queue, saved position
+        elif name == "stop_after":
+            self._last_song = self.now_playing()
         elif name == "stop":
             self._stop_all()
         elif name in ("volume", "volume_delta"):
@@ -212,8 +217,10 @@ class PreviewPlayer(QueuedPlayer):
         except miniaudio.MiniaudioError as err:
             _LOGGER.warning("stopped decoding %s: %s", describe(self._queue[self._pos]), err)
         self._close_source()
-        self._pos += 1
-        if self._pos >= len(self._queue):
+        ended, self._pos = self._queue[self._pos], self._pos + 1
+        if ended is self._last_song:  # "stop after this song": the rest waits for "resume"
+            self._last_song, self._state = None, PlayerState.STOPPED
+        elif self._pos >= len(self._queue):
             self._queue_ran_out()
         self._save()
         return None

@@ -23,7 +23,7 @@ from heymusic.track import Track
 
 _LOGGER = logging.getLogger(__name__)
 
-_URGENT = frozenset({"play", "next", "previous", "stop", "close"})
+_URGENT = frozenset({"play", "next", "previous", "restart", "stop", "close"})
 
 
 class QueuedPlayer:
@@ -54,6 +54,8 @@ class QueuedPlayer:
         self._queue: list[Track] = saved.queue
         """Replaced, never edited in place: `now_playing` reads it from other threads."""
         self._pos = saved.position
+        self._last_song: Track | None = None
+        """The song after which to stop ("stop after this song"); None: play on."""
         self._state = PlayerState.STOPPED
         self._commands: queue.Queue[tuple[str, Any, float]] = queue.Queue()
         """(command, argument, when it was asked: a budget can count from then)."""
@@ -82,6 +84,9 @@ class QueuedPlayer:
     def previous(self) -> None:
         self._post("previous")
 
+    def restart(self) -> None:
+        self._post("restart")
+
     def pause(self) -> None:
         self._post("pause")
 
@@ -90,6 +95,9 @@ class QueuedPlayer:
 
     def stop(self) -> None:
         self._post("stop")
+
+    def stop_after(self) -> None:
+        self._post("stop_after")
 
     def set_volume(self, percent: int) -> None:
         self._post("volume", percent)
@@ -106,6 +114,10 @@ class QueuedPlayer:
     def now_playing(self) -> Track | None:
         q, pos, state = self._queue, self._pos, self._state  # the worker replaces, never edits
         return None if state is PlayerState.STOPPED or pos >= len(q) else q[pos]
+
+    def up_next(self) -> Track | None:
+        q, pos = self._queue, self._pos
+        return None if self._state is PlayerState.STOPPED or pos + 1 >= len(q) else q[pos + 1]
 
     @property
     def state(self) -> PlayerState:

@@ -41,6 +41,9 @@ BUSY = "Spotify is busy; try again in a moment"
 NOT_ON_SPOTIFY = "none of these songs has a Spotify id; import a music folder or pick others"
 #: While playing, look this often whether our last track has started (to queue the radio).
 POLL_SECONDS = 20.0
+#: "Stop after this song" pauses the device this long before the song's end: a little late
+#: and the next song would be heard starting.
+END_MARGIN_SECONDS = 0.5
 #: Budget for lowering/restoring the volume around a command. Every command's budget counts
 #: from when it was asked, so a slow duck ahead of it eats into it: give up on the duck
 #: early. The wake is confirmed by Whisper ~0.8 s after the phrase and a one-breath
@@ -224,6 +227,8 @@ class SpotifyPlayer(QueuedPlayer):
         self._api = api or SpotifyApi(settings)
         self._ducked = False
         """The device volume is lowered by us right now."""
+        self._stop_at: float | None = None
+        """When to pause for "stop after this song" (time.monotonic)."""
         self._start_worker("heymusic-spotify")
 
     # --- the Player interface beyond the queue's ---------------------------------------
@@ -247,10 +252,14 @@ class SpotifyPlayer(QueuedPlayer):
     # --- the worker -----------------------------------------------------------------------
     def _wait_seconds(self) -> float | None:
         polling = self._state is PlayerState.PLAYING and self._player_cfg.radio
-        return POLL_SECONDS if polling else None
+        waits = [POLL_SECONDS] if polling else []
+        if self._stop_at is not None:
+            waits.append(max(0.0, self._stop_at - time.monotonic()))
+        return min(waits, default=None)
 
     def _idle(self) -> None:
-        self._handle("poll", None, time.monotonic())
+        due = self._stop_at is not None and time.monotonic() >= self._stop_at
+        self._handle("song_end" if due else "poll", None, time.monotonic())
 
     def _handle(self, name: str, arg: Any, asked: float) -> None:
         """Run one command within its budget, counted from when it was `asked` (time spent
@@ -261,13 +270,15 @@ class SpotifyPlayer(QueuedPlayer):
         except SpotifyFailure as err:
             if name in ("stop", "pause") and err.status == 403 and err.reason:
                 _LOGGER.info("Spotify: nothing to pause (%s)", err.reason)
-            elif name in ("duck", "poll"):
+            elif name in ("duck", "poll", "song_end"):
                 _LOGGER.warning("Spotify %s: %s", name, err)  # no need to interrupt anyone
             else:
                 self._report(str(err))
 
     def _command(self, name: str, arg: Any) -> None:
         api = self._api
+        if name in ("play", "next", "previous"):
+            self._stop_at = None  # another song: "stop after this song" named this one
         if name == "play":
             uris = [t.uri for t in arg if t.uri]
             if not uris:
@@ -291,6 +302,11 @@ class SpotifyPlayer(QueuedPlayer):
             self._state = PlayerState.PLAYING
             self._save()
             self._maybe_radio()
+        elif name == "restart" and self._state is not PlayerState.STOPPED:
+            api.control(lambda sp, dev: sp.seek_track(0, device_id=dev))
+            if self._state is PlayerState.PAUSED:  # "start over" wants to hear it
+                api.control(lambda sp, dev: sp.start_playback(device_id=dev))
+                self._state = PlayerState.PLAYING
         elif name == "pause":
             api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
             self._state = PlayerState.PAUSED
@@ -299,8 +315,14 @@ class SpotifyPlayer(QueuedPlayer):
             self._state = PlayerState.PLAYING
         elif name == "stop":
             self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
+            self._stop_at = None
             self._save()
             api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
+        elif name == "stop_after":
+            self._last_song = self.now_playing()
+            self._stop_at = self._look_again(self._seconds_left())
+        elif name == "song_end":
+            self._at_song_end()
         elif name in ("volume", "volume_delta"):
             self._apply_volume(name, arg)
             self._send_volume(self._volume)
@@ -313,6 +335,36 @@ class SpotifyPlayer(QueuedPlayer):
             self._send_volume(self._volume)
         elif name == "poll":
             self._maybe_radio(poll=True)
+
+    def _seconds_left(self) -> tuple[str | None, float | None]:
+        """(the device's song, seconds until it ends; None while paused or of no length)."""
+        current = self._api.call(lambda sp: sp.currently_playing()) or {}
+        item = current.get("item") or {}
+        length = item.get("duration_ms")
+        if not current.get("is_playing") or not isinstance(length, int):
+            return item.get("uri"), None
+        return item.get("uri"), (length - int(current.get("progress_ms") or 0)) / 1000.0
+
+    @staticmethod
+    def _look_again(song: tuple[str | None, float | None]) -> float:
+        """When to look for the song's end: just before it, or after a poll's wait when the
+        device does not say (paused, or no length)."""
+        left = song[1]
+        wait = POLL_SECONDS if left is None else max(0.0, left - END_MARGIN_SECONDS)
+        return time.monotonic() + wait
+
+    def _at_song_end(self) -> None:
+        """Pause the device once the song "stop after this song" named has ended; while it
+        still plays (paused or sought meanwhile) look again later."""
+        song = self._seconds_left()
+        still = self._last_song is not None and song[0] == self._last_song.uri
+        if still and (song[1] is None or song[1] > 2 * END_MARGIN_SECONDS):
+            self._stop_at = self._look_again(song)
+            return
+        self._stop_at, self._last_song = None, None
+        self._api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
+        self._pos, self._state = self._pos + 1, PlayerState.STOPPED
+        self._save()
 
     def _send_volume(self, percent: int) -> None:
         self._api.control(lambda sp, dev: sp.volume(percent, device_id=dev))

@@ -9,7 +9,9 @@ NOT_MUSIC = "Sorry, I only do music: ask for a song, an artist, a genre or a moo
 _SIMPLE = {
     "next": "Skipping.",
     "previous": "Going back.",
+    "restart": "From the top.",
     "stop": "Stopped.",
+    "stop_after": "I'll stop after this song.",
     "pause": "Paused.",
     "resume": "Resuming.",
 }

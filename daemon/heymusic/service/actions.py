@@ -23,6 +23,7 @@ _SIMPLE_ACTIONS = {
 }
 #: How a command ends the song that plays, for the history.
 _ENDS = {"skip": "skip", "stop": "stop", "play": "stop", "favourites": "stop", "dislike": "skip"}
+NOTHING_PLAYING = "Nothing is playing."
 HISTORY_OFF = "The listening history is off, so I cannot remember that."
 ANY_MUSIC = "music"
 """The request "play music" makes when there is nothing to resume: nothing but music, so
@@ -111,19 +112,30 @@ class Actions:
             elif isinstance(intent.value, int):
                 player.set_volume(intent.value)
             return [issued("volume", str(intent.value))]
-        if intent.name == "now_playing":
-            track = player.now_playing()
-            answer = f"This is {track.name} by {track.artist}." if track else "Nothing is playing."
+        if intent.name in ("now_playing", "up_next"):
+            answer = self._answer(intent.name)
             player.say(answer)
             return [issued("say", answer)]
+        if intent.name in ("restart", "stop_after"):
+            track = player.now_playing()
+            if track is None:
+                player.say(NOTHING_PLAYING)
+                return [issued("say", NOTHING_PLAYING)]
+            if intent.name == "stop_after":
+                player.stop_after()
+            else:
+                if self.listening is not None:
+                    self.listening.record(track, "replay")
+                player.restart()
+            return [issued(intent.name, track.track_id)]
         if intent.name == "play" and intent.query:
             found = self.recommender.recommend(intent.query, heard=heard)
             return self._play(found, audio_s, issued, "play")
         if intent.name == "more_like_this":
             current = player.now_playing()
             if current is None:
-                player.say("Nothing is playing.")
-                return [issued("say", "Nothing is playing.")]
+                player.say(NOTHING_PLAYING)
+                return [issued("say", NOTHING_PLAYING)]
             if self.listening is not None:
                 self.listening.record(current, "more_like_this")
             found = self.recommender.more_like(current, exclude=(current.track_id,))
@@ -138,6 +150,18 @@ class Actions:
             player.earcon("sorry")
         return []  # cancel: a false wake or a change of mind does nothing
 
+    def _answer(self, question: str) -> str:
+        """What plays ("now_playing") or comes after it ("up_next"), as a spoken sentence."""
+        current = self.player.now_playing()
+        if current is None:
+            return NOTHING_PLAYING
+        if question == "now_playing":
+            return f"This is {current.name} by {current.artist}."
+        following = self.player.up_next()
+        if following is None:
+            return "Nothing is queued after this song."
+        return f"Next is {following.name} by {following.artist}."
+
     def _feedback(self, name: str, issued: Callable[..., PlayerCommand]) -> list[Event]:
         """Like, dislike (then skip) the song that plays; the spoken summary of the history."""
         player, listening = self.player, self.listening
@@ -147,8 +171,8 @@ class Actions:
             return [issued("say", answer)]
         track = player.now_playing()
         if track is None:
-            player.say("Nothing is playing.")
-            return [issued("say", "Nothing is playing.")]
+            player.say(NOTHING_PLAYING)
+            return [issued("say", NOTHING_PLAYING)]
         if listening is not None:
             listening.record(track, name)
         if name == "like":

@@ -29,12 +29,15 @@ INTENT_NAMES = (
     "play",
     "skip",
     "previous",
+    "restart",
     "stop",
+    "stop_after",
     "pause",
     "resume",
     "volume",
     "more_like_this",
     "now_playing",
+    "up_next",
     "like",
     "dislike",
     "favourites",
@@ -67,7 +70,7 @@ an interjection: "no, never mind"; "no more" is a negation, `_negations`)."""
 _FUNCTION_WORDS = frozenset(
     "i im me my you your youre we us our it its this that thats these those they he she "
     "am is are was were be been being do does did have has had will would can could should "
-    "going get got ever too so a an the of to in on at for with and or but".split()
+    "going get got ever too so a an the of to from in on at for with and or but".split()
 )
 """Words that carry no control alone, so never vote for one (`_by_signal`): Whisper writes a
 fragment ("I'm.", "It's.", "You.") for what it could not make out, and "I'm." had been a
@@ -110,11 +113,14 @@ class Intent:
 _EFFECTS = {
     "skip": "skips to the next track",
     "previous": "goes back to the previous track",
+    "restart": "plays the song from its beginning",
     "stop": "stops the music",
+    "stop_after": "stops the music when the song playing ends",
     "pause": "pauses the music",
     "resume": "resumes the music",
     "more_like_this": "queues more songs like the one playing",
     "now_playing": "says what is playing",
+    "up_next": "says which song comes next",
     "like": "remembers that you like the song playing",
     "dislike": "remembers that you dislike the song playing, and skips it",
     "favourites": "plays songs you like",
@@ -182,6 +188,9 @@ class IntentParser:
         self._said: list[str] = []
         """The table's phrases as written ("what's playing"), for Whisper to score."""
         self._meaning: list[Intent] = []
+        self._unsigned: set[Intent] = set()
+        """Intents whose words vote for no control (`signal = false`): their phrases reuse
+        other controls' words ("next" in "what's next", "stop" in "stop after this song")."""
         by_key: dict[str, Intent] = {}
         for key, spec in raw.get("intents", {}).items():
             name = spec.get("name", key)
@@ -197,6 +206,8 @@ class IntentParser:
                 self._said.append(said)
                 self._meaning.append(Intent(name, None, value))
             by_key[key] = Intent(name, None, value)
+            if spec.get("signal") is False:
+                self._unsigned.add(by_key[key])
         self._particles = _particles(raw.get("particles", {}), by_key, self._frame, path)
         self._describes = describes
         self._title_score = title_score
@@ -295,7 +306,10 @@ class IntentParser:
         if best is not None and likely:
             return self._meaning[best[2]]
         if len(words) <= 6 and core:  # a word of its own: "the music" is not "stop the music"
-            loose = process.extractOne(joined, self._choices, scorer=fuzz.token_set_ratio)
+            # of the phrases as near, the one with the most words: "what's the next song X"
+            # holds "next" but is "what's the next song"
+            near = process.extract(joined, self._choices, scorer=fuzz.token_set_ratio, limit=None)
+            loose = max(near, key=lambda c: (c[1], len(self._choices[c[2]].split())), default=None)
             if (
                 loose is not None
                 and loose[1] >= SURE_SCORE
@@ -363,7 +377,8 @@ class IntentParser:
     def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
         """Each table phrase's core -> its intent (cores two intents share are dropped:
         "play again" and "play that again"), and each core word found in one intent's cores
-        only -> that intent ("off" -> stop, "louder" -> volume up)."""
+        only -> that intent ("off" -> stop, "louder" -> volume up). Some intents' words vote
+        for nothing (`signal = false`): "what's next" asks, and "next" alone still skips."""
         by_core: dict[str, set[Intent]] = {}
         by_word: dict[str, set[Intent]] = {}
         for phrase, meaning in zip(self._choices, self._meaning, strict=True):
@@ -371,6 +386,8 @@ class IntentParser:
                 continue  # "no", "sorry": words too common to carry a control
             core, _ = self._core(phrase.split())
             by_core.setdefault(core, set()).add(meaning)
+            if meaning in self._unsigned:
+                continue
             for word in set(core.split()) - _FUNCTION_WORDS:
                 by_word.setdefault(word, set()).add(meaning)
         cores = {c: next(iter(m)) for c, m in by_core.items() if len(m) == 1}
@@ -520,14 +537,15 @@ class _Particles:
     means: Mapping[str, Intent]
 
     def decide(self, words: list[str]) -> Intent | None:
-        """The intent the one word left names ("turn the music back on" -> resume); None
-        when the group does not apply or other words are left ("turn left at the corner")."""
+        """The intent the words left name ("turn the music back on" -> resume; "start it
+        over from the beginning" -> restart); None when the group does not apply, or a
+        word left names nothing or another intent ("turn left at the corner")."""
         if self.needs and not self.needs & set(words):
             return None
         verb = next((v for v in self.verbs if words[: len(v)] == v), [])
         words = words[len(verb) :]
-        left = [w for w in words if w not in self.frame]
-        return self.means.get(left[0]) if len(left) == 1 else None
+        named = {self.means.get(w) for w in words if w not in self.frame}
+        return named.pop() if len(named) == 1 else None
 
 
 def _longest_first(phrases: list[str]) -> list[list[str]]:
