@@ -20,8 +20,12 @@ by the audio). Also reported: how often a title request would get another song n
 it were the catalog to lack the one asked for (`missing_song_replaced`), each control check
 with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
 bench/held_out_intents.toml instead (controls, chatter, requests: a non-control is right
-when it does not become a control). `--part i/k` answers every k-th command of the same
-draw, for k runs side by side. ~6 min for 120 here on an idle machine.
+when it does not become a control). Each command draws from generators of its own (seed
+and index: the draw since 2026-12-07, eleventh session; before, one stream ran through all,
+so a phrase added to the intent table re-drew every later command). `--part i/k` answers
+every k-th command of the same draw, for k runs side by side. Whisper hears each command
+behind the configured front end's asr path (`[front_end]`, $HEYMUSIC_CONFIG), as the daemon
+does. ~6 min for 120 here on an idle machine.
 
     .venv/bin/python bench/commands.py [--n 120] [--seed 0] [--held-out] [--part 0/1]
 """
@@ -44,7 +48,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from heymusic.config import data_dir, load_settings
+from heymusic.audio.front_end import FrontEnd, path_settings
+from heymusic.config import FrontEndSettings, data_dir, load_settings
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
 from heymusic.service.actions import verbless_song
@@ -137,6 +142,16 @@ def spoken(
     if room_rng is not None:
         audio = audio + rooms.room_tone(len(audio), voice_rms, room_rng)
     return wake_data.to_int16(audio), spk, over_music
+
+
+def as_asr_hears(audio: np.ndarray, settings: FrontEndSettings) -> np.ndarray:
+    """The command as Whisper hears it behind `[front_end]`'s asr path (unchanged when that
+    is off). The processor first hears the clip's leading quiet four times over: in the
+    daemon it has adapted to the room before anyone speaks."""
+    if not path_settings(settings, "asr").processed:
+        return audio
+    lead = np.tile(audio[: SR // 2], 4)
+    return FrontEnd(settings).process_all(np.concatenate([lead, audio]), "asr")[len(lead) :]
 
 
 def group(spk: wake_data.Speaker, over_music: bool) -> str:
@@ -244,7 +259,6 @@ def main() -> None:
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    room_rng = np.random.default_rng(10_000 + args.seed) if args.room else None
     tts = None
     if args.voices == "kokoro":
         from heymusic.training.wake import kokoro
@@ -255,7 +269,6 @@ def main() -> None:
     transcriber = Transcriber(settings)
     parser = IntentParser(["hey music"], describes=rec.describes, title_score=rec.title_score)
     controls = control_phrases()
-    rng, np_rng = random.Random(args.seed), np.random.default_rng(args.seed)
     scorer = RequestScorer(transcriber.model, parser.play_verbs)
     control_listen = ControlListen(parser, scorer)
     held_out = tomllib.loads((Path(__file__).parent / "held_out_intents.toml").read_text("utf-8"))
@@ -273,11 +286,14 @@ def main() -> None:
     answer_ms: list[float] = []
     """Intent and recommender time per command, the second listen included."""
     part, parts = (int(x) for x in args.part.split("/"))
-    for i in tqdm(range(args.n), desc="commands", unit="command"):
+    for i in tqdm(range(part, args.n, parts), desc="commands", unit="command"):
+        # each command its own generators: a phrase added to the table changes the control
+        # commands' phrases, not the rest of the draw
+        rng, np_rng = random.Random(f"{args.seed}/{i}"), np.random.default_rng([args.seed, i])
+        room_rng = np.random.default_rng([10_000 + args.seed, i]) if args.room else None
         want = held_out_draw(held_out, rng) if args.held_out else draw(rec, controls, rng)
         audio, speaker, over_music = spoken(want["text"], np_rng, room_rng, tts)
-        if i % parts != part:
-            continue
+        audio = as_asr_hears(audio, settings.front_end)
         where = group(speaker, over_music)
         start = time.perf_counter()
         prompted = transcriber.decode(audio, transcriber.prompt)
@@ -344,6 +360,7 @@ def main() -> None:
             {
                 "commands": args.n,
                 "seed": args.seed,
+                "asr_front_end": vars(path_settings(settings.front_end, "asr")),
                 "outcomes": {k: dict(v) for k, v in counts.items()},
                 "by": {k: dict(sorted(v.items())) for k, v in sorted(by.items())},
                 "prompt_echoes": echoes,

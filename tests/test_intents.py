@@ -366,6 +366,17 @@ def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None
         assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name == name, text
 
 
+def test_any_request_verb_with_only_music_asks_for_music() -> None:
+    """ "I want to hear some music", "let's hear some tunes": as "play music", a resume (which
+    starts songs when nothing is paused); they had searched the catalog for the word
+    "music", and only the verbs that also frame controls ("put on", "give me") had not."""
+    nouns = ["music", "songs", "tunes", "a song", "some tracks", "the music", "some music"]
+    for _ in range(100):
+        verb = RNG.choice(TABLE["play_prefixes"])
+        text = f"{RNG.choice(WAKES)} {verb} {RNG.choice(nouns)}{RNG.choice(['', ' please'])}"
+        assert PARSER.parse(text).name == "resume", text
+
+
 def test_every_intent_says_what_it_does() -> None:
     """`ask` and `simulate` name a command's effect in words; a new intent needs one."""
     for name in INTENT_NAMES:

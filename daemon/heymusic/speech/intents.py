@@ -281,6 +281,9 @@ class IntentParser:
             return Intent("more_like_this")
         if not core and _MUSIC_NOUNS & set(words):
             return Intent("resume")  # "some music please": "play music" without its verb
+        found = self._play_query(heard, words)
+        if found is not None and set(_words(found[0])) <= _MUSIC_NOUNS | self._frame:
+            return Intent("resume")  # "I want to hear some music", "listen to some tracks"
         if (
             best is not None
             and best[1] >= SURE_SCORE
@@ -291,7 +294,7 @@ class IntentParser:
             # after "play" only a whole core is a control: "play something pump up" is music
             return control
         likely = best is not None and best[1] >= LIKELY_SCORE and self._heard_as(core, best[2])
-        if (found := self._play_query(heard, words)) is not None:
+        if found is not None:
             query, skipped = found
             padded = f" {' '.join(_words(query))} "
             if any(m in padded for m in self._favourite_markers):
