@@ -282,7 +282,8 @@ class IntentParser:
         if not core and _MUSIC_NOUNS & set(words):
             return Intent("resume")  # "some music please": "play music" without its verb
         found = self._play_query(heard, words)
-        if found is not None and set(_words(found[0])) <= _MUSIC_NOUNS | self._frame:
+        asked = set(_words(found[0])) if found is not None else set()
+        if _MUSIC_NOUNS & asked and asked <= _MUSIC_NOUNS | self._frame:
             return Intent("resume")  # "I want to hear some music", "listen to some tracks"
         if (
             best is not None
