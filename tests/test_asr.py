@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -14,6 +15,7 @@ from heymusic.config import Settings
 from heymusic.errors import UserError
 from heymusic.speech.asr import (
     COMMAND_EXAMPLES,
+    MUSIC_WORDS,
     Transcriber,
     prompt_echo,
     until_repeated,
@@ -103,7 +105,7 @@ def test_prompt_echo_is_an_example_request_word_for_word_or_a_loop() -> None:
         words = tuple(request.lower().split())
         for wake in ("Hey music, ", "Hey, music. ", "hey music ", ""):
             assert prompt_echo(f"{wake}{request.capitalize()}.", WAKE) == words
-        assert prompt_echo(f"Hey music, {request} with {request}.", WAKE) is None
+        assert prompt_echo(f"Hey music, {request} with strings.", WAKE) is None
     rng = random.Random(TEST_SEED)
     vocab = wake_data.dictionary_words()
     for _ in range(300):  # ordinary requests, each word said once: nothing echoed
@@ -116,6 +118,27 @@ def test_prompt_echo_is_an_example_request_word_for_word_or_a_loop() -> None:
         sentence = f"Hey music, play {' '.join(said[:2])}."
         assert prompt_echo(f"{sentence} {sentence}", WAKE) == ()
     assert prompt_echo("Hey music, next. Next.", WAKE) is None  # one word said twice
+
+
+def test_the_prompts_music_words_in_its_order_are_the_prompt_copied() -> None:
+    """Far across a room Whisper writes its prompt in pieces: three or more of its music
+    words in its order, or an example request twice. Two in order, or any number in another
+    order, may be asked for ("hip hop, R&B", "sad rock")."""
+    listed = [w.strip() for w in MUSIC_WORDS.rstrip(".").split(",")]
+    requests = [c.rstrip(".") for c in COMMAND_EXAMPLES if c.startswith("play ")]
+    rng = random.Random(TEST_SEED)
+    for _ in range(200):
+        start = rng.randrange(len(listed) - 1)
+        n = rng.randint(3, len(listed) - start) if start <= len(listed) - 3 else 2
+        run = ", ".join(listed[start : start + n])
+        said = f"Hey music, {rng.choice(['play some ', 'play ', ''])}{run}."
+        assert prompt_echo(said, WAKE) == (() if n >= 3 else None), said
+        other = rng.sample(listed, 3)
+        ordered = all(listed.index(b) == listed.index(a) + 1 for a, b in itertools.pairwise(other))
+        said = f"Hey music, play {' '.join(other)}."
+        assert prompt_echo(said, WAKE) == (() if ordered else None), said
+        request = rng.choice(requests)
+        assert prompt_echo(f"Hey music, {request}, {request.lower()}.", WAKE) == ()
 
 
 def test_a_loop_on_what_was_said_is_cut_to_its_first_sentence() -> None:

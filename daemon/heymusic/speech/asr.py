@@ -233,13 +233,21 @@ def _words(text: str) -> tuple[str, ...]:
 
 _REQUESTS = tuple(said for c in COMMAND_EXAMPLES if (said := _words(c))[0] == "play")
 """The prompt's example requests as words: ("play", "some", "jazz"), ..."""
+_LISTED = tuple(_words(w) for w in MUSIC_WORDS.rstrip(".").split(","))
+"""The prompt's music words in its order: ("rock",), ("pop",), ("hip", "hop"), ..."""
+LISTED_RUN = 3
+"""This many of them in the prompt's order are the prompt copied ("play some Latin,
+classical, mellow, upbeat" for a far voice it could not make out): nobody asks for three
+genres and moods in that order, while two may well be asked for ("hip hop, R&B")."""
 
 
 def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | None:
     """What of the prompt a transcript repeats instead of the audio, None if nothing: the
     example request one of its sentences is, word for word after the wake phrase, or () for
     a decoding loop (a sentence of two words or more that comes again, or a run of up to
-    six words three times in a row: "music, music, music")."""
+    six words three times in a row: "music, music, music") or for the prompt copied in
+    pieces: an example request twice ("play some jazz, play some jazz") or `LISTED_RUN` of
+    its music words in its order."""
     said = []
     for _, sentence, _ in _sentences(text, wake_words):
         if sentence in _REQUESTS:
@@ -248,11 +256,32 @@ def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | Non
     if any(len(w) >= 2 and said.count(w) > 1 for w in said):
         return ()
     every = _words(text)
+    if any(_count(every, request) > 1 for request in _REQUESTS) or _listed_run(every):
+        return ()
     for n in range(1, 7):
         for i in range(len(every) - 3 * n + 1):
             if every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]:
                 return ()
     return None
+
+
+def _count(every: tuple[str, ...], run: tuple[str, ...]) -> int:
+    """How often `run` occurs in `every`, word for word."""
+    return sum(every[i : i + len(run)] == run for i in range(len(every) - len(run) + 1))
+
+
+def _listed_run(every: tuple[str, ...]) -> bool:
+    """Whether `LISTED_RUN` of the prompt's music words follow one another in its order."""
+    for i in range(len(every)):
+        for first in range(len(_LISTED) - LISTED_RUN + 1):
+            at, listed = i, first
+            while (
+                listed < len(_LISTED) and every[at : at + len(_LISTED[listed])] == _LISTED[listed]
+            ):
+                at, listed = at + len(_LISTED[listed]), listed + 1
+            if listed - first >= LISTED_RUN:
+                return True
+    return False
 
 
 def until_repeated(text: str, wake_words: tuple[str, ...]) -> str:
