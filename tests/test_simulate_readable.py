@@ -181,6 +181,14 @@ def test_each_kind_of_command_reads_as_one_line() -> None:
         ),
         ([IntentEvent(4.0, "cancel")], "cancel → nothing (cancelled)"),
         (
+            [IntentEvent(4.5, "restart"), PlayerCommand(4.5, "restart", 300.0, "t1")],
+            "restart → this track from its beginning",
+        ),
+        (
+            [IntentEvent(4.7, "stop_after"), PlayerCommand(4.7, "stop_after", 300.0, "t1")],
+            "stop after → stops when this track ends",
+        ),
+        (
             [IntentEvent(5.0, "play", "x"), StageError(5.0, "no catalog")],
             'play "x" → error: no catalog',
         ),

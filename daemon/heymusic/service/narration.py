@@ -38,6 +38,15 @@ def _understood(intent: IntentEvent) -> str:
     return {"unknown": "not understood"}.get(intent.name, intent.name.replace("_", " "))
 
 
+_STEPS = {
+    "next": "next track",
+    "previous": "previous track",
+    "restart": "this track from its beginning",
+    "stop_after": "stops when this track ends",
+}
+"""Player actions in words, where the action's own name does not say it."""
+
+
 def _played(player: PlayerCommand, results: Results | None) -> str:
     if player.action in ("play", "queue") and results is not None:
         return ("plays " if player.action == "play" else "queues ") + _tracks(results.tracks)
@@ -45,7 +54,7 @@ def _played(player: PlayerCommand, results: Results | None) -> str:
         return f'says "{player.detail}"'
     if player.action == "volume":
         return Intent("volume", None, player.detail).effect()
-    return {"next": "next track", "previous": "previous track"}.get(player.action, player.action)
+    return _STEPS.get(player.action, player.action)
 
 
 class Narrator:
