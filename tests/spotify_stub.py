@@ -187,6 +187,7 @@ class SpotifyStub:
             "PUT /me/player/pause",
             "PUT /me/player/volume",
             "PUT /me/player/seek",
+            "PUT /me/player/repeat",
             "POST /me/player/next",
             "POST /me/player/previous",
             "POST /me/player/queue",

@@ -1,8 +1,8 @@
 """Feedback by voice and what the history makes of it: the new phrases heard by real Whisper
 (espeak-ng and piper voices, phrasings that are not in the table; "start over", "what's
-next" and "stop after this song" too), a dislike recorded and skipped through the whole
-loop, plays, finishes, early skips and replays recorded from what the player does, and the
-spoken summary."""
+next", "repeat" and "stop after this song" too), a dislike recorded and skipped through the
+whole loop, plays, finishes, early skips and replays recorded from what the player does, and
+the spoken summary."""
 
 from __future__ import annotations
 
@@ -78,6 +78,14 @@ HELD_OUT = {
         "tell me what comes next",
         "what's coming up after this song",
         "who is up next",
+    ],
+    "repeat": [
+        "put this track on loop",
+        "keep repeating this one",
+        "play the song on repeat",
+        "turn looping off",
+        "take this song off repeat",
+        "stop looping this track",
     ],
     "stop_after": [
         "stop the music after this one",
@@ -354,12 +362,12 @@ def test_play_music_starts_music_when_there_is_nothing_to_resume(
     assert commands(say(rng.choice(ANY_MUSIC))) == ["play"] and player.now_playing() is not None
 
 
-def test_whats_next_start_over_and_stop_after_this_song_through_the_loop(
+def test_whats_next_start_over_repeat_and_stop_after_through_the_loop(
     whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
 ) -> None:
     """Asked what comes next, it names the queue's next song and skips nothing (it had
-    skipped); told to start over, the same song plays from its beginning; told to stop after
-    this song, it plays on (it had stopped at once)."""
+    skipped); told to start over, the same song plays from its beginning; a repeat is turned
+    on or off; told to stop after this song, it plays on (it had stopped at once)."""
     rng = random.Random(TEST_SEED + 1)
     player = LogPlayer()
     say = _spoken_loop(_settings(whisper_dir, small_catalog), player, synth)
@@ -372,6 +380,7 @@ def test_whats_next_start_over_and_stop_after_this_song_through_the_loop(
     ]
     assert commands(say(rng.choice(HELD_OUT["restart"]))) == ["restart"]
     assert ("restart", None) in player.commands and player.now_playing() is playing
+    assert commands(say(rng.choice(HELD_OUT["repeat"]))) == ["repeat"]
     assert commands(say(rng.choice(HELD_OUT["stop_after"]))) == ["stop_after"]
     assert player.now_playing() is playing  # it plays on to its end
 
@@ -384,18 +393,20 @@ def test_start_over_counts_as_a_replay_and_each_needs_a_song(tmp_path: Path) -> 
     listening = Listening(HistoryStore(tmp_path / "h.sqlite3"), Tastes(), lambda _: None)
     player = LogPlayer()
     actions = Actions(player, NoRecommender("unused"), lambda: 0.0, listening)
-    for name in ("restart", "up_next", "stop_after"):
+    for name in ("restart", "up_next", "stop_after", "repeat"):
         actions.act(Intent(name), 1.0, 0.0)
     player.play([_track("a")])
     actions.act(Intent("restart"), 2.0, 0.0)
     actions.act(Intent("up_next"), 3.0, 0.0)
     actions.act(Intent("stop_after"), 4.0, 0.0)
+    actions.act(Intent("repeat", None, "off"), 5.0, 0.0)
     assert player.commands == [
-        *[("say", NOTHING_PLAYING)] * 3,
+        *[("say", NOTHING_PLAYING)] * 4,
         ("play", ["a"]),
         ("restart", None),
         ("say", "Nothing is queued after this song."),
         ("stop_after", None),
+        ("repeat", False),
     ]
     assert [(e.kind, e.track_id) for e in _events(listening.store)] == [("replay", "a")]
     listening.store.close()

@@ -366,6 +366,40 @@ def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None
         assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name == name, text
 
 
+def test_repeat_on_and_off_whatever_the_verb() -> None:
+    """Random shapes of "put this song on loop", "keep repeating it", "turn looping off",
+    "take this track off repeat": on or off as said; a request naming a loop is a request."""
+    polite = ["", "please ", "could you ", "okay ", "um, ", "so "]
+    said = ["this song", "this one", "this track", "it", "the song", "this"]
+    mode = ["repeat", "loop"]
+    shapes = {
+        "on": [
+            lambda: f"{RNG.choice(['repeat', 'loop', 'keep repeating'])} {RNG.choice(said)}",
+            lambda: (
+                f"{RNG.choice(['put', 'play', 'keep', 'set'])} {RNG.choice(said)} on "
+                f"{RNG.choice(mode)}"
+            ),
+            lambda: f"turn {RNG.choice(['on repeat', 'repeat on', 'on the loop', 'looping on'])}",
+        ],
+        "off": [
+            lambda: (
+                f"{RNG.choice(['stop', 'quit', 'no more'])} "
+                f"{RNG.choice(['repeating', 'looping', 'repeat'])} {RNG.choice(['', *said])}"
+            ),
+            lambda: (
+                f"turn {RNG.choice(['off repeat', 'repeat off', 'the loop off', 'looping off'])}"
+            ),
+            lambda: f"take {RNG.choice(said)} off {RNG.choice(mode)}",
+        ],
+    }
+    for _ in range(300):
+        value = RNG.choice(list(shapes))
+        text = f"{RNG.choice(WAKES)} {RNG.choice(polite)}{RNG.choice(shapes[value])()}"
+        intent = PARSER.parse(text)
+        assert (intent.name, intent.value) == ("repeat", value), text
+    assert PARSER.parse("Hey music, play my loop playlist").name == "play"
+
+
 def test_any_request_verb_with_only_music_asks_for_music() -> None:
     """ "I want to hear some music", "let's hear some tunes": as "play music", a resume (which
     starts songs when nothing is paused); they had searched the catalog for the word
@@ -467,17 +501,18 @@ def test_a_negation_turns_a_phrase_around() -> None:
     phrase, whichever step would take it: "I don't like it" is not "I like it", "no more
     like this" is not "more like this", "don't turn it up" is no dislike ("don't" is a word
     of dislikes only), "don't play <anything>" asks for nothing."""
-    controls = [(p, n) for p, n, _ in _table_cases() if n not in NOT_CONTROLS]
+    controls = [(p, n, v) for p, n, v in _table_cases() if n not in NOT_CONTROLS]
     wrong = []
     for _ in range(300):
-        phrase, name = RNG.choice(controls)
+        phrase, name, value = RNG.choice(controls)
         words = _plain(phrase)
         if {"dont", "not", "never", "no"} & set(words):
             continue
         negation = RNG.choice(["dont", "do not", "never", "no more"])
         words.insert(RNG.randint(0, len(words) - 1), negation)
         text = " ".join(words)
-        if PARSER.parse(text, typed=True).name == name:
+        intent = PARSER.parse(text, typed=True)
+        if (intent.name, intent.value) == (name, value):  # "don't repeat" is repeat off
             wrong.append(text)
     # what is left is "play never my favourites" and the like
     assert len(wrong) <= 0.03 * 300, wrong

@@ -247,6 +247,23 @@ def test_stop_after_this_song_lets_it_end_and_keeps_the_rest(server: _Server) ->
     player.close()
 
 
+def test_a_song_on_repeat_comes_again_until_repeat_is_off(server: _Server) -> None:
+    sink = RecordingSink(RATE)
+    player = _player(sink)
+    player.play([_track(server, "a.wav"), _track(server, "c.ogg")])
+    player.repeat(True)
+    _wait(lambda: sink.first_sound_time() is not None)
+    times = random.Random(TEST_SEED).randint(2, 4)
+    time.sleep(0.8 * times + 0.3)
+    assert _pitches(sink) == [440] and player.state is PlayerState.PLAYING
+    player.repeat(False)
+    _wait(lambda: player.state is PlayerState.STOPPED)
+    player.close()
+    assert _pitches(sink) == [440, 880]
+    heard = sum(len(b) for _, b in sink.blocks if _is_pitch(b, 440)) / RATE
+    assert 0.8 * times < heard  # the 0.8 s clip, again and again
+
+
 def test_pause_keeps_position(server: _Server) -> None:
     sink = RecordingSink(RATE)
     player = _player(sink)

@@ -189,6 +189,10 @@ def test_each_kind_of_command_reads_as_one_line() -> None:
             "stop after → stops when this track ends",
         ),
         (
+            [IntentEvent(4.8, "repeat", None, "on"), PlayerCommand(4.8, "repeat", 300.0, "on")],
+            "repeat on → plays the song playing again and again",
+        ),
+        (
             [IntentEvent(5.0, "play", "x"), StageError(5.0, "no catalog")],
             'play "x" → error: no catalog',
         ),

@@ -78,6 +78,7 @@ def test_each_voice_command_sends_its_calls(
     p.restart()  # "start over"
     p.pause()
     p.restart()  # paused: from the top, and playing again
+    p.repeat(True)
     p.resume()
     p.set_volume(30)
     p.change_volume(10)
@@ -92,6 +93,7 @@ def test_each_voice_command_sends_its_calls(
         "PUT /me/player/pause",
         "PUT /me/player/seek",
         "PUT /me/player/play",
+        "PUT /me/player/repeat",
         "PUT /me/player/play",
         "PUT /me/player/volume",
         "PUT /me/player/volume",
@@ -101,8 +103,9 @@ def test_each_voice_command_sends_its_calls(
     assert reqs[0].body == {"uris": [f"spotify:track:{t.track_id}" for t in tracks]}
     assert all("device_id" not in r.query for r in reqs)  # no device set: the active one
     assert [r.query["position_ms"] for r in reqs if "seek" in r.call] == ["0", "0"]
-    assert reqs[6].body is None and reqs[7].body is None  # no new context: the same song
-    assert [r.query["volume_percent"] for r in reqs[8:10]] == ["30", "40"]
+    assert reqs[6].body is None and reqs[8].body is None  # no new context: the same song
+    assert reqs[7].query["state"] == "track"  # "repeat this song"
+    assert [r.query["volume_percent"] for r in reqs[9:11]] == ["30", "40"]
     assert all(r.authorization == "Bearer access-0" for r in reqs)
     assert p.now_playing() is None
 
@@ -270,6 +273,26 @@ def test_radio_polls_and_queues_when_the_device_reaches_our_last_track(
     queued = [r for r in stub.requests if r.call == "POST /me/player/queue"]
     assert [r.query["uri"] for r in queued] == [more[0].uri]
     assert p.now_playing() is not None and p.now_playing().track_id == tracks[-1].track_id
+
+
+def test_a_new_request_takes_the_song_off_repeat(
+    stub: SpotifyStub, player: tuple[SpotifyPlayer, list[str]]
+) -> None:
+    p, messages = player
+    p.play(_tracks(2))
+    p.repeat(True)
+    p.play(_tracks(2, seed=4))  # another request: its songs play on, none repeated
+    p.repeat(False)
+    assert p.wait_idle() and not messages
+    assert stub.calls() == [
+        "PUT /me/player/play",
+        "PUT /me/player/repeat",
+        "PUT /me/player/repeat",  # off before the new request plays
+        "PUT /me/player/play",
+        "PUT /me/player/repeat",
+    ]
+    states = [r.query["state"] for r in stub.requests if r.call == "PUT /me/player/repeat"]
+    assert states == ["track", "context", "context"]
 
 
 def test_stop_after_this_song_pauses_at_its_end_and_resume_goes_on(stub: SpotifyStub) -> None:

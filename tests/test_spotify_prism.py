@@ -117,6 +117,8 @@ def test_every_voice_command_passes_validation(
     player.unduck()
     player.previous()
     player.restart()  # "start over"
+    player.repeat(True)  # "repeat this song"
+    player.repeat(False)
     player.pause()
     player.resume()
     player.set_volume(30)  # "volume 30"
@@ -134,6 +136,7 @@ def test_every_voice_command_passes_validation(
         "POST /me/player/next",
         "POST /me/player/previous",
         "PUT /me/player/seek",
+        "PUT /me/player/repeat",
         "PUT /me/player/pause",
         "PUT /me/player/play",
         "PUT /me/player/volume",

@@ -99,6 +99,9 @@ class AutoPlayer:
     def stop_after(self) -> None:
         self._active.stop_after()
 
+    def repeat(self, on: bool) -> None:
+        self._active.repeat(on)
+
     def set_volume(self, percent: int) -> None:
         self._active.set_volume(percent)
 

@@ -58,6 +58,10 @@ class Player(Protocol):
     def stop(self) -> None:
         """Stop and clear the queue."""
 
+    def repeat(self, on: bool) -> None:
+        """Play the song that plays again and again (until a skip, a stop or a new
+        request), or play on through the queue."""
+
     def stop_after(self) -> None:
         """Stop when the song playing ends by itself, keeping the rest of the queue for
         `resume` ("stop after this song")."""

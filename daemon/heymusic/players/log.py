@@ -67,6 +67,9 @@ class LogPlayer:
     def stop_after(self) -> None:
         self._record("stop_after")
 
+    def repeat(self, on: bool) -> None:
+        self._record("repeat", on)
+
     def set_volume(self, percent: int) -> None:
         self.volume = max(0, min(percent, self._max_volume))
         self._record("volume", self.volume)

@@ -148,6 +148,7 @@ class PreviewPlayer(QueuedPlayer):
         if name == "play":
             self._close_source()
             self._queue, self._pos, self._played, self._failures_in_row = arg, 0, [], 0
+            self._repeat = False
             if any(local_source(t) for t in arg):
                 self._state = PlayerState.PLAYING
             else:
@@ -173,6 +174,8 @@ class PreviewPlayer(QueuedPlayer):
             self._state = PlayerState.PLAYING  # after a restart: the saved queue, saved position
         elif name == "stop_after":
             self._last_song = self.now_playing()
+        elif name == "repeat":
+            self._repeat = arg
         elif name == "stop":
             self._stop_all()
         elif name in ("volume", "volume_delta"):
@@ -217,6 +220,8 @@ class PreviewPlayer(QueuedPlayer):
         except miniaudio.MiniaudioError as err:
             _LOGGER.warning("stopped decoding %s: %s", describe(self._queue[self._pos]), err)
         self._close_source()
+        if self._repeat and self._last_song is None:
+            return None  # the same song, reopened by the next step
         ended, self._pos = self._queue[self._pos], self._pos + 1
         if ended is self._last_song:  # "stop after this song": the rest waits for "resume"
             self._last_song, self._state = None, PlayerState.STOPPED
@@ -270,6 +275,7 @@ class PreviewPlayer(QueuedPlayer):
 
     def _stop_all(self) -> None:
         self._close_source()
+        self._repeat = False
         self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
         self._save()
 

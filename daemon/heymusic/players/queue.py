@@ -56,6 +56,8 @@ class QueuedPlayer:
         self._pos = saved.position
         self._last_song: Track | None = None
         """The song after which to stop ("stop after this song"); None: play on."""
+        self._repeat = False
+        """The song that plays comes again when it ends ("repeat this song")."""
         self._state = PlayerState.STOPPED
         self._commands: queue.Queue[tuple[str, Any, float]] = queue.Queue()
         """(command, argument, when it was asked: a budget can count from then)."""
@@ -98,6 +100,9 @@ class QueuedPlayer:
 
     def stop_after(self) -> None:
         self._post("stop_after")
+
+    def repeat(self, on: bool) -> None:
+        self._post("repeat", on)
 
     def set_volume(self, percent: int) -> None:
         self._post("volume", percent)

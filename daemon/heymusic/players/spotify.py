@@ -283,6 +283,9 @@ class SpotifyPlayer(QueuedPlayer):
             uris = [t.uri for t in arg if t.uri]
             if not uris:
                 raise SpotifyFailure(NOT_ON_SPOTIFY)
+            if self._repeat:  # a new request is not the song on repeat
+                api.control(lambda sp, dev: sp.repeat("context", device_id=dev))
+                self._repeat = False
             if self._cfg.mode == "play":
                 api.control(lambda sp, dev: sp.start_playback(device_id=dev, uris=uris))
             else:
@@ -318,6 +321,9 @@ class SpotifyPlayer(QueuedPlayer):
             self._stop_at = None
             self._save()
             api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
+        elif name == "repeat":
+            api.control(lambda sp, dev: sp.repeat("track" if arg else "context", device_id=dev))
+            self._repeat = arg
         elif name == "stop_after":
             self._last_song = self.now_playing()
             self._stop_at = self._look_again(self._seconds_left())

@@ -39,6 +39,8 @@ def reply(events: list[Event]) -> tuple[bool, str]:
             return True, _SIMPLE[command.action]
         if command.action == "volume":
             return True, _volume(command.detail or "")
+        if command.action == "repeat":
+            return True, "Repeat off." if command.detail == "off" else "On repeat."
         if command.action in ("play", "queue") and results and results.tracks:
             first = results.tracks[0]
             verb = "Playing" if command.action == "play" else "Adding songs like"

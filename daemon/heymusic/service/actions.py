@@ -116,11 +116,14 @@ class Actions:
             answer = self._answer(intent.name)
             player.say(answer)
             return [issued("say", answer)]
-        if intent.name in ("restart", "stop_after"):
+        if intent.name in ("restart", "stop_after", "repeat"):
             track = player.now_playing()
             if track is None:
                 player.say(NOTHING_PLAYING)
                 return [issued("say", NOTHING_PLAYING)]
+            if intent.name == "repeat":
+                player.repeat(intent.value != "off")
+                return [issued("repeat", str(intent.value))]
             if intent.name == "stop_after":
                 player.stop_after()
             else:

@@ -33,8 +33,8 @@ def _tracks(tracks: tuple[TrackResult, ...]) -> str:
 def _understood(intent: IntentEvent) -> str:
     if intent.name == "play":
         return f'play "{intent.query}"'
-    if intent.name == "volume":
-        return f"volume {intent.value}"
+    if intent.name in ("volume", "repeat"):
+        return f"{intent.name} {intent.value}"
     return {"unknown": "not understood"}.get(intent.name, intent.name.replace("_", " "))
 
 
@@ -52,8 +52,8 @@ def _played(player: PlayerCommand, results: Results | None) -> str:
         return ("plays " if player.action == "play" else "queues ") + _tracks(results.tracks)
     if player.action == "say":
         return f'says "{player.detail}"'
-    if player.action == "volume":
-        return Intent("volume", None, player.detail).effect()
+    if player.action in ("volume", "repeat"):
+        return Intent(player.action, None, player.detail).effect()
     return _STEPS.get(player.action, player.action)
 
 

@@ -30,6 +30,7 @@ INTENT_NAMES = (
     "skip",
     "previous",
     "restart",
+    "repeat",
     "stop",
     "stop_after",
     "pause",
@@ -94,7 +95,8 @@ _VOLUME_WORDS = {"volume", "percent", "level"}
 
 @dataclass(frozen=True)
 class Intent:
-    """What the person asked for; `value` is a volume percent or a signed step like "+10"."""
+    """What the person asked for; `value` is a volume percent or a signed step like "+10",
+    or "on"/"off" for repeat."""
 
     name: str
     query: str | None = None
@@ -107,6 +109,8 @@ class Intent:
             if step[:1] in "+-":
                 return f"turns the volume {'up' if step[0] == '+' else 'down'} by {step[1:]}"
             return f"sets the volume to {step} %"
+        if self.name == "repeat":
+            return _REPEAT_EFFECTS[self.value == "off"]
         return _EFFECTS.get(self.name, f"plays songs for {self.query!r}")
 
 
@@ -128,6 +132,12 @@ _EFFECTS = {
     "cancel": "does nothing (a change of mind)",
     "unknown": "plays the 'sorry' cue",
 }
+
+
+_REPEAT_EFFECTS = (
+    "plays the song playing again and again",
+    "plays on through the queue, no song repeated",
+)
 
 
 def _negations(words: list[str]) -> set[str]:
@@ -208,7 +218,11 @@ class IntentParser:
             by_key[key] = Intent(name, None, value)
             if spec.get("signal") is False:
                 self._unsigned.add(by_key[key])
-        self._particles = _particles(raw.get("particles", {}), by_key, self._frame, path)
+        self._shapes: list[_Switch | _Particles] = [
+            *_switches(raw.get("switches", {}), by_key, self._frame, path),
+            *_particles(raw.get("particles", {}), by_key, self._frame, path),
+        ]
+        """Shapes where a word or two decide, tried in order (`[switches]`, `[particles]`)."""
         self._describes = describes
         self._title_score = title_score
         self._cores, self._signals = self._control_cores()
@@ -269,8 +283,8 @@ class IntentParser:
         joined = " ".join(words)
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
-        for particles in self._particles:
-            if (decided := particles.decide(words)) is not None:
+        for shape in self._shapes:
+            if (decided := shape.decide(words)) is not None:
                 return decided
         best = process.extractOne(joined, self._choices, scorer=fuzz.ratio)
         core, opened = self._core(words)
@@ -550,6 +564,57 @@ class _Particles:
         words = words[len(verb) :]
         named = {self.means.get(w) for w in words if w not in self.frame}
         return named.pop() if len(named) == 1 else None
+
+
+@dataclass(frozen=True)
+class _Switch:
+    """A mode turned on or off (`[switches.<mode>]` in the table): "put this song on loop",
+    "turn looping off", "stop repeating this track"."""
+
+    names: frozenset[str]
+    """Words that name the mode ("repeat", "looping")."""
+    off: frozenset[str]
+    """Words that turn it off ("off", "stop", "no"); without one it is turned on."""
+    frame: frozenset[str]
+    """Every other word it may be said with ("put", "this", "song", "on")."""
+    on_intent: Intent
+    off_intent: Intent
+
+    def decide(self, words: list[str]) -> Intent | None:
+        """On or off when the mode is named and every word belongs to the shape; else None
+        ("play my loop playlist" is a request)."""
+        if not self.names & set(words) or not set(words) <= self.names | self.off | self.frame:
+            return None
+        return self.off_intent if self.off & set(words) else self.on_intent
+
+
+def _switches(
+    raw: object, by_key: Mapping[str, Intent], control_frame: set[str], path: Path
+) -> list[_Switch]:
+    """The table's `[switches.<mode>]`: `names`, `off`, `frame`, and the intents (keys of the
+    table) it turns `on` and `off`."""
+    if not isinstance(raw, dict) or not all(isinstance(g, dict) for g in raw.values()):
+        raise ValueError(f"{path}: [switches] must hold tables, [switches.<mode>]")
+    switches = []
+    for name, spec in raw.items():
+        key = f"switches.{name}"
+        intents = (spec.get("on"), spec.get("off_intent"))
+        if not all(i in by_key for i in intents):
+            raise ValueError(f"{path}: [{key}] needs `on` and `off_intent`, intents of the table")
+        words = {
+            part: frozenset(_phrase_list(spec.get(part, []), f"{key}.{part}", path))
+            for part in ("names", "off", "frame")
+        }
+        switches.append(
+            _Switch(
+                words["names"],
+                words["off"],
+                words["frame"] | control_frame,
+                by_key[intents[0]],
+                by_key[intents[1]],
+            )
+        )
+    return switches
 
 
 def _longest_first(phrases: list[str]) -> list[list[str]]:
