@@ -244,7 +244,15 @@ def test_stop_after_this_song_lets_it_end_and_keeps_the_rest(server: _Server) ->
     assert 2.8 < heard < 3.1  # to its end
     player.resume()
     _wait(lambda: _pitches(sink) == [330, 440])
+    _wait(lambda: player.state is PlayerState.STOPPED)
+    songs = [_track(server, "c.ogg"), _track(server, "b.mp3")]
+    player.play(songs)
+    player.stop_after()
+    player.stop()  # then asked for again: a stop forgets "after this song"
+    player.play(songs)
+    _wait(lambda: _pitches(sink)[-1:] == [660])
     player.close()
+    assert _pitches(sink) == [330, 440, 880, 660]
 
 
 def test_a_song_on_repeat_comes_again_until_repeat_is_off(server: _Server) -> None:

@@ -148,7 +148,7 @@ class PreviewPlayer(QueuedPlayer):
         if name == "play":
             self._close_source()
             self._queue, self._pos, self._played, self._failures_in_row = arg, 0, [], 0
-            self._repeat = False
+            self._repeat, self._last_song = False, None
             if any(local_source(t) for t in arg):
                 self._state = PlayerState.PLAYING
             else:
@@ -275,7 +275,7 @@ class PreviewPlayer(QueuedPlayer):
 
     def _stop_all(self) -> None:
         self._close_source()
-        self._repeat = False
+        self._repeat, self._last_song = False, None
         self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
         self._save()
 

@@ -277,8 +277,8 @@ class SpotifyPlayer(QueuedPlayer):
 
     def _command(self, name: str, arg: Any) -> None:
         api = self._api
-        if name in ("play", "next", "previous"):
-            self._stop_at = None  # another song: "stop after this song" named this one
+        if name in ("play", "next", "previous", "stop"):
+            self._stop_at = self._last_song = None  # "stop after this song" named another
         if name == "play":
             uris = [t.uri for t in arg if t.uri]
             if not uris:
@@ -318,7 +318,6 @@ class SpotifyPlayer(QueuedPlayer):
             self._state = PlayerState.PLAYING
         elif name == "stop":
             self._queue, self._pos, self._state = [], 0, PlayerState.STOPPED
-            self._stop_at = None
             self._save()
             api.control(lambda sp, dev: sp.pause_playback(device_id=dev))
         elif name == "repeat":
