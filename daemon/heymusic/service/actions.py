@@ -117,20 +117,7 @@ class Actions:
             player.say(answer)
             return [issued("say", answer)]
         if intent.name in ("restart", "stop_after", "repeat"):
-            track = player.now_playing()
-            if track is None:
-                player.say(NOTHING_PLAYING)
-                return [issued("say", NOTHING_PLAYING)]
-            if intent.name == "repeat":
-                player.repeat(intent.value != "off")
-                return [issued("repeat", str(intent.value))]
-            if intent.name == "stop_after":
-                player.stop_after()
-            else:
-                if self.listening is not None:
-                    self.listening.record(track, "replay")
-                player.restart()
-            return [issued(intent.name, track.track_id)]
+            return self._this_song(intent, issued)
         if intent.name == "play" and intent.query:
             found = self.recommender.recommend(intent.query, heard=heard)
             return self._play(found, audio_s, issued, "play")
@@ -152,6 +139,25 @@ class Actions:
         if intent.name == "unknown":
             player.earcon("sorry")
         return []  # cancel: a false wake or a change of mind does nothing
+
+    def _this_song(self, intent: Intent, issued: Callable[..., PlayerCommand]) -> list[Event]:
+        """What is done to the song that plays: from its beginning (a replay, for the
+        history), on repeat or not, or a stop when it ends; nothing playing is said."""
+        player = self.player
+        track = player.now_playing()
+        if track is None:
+            player.say(NOTHING_PLAYING)
+            return [issued("say", NOTHING_PLAYING)]
+        if intent.name == "repeat":
+            player.repeat(intent.value != "off")
+            return [issued("repeat", str(intent.value))]
+        if intent.name == "stop_after":
+            player.stop_after()
+        else:
+            if self.listening is not None:
+                self.listening.record(track, "replay")
+            player.restart()
+        return [issued(intent.name, track.track_id)]
 
     def _answer(self, question: str) -> str:
         """What plays ("now_playing") or comes after it ("up_next"), as a spoken sentence."""
