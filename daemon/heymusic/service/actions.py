@@ -114,8 +114,7 @@ class Actions:
             return [issued("volume", str(intent.value))]
         if intent.name in ("now_playing", "up_next"):
             answer = self._answer(intent.name)
-            player.say(answer)
-            return [issued("say", answer)]
+            return self._say(answer, issued)
         if intent.name in ("restart", "stop_after", "repeat"):
             return self._this_song(intent, issued)
         if intent.name == "play" and intent.query:
@@ -124,8 +123,7 @@ class Actions:
         if intent.name == "more_like_this":
             current = player.now_playing()
             if current is None:
-                player.say(NOTHING_PLAYING)
-                return [issued("say", NOTHING_PLAYING)]
+                return self._say(NOTHING_PLAYING, issued)
             if self.listening is not None:
                 self.listening.record(current, "more_like_this")
             found = self.recommender.more_like(current, exclude=(current.track_id,))
@@ -140,14 +138,18 @@ class Actions:
             player.earcon("sorry")
         return []  # cancel: a false wake or a change of mind does nothing
 
+    def _say(self, answer: str, issued: Callable[..., PlayerCommand]) -> list[Event]:
+        """A spoken answer, and the event that says so."""
+        self.player.say(answer)
+        return [issued("say", answer)]
+
     def _this_song(self, intent: Intent, issued: Callable[..., PlayerCommand]) -> list[Event]:
         """What is done to the song that plays: from its beginning (a replay, for the
         history), on repeat or not, or a stop when it ends; nothing playing is said."""
         player = self.player
         track = player.now_playing()
         if track is None:
-            player.say(NOTHING_PLAYING)
-            return [issued("say", NOTHING_PLAYING)]
+            return self._say(NOTHING_PLAYING, issued)
         if intent.name == "repeat":
             player.repeat(intent.value != "off")
             return [issued("repeat", str(intent.value))]
@@ -176,12 +178,10 @@ class Actions:
         player, listening = self.player, self.listening
         if name == "history":
             answer = listening.summary() if listening is not None else HISTORY_OFF
-            player.say(answer)
-            return [issued("say", answer)]
+            return self._say(answer, issued)
         track = player.now_playing()
         if track is None:
-            player.say(NOTHING_PLAYING)
-            return [issued("say", NOTHING_PLAYING)]
+            return self._say(NOTHING_PLAYING, issued)
         if listening is not None:
             listening.record(track, name)
         if name == "like":
