@@ -246,6 +246,8 @@ def _valid(intent_name: str, query: str | None, value: object) -> None:
         assert (isinstance(value, int) and 0 <= value <= 100) or (
             isinstance(value, str) and re.fullmatch(r"[+-]\d+", value)
         ), value
+    elif intent_name == "repeat":
+        assert value in ("on", "off"), value
     else:
         assert value is None
 

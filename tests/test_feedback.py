@@ -1,6 +1,6 @@
 """Feedback by voice and what the history makes of it: the new phrases heard by real Whisper
 (espeak-ng and piper voices, phrasings that are not in the table; "start over", "what's
-next", "repeat" and "stop after this song" too), a dislike recorded and skipped through the
+next", "repeat", "stop after this song" and "say that again" too), a dislike recorded and skipped through the
 whole loop, plays, finishes, early skips and replays recorded from what the player does, and
 the spoken summary."""
 
@@ -21,6 +21,7 @@ from heymusic.history.store import HistoryEvent, HistoryStore, read_events, read
 from heymusic.history.taste import Tastes
 from heymusic.music.recommender import load_recommender
 from heymusic.players.log import LogPlayer
+from heymusic.service.actions import NOTHING_SAID
 from heymusic.service.assembly import build_stages
 from heymusic.service.listening import Listening
 from heymusic.service.pipeline import Pipeline
@@ -86,6 +87,14 @@ HELD_OUT = {
         "turn looping off",
         "take this song off repeat",
         "stop looping this track",
+    ],
+    "say_again": [
+        "could you say that one more time",
+        "what did you just say",
+        "sorry, say it once more",
+        "repeat your answer please",
+        "can you repeat that for me",
+        "say the answer again",
     ],
     "stop_after": [
         "stop the music after this one",
@@ -366,7 +375,8 @@ def test_whats_next_start_over_repeat_and_stop_after_through_the_loop(
     whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
 ) -> None:
     """Asked what comes next, it names the queue's next song and skips nothing (it had
-    skipped); told to start over, the same song plays from its beginning; a repeat is turned
+    skipped), and says it again when asked to (after a command with no answer, that
+    there was none); told to start over, the same song plays from its beginning; a repeat is turned
     on or off; told to stop after this song, it plays on (it had stopped at once)."""
     rng = random.Random(TEST_SEED + 1)
     player = LogPlayer()
@@ -383,6 +393,38 @@ def test_whats_next_start_over_repeat_and_stop_after_through_the_loop(
     assert commands(say(rng.choice(HELD_OUT["repeat"]))) == ["repeat"]
     assert commands(say(rng.choice(HELD_OUT["stop_after"]))) == ["stop_after"]
     assert player.now_playing() is playing  # it plays on to its end
+    again = [e for e in say(rng.choice(HELD_OUT["say_again"])) if isinstance(e, PlayerCommand)]
+    assert [(a.action, a.detail) for a in again] == [("say", NOTHING_SAID)]
+    asked = [e for e in say(rng.choice(HELD_OUT["up_next"])) if isinstance(e, PlayerCommand)]
+    again = [e for e in say(rng.choice(HELD_OUT["say_again"])) if isinstance(e, PlayerCommand)]
+    assert [(a.action, a.detail) for a in again] == [(a.action, a.detail) for a in asked]
+
+
+def test_say_that_again_repeats_the_answer_to_the_command_before_only() -> None:
+    """ "What's playing?" answered under loud music, then "say that again": the same words,
+    as often as asked; after a command that said nothing (a skip), there is nothing to
+    repeat, and it says so rather than an answer about a song no longer playing."""
+    from heymusic.service.actions import Actions
+    from heymusic.service.assembly import NoRecommender
+    from heymusic.speech.intents import Intent
+
+    rng = random.Random(TEST_SEED)
+    player = LogPlayer()
+    actions = Actions(player, NoRecommender("unused"), lambda: 0.0)
+    songs = [_track(f"t{i}") for i in range(rng.randint(2, 5))]
+    player.play(songs)
+    again = Intent("say_again")
+    actions.act(again, 1.0, 0.0)
+    assert player.commands[-1] == ("say", NOTHING_SAID)
+    actions.act(Intent(rng.choice(["now_playing", "up_next"])), 2.0, 0.0)
+    answer = player.commands[-1]
+    for _ in range(rng.randint(1, 3)):
+        events = actions.act(again, 3.0, 0.0)
+        assert player.commands[-1] == answer
+        assert [(e.action, e.detail) for e in events if isinstance(e, PlayerCommand)] == [answer]
+    actions.act(Intent("skip"), 4.0, 0.0)
+    actions.act(again, 5.0, 0.0)
+    assert player.commands[-1] == ("say", NOTHING_SAID)
 
 
 def test_start_over_counts_as_a_replay_and_each_needs_a_song(tmp_path: Path) -> None:

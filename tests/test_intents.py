@@ -368,7 +368,8 @@ def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None
 
 def test_repeat_on_and_off_whatever_the_verb() -> None:
     """Random shapes of "put this song on loop", "keep repeating it", "turn looping off",
-    "take this track off repeat": on or off as said; a request naming a loop is a request."""
+    "take this track off repeat": on or off as said ("don't stop repeating" is on); a
+    request naming a loop is a request."""
     polite = ["", "please ", "could you ", "okay ", "um, ", "so "]
     said = ["this song", "this one", "this track", "it", "the song", "this"]
     mode = ["repeat", "loop"]
@@ -380,6 +381,7 @@ def test_repeat_on_and_off_whatever_the_verb() -> None:
                 f"{RNG.choice(mode)}"
             ),
             lambda: f"turn {RNG.choice(['on repeat', 'repeat on', 'on the loop', 'looping on'])}",
+            lambda: f"don't {RNG.choice(['stop repeating', 'stop looping', 'turn off repeat'])}",
         ],
         "off": [
             lambda: (
@@ -398,6 +400,38 @@ def test_repeat_on_and_off_whatever_the_verb() -> None:
         intent = PARSER.parse(text)
         assert (intent.name, intent.value) == ("repeat", value), text
     assert PARSER.parse("Hey music, play my loop playlist").name == "play"
+
+
+def test_say_that_again_asks_for_the_last_answer_and_a_song_named_stays_a_repeat() -> None:
+    """ "can you repeat that", "say it one more time", "what did you just say" ask for the
+    last answer again ("repeat that" had put the song on loop, "say that again" gone back a
+    song); "repeat that song" and "put that on repeat" still loop the song."""
+    polite = ["", "please ", "could you ", "sorry, ", "um, ", "can you "]
+    again = ["again", "one more time", "once more"]
+    answers = [
+        lambda: (
+            f"say {RNG.choice(['that', 'it', 'what you said', 'the answer'])} {RNG.choice(again)}"
+        ),
+        lambda: (
+            f"repeat {RNG.choice(['that', 'your answer', 'what you said', 'what you just said'])}"
+        ),
+        lambda: f"repeat that {RNG.choice(again[1:])}",
+        lambda: f"what did you {RNG.choice(['', 'just '])}say",
+    ]
+    songs = [
+        lambda: (
+            f"repeat {RNG.choice(['this', 'that', 'the'])} {RNG.choice(['song', 'track', 'one'])}"
+        ),
+        lambda: f"put {RNG.choice(['that', 'this', 'it'])} on {RNG.choice(['repeat', 'loop'])}",
+    ]
+    for _ in range(300):
+        asked = RNG.random() < 0.6
+        shape = RNG.choice(answers if asked else songs)
+        text = f"{RNG.choice(WAKES)} {RNG.choice(polite)}{shape()}{RNG.choice(['', ' please'])}"
+        intent = PARSER.parse(text)
+        assert (intent.name, intent.value) == (
+            ("say_again", None) if asked else ("repeat", "on")
+        ), text
 
 
 def test_any_request_verb_with_only_music_asks_for_music() -> None:

@@ -24,6 +24,7 @@ _SIMPLE_ACTIONS = {
 #: How a command ends the song that plays, for the history.
 _ENDS = {"skip": "skip", "stop": "stop", "play": "stop", "favourites": "stop", "dislike": "skip"}
 NOTHING_PLAYING = "Nothing is playing."
+NOTHING_SAID = "I did not say anything."
 HISTORY_OFF = "The listening history is off, so I cannot remember that."
 ANY_MUSIC = "music"
 """The request "play music" makes when there is nothing to resume: nothing but music, so
@@ -75,6 +76,8 @@ class Actions:
         self.recommender = recommender
         self._clock = clock
         self.listening = listening
+        self._answered: str | None = None
+        """What was said for the last command (None: a cue or nothing), for "say that again"."""
 
     def act(
         self, intent: Intent, audio_s: float, spoken_at: float, heard: Heard | None = None
@@ -92,6 +95,9 @@ class Actions:
         def issued(action: str, detail: str | None = None) -> PlayerCommand:
             return PlayerCommand(audio_s, action, (self._clock() - spoken_at) * 1000.0, detail)
 
+        answered, self._answered = self._answered, None
+        if intent.name == "say_again":
+            return self._say(answered or NOTHING_SAID, issued, keep=answered is not None)
         if self.listening is not None and intent.name in _ENDS:
             self.listening.ending(_ENDS[intent.name], audio_s)
         if self.listening is not None and intent.name == "previous":
@@ -131,17 +137,29 @@ class Actions:
         if intent.name == "favourites":
             found = self.recommender.favourites()
             if not found:
-                player.say("I do not know what you like yet.")
-                return [issued("say", "no favourites yet")]
+                return self._say("I do not know what you like yet.", issued, "no favourites yet")
             return self._play(found, audio_s, issued, "play")
         if intent.name == "unknown":
             player.earcon("sorry")
         return []  # cancel: a false wake or a change of mind does nothing
 
-    def _say(self, answer: str, issued: Callable[..., PlayerCommand]) -> list[Event]:
-        """A spoken answer, and the event that says so."""
+    def _say(
+        self,
+        answer: str,
+        issued: Callable[..., PlayerCommand],
+        detail: str | None = None,
+        keep: bool = True,
+    ) -> list[Event]:
+        """A spoken answer, and the event that says so (`detail`: the event's words for it
+        when not the answer itself)."""
+        self._speak(answer, keep)
+        return [issued("say", detail or answer)]
+
+    def _speak(self, answer: str, keep: bool = True) -> None:
+        """Says `answer`; `keep`: whether "say that again" repeats it."""
         self.player.say(answer)
-        return [issued("say", answer)]
+        if keep:
+            self._answered = answer
 
     def _this_song(self, intent: Intent, issued: Callable[..., PlayerCommand]) -> list[Event]:
         """What is done to the song that plays: from its beginning (a replay, for the
@@ -186,7 +204,7 @@ class Actions:
             listening.record(track, name)
         if name == "like":
             if listening is None:
-                player.say(HISTORY_OFF)
+                self._speak(HISTORY_OFF)
             else:
                 player.earcon("ok")
             return [issued(name, track.track_id)]
@@ -202,8 +220,7 @@ class Actions:
     ) -> list[Event]:
         results = Results(audio_s, tuple(TrackResult.of(t, s) for t, s in found))
         if not found:
-            self.player.say("I found nothing for that.")
-            return [results, issued("say", "nothing found")]
+            return [results, *self._say("I found nothing for that.", issued, "nothing found")]
         tracks = [t for t, _ in found]
         self.player.enqueue(tracks) if action == "queue" else self.player.play(tracks)
         return [results, issued(action, tracks[0].track_id)]

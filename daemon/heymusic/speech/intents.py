@@ -39,6 +39,7 @@ INTENT_NAMES = (
     "more_like_this",
     "now_playing",
     "up_next",
+    "say_again",
     "like",
     "dislike",
     "favourites",
@@ -125,6 +126,7 @@ _EFFECTS = {
     "more_like_this": "queues more songs like the one playing",
     "now_playing": "says what is playing",
     "up_next": "says which song comes next",
+    "say_again": "says its answer to the command before again",
     "like": "remembers that you like the song playing",
     "dislike": "remembers that you dislike the song playing, and skips it",
     "favourites": "plays songs you like",
@@ -218,6 +220,12 @@ class IntentParser:
             by_key[key] = Intent(name, None, value)
             if spec.get("signal") is False:
                 self._unsigned.add(by_key[key])
+        self._exact = {
+            phrase: meaning
+            for phrase, meaning in zip(self._choices, self._meaning, strict=True)
+            if self._choices.count(phrase) == 1
+        }
+        """Each table phrase said by one intent only -> that intent: decided before any shape."""
         self._shapes: list[_Switch | _Particles] = [
             *_switches(raw.get("switches", {}), by_key, self._frame, path),
             *_particles(raw.get("particles", {}), by_key, self._frame, path),
@@ -283,6 +291,8 @@ class IntentParser:
         joined = " ".join(words)
         if (volume := self._volume_set(words)) is not None:
             return Intent("volume", None, volume)
+        if (exact := self._exact.get(joined)) is not None:
+            return exact  # a table phrase as written: "repeat that" is say_again's, not a loop
         for shape in self._shapes:
             if (decided := shape.decide(words)) is not None:
                 return decided
@@ -582,10 +592,11 @@ class _Switch:
 
     def decide(self, words: list[str]) -> Intent | None:
         """On or off when the mode is named and every word belongs to the shape; else None
-        ("play my loop playlist" is a request)."""
+        ("play my loop playlist" is a request). Two off words undo each other: "don't stop
+        repeating" keeps it on."""
         if not self.names & set(words) or not set(words) <= self.names | self.off | self.frame:
             return None
-        return self.off_intent if self.off & set(words) else self.on_intent
+        return self.off_intent if sum(w in self.off for w in words) % 2 else self.on_intent
 
 
 def _switches(
