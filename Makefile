@@ -60,8 +60,10 @@ lint: deps-test
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
+# Two workers, a test file each at a time (its module fixtures, ports and caches stay in one
+# process): 11.6 min here against 17.5 min in one.
 test: lint
-	$(VENV)/bin/pytest -q --durations=10 tests
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10 tests
 
 check-contract: deps-test
 	python3 ../shared/checks/contract.py

@@ -30,6 +30,13 @@ def _gaps_and_speech(stream_audio: np.ndarray, phrases: np.ndarray) -> tuple[np.
     return stream_audio[: first - 800], speech_power
 
 
+def _fresh_seeds(n: int) -> list[object]:
+    """`n` seeds drawn anew each run, under fixed test ids: pytest-xdist's workers collect
+    the same tests only when the ids agree (the failing seed is in each assertion)."""
+    seeds = np.random.default_rng().integers(1 << 30, size=n).tolist()
+    return [pytest.param(seed, id=f"draw{i}") for i, seed in enumerate(seeds)]
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_eval_noise_is_steady_noise_and_babble_is_talk_at_10_db(seed: int) -> None:
     noise = positive_stream("noise_10db", 3, seed)
@@ -52,7 +59,7 @@ def test_recorded_voices_are_only_in_the_eval() -> None:
         build_stream("recorded", "train", 10.0, 0)
 
 
-@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
+@pytest.mark.parametrize("seed", _fresh_seeds(2))
 def test_recorded_stream_is_voice_lines_and_pauses_without_the_phrase(seed: int) -> None:
     stream = build_stream("recorded", "eval", 20.0, seed)
     assert stream.phrases == []
@@ -201,7 +208,7 @@ def _loudest_20ms_dbfs(audio: np.ndarray) -> float:
     return float(10 * np.log10(np.max(np.mean(frames**2, axis=1)) + 1e-12))
 
 
-@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=2).tolist())
+@pytest.mark.parametrize("seed", _fresh_seeds(2))
 def test_after_speech_phrases_follow_a_sentence_by_a_short_pause(
     monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
@@ -220,10 +227,10 @@ def test_after_speech_phrases_follow_a_sentence_by_a_short_pause(
         if start > lead_s
     ]
     # speech is said at -35 to -15 dBFS; the mic floor, when there is one, is under -50
-    assert before and min(before) > -45, before
+    assert before and min(before) > -45, (seed, before)
 
 
-@pytest.mark.parametrize("seed", np.random.default_rng().integers(1 << 30, size=1).tolist())
+@pytest.mark.parametrize("seed", _fresh_seeds(1))
 def test_eval_after_speech_phrases_follow_another_sentence(seed: int) -> None:
     """wake-eval's "after_speech" phrases come 0.2-1 s after someone's sentence; the same
     draw's clean phrases after 1.5 s or more of silence."""
@@ -237,5 +244,5 @@ def test_eval_after_speech_phrases_follow_another_sentence(seed: int) -> None:
             )
             for start, _ in stream.phrases
         ]
-    assert min(before[AFTER_SPEECH]) > -40, before
-    assert max(before["clean"]) < -60, before
+    assert min(before[AFTER_SPEECH]) > -40, (seed, before)
+    assert max(before["clean"]) < -60, (seed, before)
