@@ -200,8 +200,11 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
             pass
 
     answers: list[bytes] = []
+    logged: list[bytes] = []  # drained as a terminal would: a full pipe would stall the run
     threading.Thread(target=write, daemon=True).start()
     threading.Thread(target=lambda: answers.extend(stdout), daemon=True).start()
+    drain = threading.Thread(target=lambda: logged.extend(stderr), daemon=True)
+    drain.start()
     try:
         rss: list[tuple[int, float]] = []
         deadline = time.monotonic() + 240
@@ -225,12 +228,21 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
         assert max(late) - max(early) < 20.0, rss
         proc.send_signal(signal.SIGINT)
         # Python sees the signal once Whisper's C++ call returns: seconds on a loaded CPU.
-        assert proc.wait(timeout=30) == 130
+        try:
+            assert proc.wait(timeout=30) == 130
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack on stderr
+            time.sleep(2)
+            proc.kill()
+            drain.join(5)
+            stuck = b"".join(logged).decode(errors="replace")[-6000:]
+            raise AssertionError(f"still running 30 s after Ctrl-C:\n{stuck}") from None
     finally:
         stop.set()
         if proc.poll() is None:
             proc.kill()
-    assert b"Traceback" not in stderr.read()
+    drain.join(5)
+    assert b"Traceback" not in b"".join(logged)
 
 
 # --- property tests --------------------------------------------------------------------------
@@ -248,6 +260,8 @@ def _valid(intent_name: str, query: str | None, value: object) -> None:
         ), value
     elif intent_name == "repeat":
         assert value in ("on", "off"), value
+    elif intent_name == "sleep_timer":
+        assert value == "off" or (isinstance(value, int) and 0 < value <= 24 * 3600), value
     else:
         assert value is None
 

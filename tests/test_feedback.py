@@ -400,6 +400,35 @@ def test_whats_next_start_over_repeat_and_stop_after_through_the_loop(
     assert [(a.action, a.detail) for a in again] == [(a.action, a.detail) for a in asked]
 
 
+def test_a_sleep_timer_said_into_the_loop_is_set_said_and_turned_off(
+    whisper_dir: Path, synth: Callable[..., Path], small_catalog: Path
+) -> None:
+    """ "hey jarvis, stop the music in twenty minutes" (random time and phrasing): the player
+    is told to pause in that many seconds and the time is said back; "cancel the sleep
+    timer" turns it off."""
+    rng = random.Random(TEST_SEED)
+    player = LogPlayer()
+    say = _spoken_loop(_settings(whisper_dir, small_catalog), player, synth)
+    assert commands(say(rng.choice(ANY_MUSIC))) == ["play"]
+    minutes = rng.randint(2, 59)
+    phrasing = rng.choice(
+        ["stop the music in {} minutes", "turn it off after {} minutes", "sleep timer {} minutes"]
+    )
+    events = say(phrasing.format(minutes))
+    assert [(e.action, e.detail) for e in events if isinstance(e, PlayerCommand)] == [
+        ("sleep_timer", str(minutes * 60)),
+        ("say", f"The music stops in {minutes} minutes."),
+    ]
+    assert ("pause_in", minutes * 60) in player.commands
+    told = len(player.commands)
+    assert commands(say(rng.choice(["cancel the sleep timer", "turn off the sleep timer"]))) == [
+        "sleep_timer",
+        "say",
+    ]
+    assert ("pause_in", None) in player.commands[told:]
+    assert ("say", "The sleep timer is off.") in player.commands[told:]
+
+
 def test_say_that_again_repeats_the_answer_to_the_command_before_only() -> None:
     """ "What's playing?" answered under loud music, then "say that again": the same words,
     as often as asked; after a command that said nothing (a skip), there is nothing to

@@ -434,6 +434,58 @@ def test_say_that_again_asks_for_the_last_answer_and_a_song_named_stays_a_repeat
         ), text
 
 
+def _said_time(rng: random.Random) -> tuple[str, int]:
+    """A random time as people say it, and its seconds."""
+    minutes = rng.randint(1, 99)
+    words = " ".join(_spoken_number(minutes))
+    return rng.choice(
+        [
+            (f"{minutes} minutes", minutes * 60),
+            (f"{words} minutes", minutes * 60),
+            ("an hour", 3600),
+            ("half an hour", 1800),
+            ("an hour and a half", 5400),
+            (f"{minutes % 9 + 2} hours", (minutes % 9 + 2) * 3600),
+        ]
+    )
+
+
+def _spoken_number(n: int) -> list[str]:
+    units = "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    units += "fourteen fifteen sixteen seventeen eighteen nineteen"
+    tens = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+    if n < 20:
+        return [units.split()[n]]
+    return [tens[n // 10 - 2], *([units.split()[n % 10]] if n % 10 else [])]
+
+
+def test_a_stop_said_with_a_time_is_a_sleep_timer_and_for_a_time_a_pause() -> None:
+    """ "stop the music in 30 minutes", "turn it off after an hour", "set a sleep timer for
+    twenty minutes": a sleep timer of that many seconds (they had been a stop at once or
+    "sorry"); "stop for ten minutes" is a pause now; a kitchen timer or a request that names
+    a time is neither; "cancel the sleep timer" turns it off."""
+    stops = ["stop", "stop the music", "turn it off", "turn the music off", "pause", "stop playing"]
+    for _ in range(300):
+        said, seconds = _said_time(RNG)
+        when = f"{RNG.choice(['in', 'after'])} {said}"
+        text = RNG.choice(
+            [
+                f"{RNG.choice(stops)} {when}",
+                f"{when} {RNG.choice(stops)}",
+                f"{RNG.choice(['set a sleep timer for', 'sleep timer', 'start a sleep timer for'])} {said}",
+            ]
+        )
+        intent = PARSER.parse(f"{RNG.choice(WAKES)} {RNG.choice(['', 'please ', 'um, '])}{text}")
+        assert (intent.name, intent.value) == ("sleep_timer", seconds), text
+        now = PARSER.parse(f"{RNG.choice(WAKES)} {RNG.choice(stops)} for {said}")
+        assert now.name == "pause", said
+    for text in ("set a timer for 10 minutes", "play 20 minutes of jazz", "play music for an hour"):
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name != "sleep_timer", text
+    for text in ("cancel the sleep timer", "turn off the timer please", "no sleep timer"):
+        intent = PARSER.parse(f"{RNG.choice(WAKES)} {text}")
+        assert (intent.name, intent.value) == ("sleep_timer", "off"), text
+
+
 def test_any_request_verb_with_only_music_asks_for_music() -> None:
     """ "I want to hear some music", "let's hear some tunes": as "play music", a resume (which
     starts songs when nothing is paused); they had searched the catalog for the word

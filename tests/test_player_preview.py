@@ -255,6 +255,34 @@ def test_stop_after_this_song_lets_it_end_and_keeps_the_rest(server: _Server) ->
     assert _pitches(sink) == [330, 440, 880, 660]
 
 
+def test_the_sleep_timer_pauses_on_time_and_off_or_a_stop_cancels_it(server: _Server) -> None:
+    """ "stop the music in 20 minutes", in seconds: the music pauses then, mid-song, with
+    its place kept for "resume"; a timer turned off, or one set before a stop, pauses
+    nothing."""
+    rng = random.Random(TEST_SEED)
+    sink = RecordingSink(RATE)
+    player = _player(sink)
+    player.play([_track(server, "long.wav"), _track(server, "a.wav")])
+    _wait(lambda: sink.first_sound_time() is not None)
+    wait_s = rng.uniform(0.6, 1.6)
+    player.pause_in(wait_s)
+    _wait(lambda: player.state is PlayerState.PAUSED)
+    heard = sum(len(b) for _, b in sink.blocks if _is_pitch(b, 330)) / RATE
+    assert wait_s - 0.2 < heard < wait_s + 0.6, (wait_s, heard)
+    assert player.can_resume and player.now_playing() is not None
+    player.resume()
+    player.pause_in(0.4)
+    player.pause_in(None)
+    time.sleep(0.9)
+    assert player.state is PlayerState.PLAYING
+    player.pause_in(0.4)
+    player.stop()
+    player.play([_track(server, "long.wav")])
+    time.sleep(0.9)
+    assert player.state is PlayerState.PLAYING
+    player.close()
+
+
 def test_a_song_on_repeat_comes_again_until_repeat_is_off(server: _Server) -> None:
     sink = RecordingSink(RATE)
     player = _player(sink)

@@ -319,6 +319,33 @@ def test_stop_after_this_song_pauses_at_its_end_and_resume_goes_on(stub: Spotify
     assert stub.calls()[-1] == "PUT /me/player/play" and p.state is PlayerState.PLAYING
 
 
+def test_the_sleep_timer_pauses_the_device_on_time_and_a_stop_cancels_it(
+    stub: SpotifyStub,
+) -> None:
+    """ "stop the music in 20 minutes", in seconds: the device gets its pause then, not
+    before; a timer followed by a stop sends no pause of its own."""
+    _login(stub)
+    p = SpotifyPlayer(_settings())
+    p.play(_tracks(3))
+    assert p.wait_idle()
+    wait_s = random.Random(TEST_SEED).uniform(0.8, 1.8)
+    started = time.monotonic()
+    p.pause_in(wait_s)
+    end = started + wait_s + 3
+    while "PUT /me/player/pause" not in stub.calls() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert wait_s - 0.05 < time.monotonic() - started < wait_s + 0.5
+    assert p.state is PlayerState.PAUSED and p.can_resume
+    p.resume()
+    p.pause_in(0.3)
+    p.stop()
+    assert p.wait_idle()
+    calls = len(stub.calls())
+    time.sleep(0.8)
+    p.close()
+    assert "PUT /me/player/pause" not in stub.calls()[calls:]
+
+
 def test_headless_login_cli(stub: SpotifyStub, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[spotify]\nclient_id = "test-client"\n')

@@ -8,7 +8,11 @@ your Spotify device. Start with `heymusic doctor`, then `heymusic run`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import io
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -268,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `kill -USR1 <pid>`: where every thread is, on stderr, for a run that seems stuck
+    with contextlib.suppress(io.UnsupportedOperation):  # stderr without a file: in-process
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -102,6 +102,9 @@ class AutoPlayer:
     def repeat(self, on: bool) -> None:
         self._active.repeat(on)
 
+    def pause_in(self, seconds: float | None) -> None:
+        self._active.pause_in(seconds)
+
     def set_volume(self, percent: int) -> None:
         self._active.set_volume(percent)
 

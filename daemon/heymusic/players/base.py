@@ -66,6 +66,10 @@ class Player(Protocol):
         """Stop when the song playing ends by itself, keeping the rest of the queue for
         `resume` ("stop after this song")."""
 
+    def pause_in(self, seconds: float | None) -> None:
+        """Pause `seconds` from now, whatever plays then (a sleep timer: the queue is kept
+        for `resume`); None cancels it. A stop cancels it too."""
+
     def set_volume(self, percent: int) -> None:
         """Absolute volume 0-100 (capped by the configured maximum)."""
 

@@ -70,6 +70,9 @@ class LogPlayer:
     def repeat(self, on: bool) -> None:
         self._record("repeat", on)
 
+    def pause_in(self, seconds: float | None) -> None:
+        self._record("pause_in", seconds)
+
     def set_volume(self, percent: int) -> None:
         self.volume = max(0, min(percent, self._max_volume))
         self._record("volume", self.volume)

@@ -58,6 +58,8 @@ class QueuedPlayer:
         """The song after which to stop ("stop after this song"); None: play on."""
         self._repeat = False
         """The song that plays comes again when it ends ("repeat this song")."""
+        self._pause_at: float | None = None
+        """When the sleep timer pauses the music (time.monotonic); None: no timer."""
         self._state = PlayerState.STOPPED
         self._commands: queue.Queue[tuple[str, Any, float]] = queue.Queue()
         """(command, argument, when it was asked: a budget can count from then)."""
@@ -100,6 +102,9 @@ class QueuedPlayer:
 
     def stop_after(self) -> None:
         self._post("stop_after")
+
+    def pause_in(self, seconds: float | None) -> None:
+        self._post("pause_in", seconds)
 
     def repeat(self, on: bool) -> None:
         self._post("repeat", on)
@@ -163,8 +168,13 @@ class QueuedPlayer:
     def _run(self) -> None:
         while True:
             self._interrupt.clear()
+            if self._pause_at is not None and time.monotonic() >= self._pause_at:
+                self._pause_at = None
+                _LOGGER.info("%s player: the sleep timer pauses the music", self.name)
+                self._run_command("pause", None, time.monotonic())
+                continue
             try:
-                name, arg, asked = self._commands.get(timeout=self._wait_seconds())
+                name, arg, asked = self._commands.get(timeout=self._next_wait())
             except queue.Empty:
                 self._idle()
                 continue
@@ -175,16 +185,32 @@ class QueuedPlayer:
             if name == "mark":
                 arg.set()
                 continue
-            try:
-                self._handle(name, arg, asked)
-            except Exception:  # a bug in one command must not silence the player
-                _LOGGER.exception("%s player: command %s failed", self.name, name)
+            if name == "pause_in":
+                self._pause_at = None if arg is None else asked + arg
+                continue
+            if name == "stop":
+                self._pause_at = None  # the music the timer was set for has ended
+            self._run_command(name, arg, asked)
+
+    def _run_command(self, name: str, arg: Any, asked: float) -> None:
+        try:
+            self._handle(name, arg, asked)
+        except Exception:  # a bug in one command must not silence the player
+            _LOGGER.exception("%s player: command %s failed", self.name, name)
 
     def _handle(self, name: str, arg: Any, asked: float) -> None:
         raise NotImplementedError
 
     def _wait_seconds(self) -> float | None:
         return None
+
+    def _next_wait(self) -> float | None:
+        """The subclass's wait, cut short by the sleep timer."""
+        wait = self._wait_seconds()
+        if self._pause_at is None:
+            return wait
+        left = max(0.0, self._pause_at - time.monotonic())
+        return left if wait is None else min(wait, left)
 
     def _idle(self) -> None:
         """Nothing was posted within `_wait_seconds`."""

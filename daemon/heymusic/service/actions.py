@@ -10,7 +10,7 @@ from heymusic.events import Event, PlayerCommand, Results, TrackResult
 from heymusic.history.taste import Taste
 from heymusic.players.base import Player, PlayerState
 from heymusic.service.listening import Listening
-from heymusic.speech.intents import Intent
+from heymusic.speech.intents import Intent, spoken_duration
 from heymusic.speech.second_listen import Heard
 from heymusic.track import Track
 
@@ -123,6 +123,8 @@ class Actions:
             return self._say(answer, issued)
         if intent.name in ("restart", "stop_after", "repeat"):
             return self._this_song(intent, issued)
+        if intent.name == "sleep_timer":
+            return self._sleep_timer(intent.value, issued)
         if intent.name == "play" and intent.query:
             found = self.recommender.recommend(intent.query, heard=heard)
             return self._play(found, audio_s, issued, "play")
@@ -160,6 +162,18 @@ class Actions:
         self.player.say(answer)
         if keep:
             self._answered = answer
+
+    def _sleep_timer(
+        self, value: int | str | None, issued: Callable[..., PlayerCommand]
+    ) -> list[Event]:
+        """Pauses the music in `value` seconds ("off": no more), and says when."""
+        if value == "off":
+            self.player.pause_in(None)
+            return [issued("sleep_timer", "off"), *self._say("The sleep timer is off.", issued)]
+        seconds = int(str(value))
+        self.player.pause_in(seconds)
+        answer = f"The music stops in {spoken_duration(seconds)}."
+        return [issued("sleep_timer", str(seconds)), *self._say(answer, issued)]
 
     def _this_song(self, intent: Intent, issued: Callable[..., PlayerCommand]) -> list[Event]:
         """What is done to the song that plays: from its beginning (a replay, for the

@@ -33,8 +33,8 @@ def _tracks(tracks: tuple[TrackResult, ...]) -> str:
 def _understood(intent: IntentEvent) -> str:
     if intent.name == "play":
         return f'play "{intent.query}"'
-    if intent.name in ("volume", "repeat"):
-        return f"{intent.name} {intent.value}"
+    if intent.name in ("volume", "repeat", "sleep_timer"):
+        return f"{intent.name.replace('_', ' ')} {intent.value}"
     return {"unknown": "not understood"}.get(intent.name, intent.name.replace("_", " "))
 
 
@@ -52,7 +52,7 @@ def _played(player: PlayerCommand, results: Results | None) -> str:
         return ("plays " if player.action == "play" else "queues ") + _tracks(results.tracks)
     if player.action == "say":
         return f'says "{player.detail}"'
-    if player.action in ("volume", "repeat"):
+    if player.action in ("volume", "repeat", "sleep_timer"):
         return Intent(player.action, None, player.detail).effect()
     return _STEPS.get(player.action, player.action)
 

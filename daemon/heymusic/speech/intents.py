@@ -33,6 +33,7 @@ INTENT_NAMES = (
     "repeat",
     "stop",
     "stop_after",
+    "sleep_timer",
     "pause",
     "resume",
     "volume",
@@ -92,6 +93,17 @@ _TENS = {
     for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
 }
 _VOLUME_WORDS = {"volume", "percent", "level"}
+_SECONDS_IN = {
+    **dict.fromkeys(("second", "seconds", "sec", "secs"), 1),
+    **dict.fromkeys(("minute", "minutes", "min", "mins"), 60),
+    **dict.fromkeys(("hour", "hours", "hr", "hrs"), 3600),
+}
+_TIMER_AFTER = {"in", "after", "within"}
+"""Before a time, these make a stop a sleep timer: "stop in 20 minutes"; "stop for a
+minute" is a pause now (`pause_for`)."""
+_TIMER_WORDS = frozenset("set start put a the sleep timer for me please music of".split())
+"""Said with "sleep timer" and a time, nothing else: "set a sleep timer for 20 minutes"."""
+MAX_TIMER_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,11 @@ class Intent:
             return f"sets the volume to {step} %"
         if self.name == "repeat":
             return _REPEAT_EFFECTS[self.value == "off"]
+        if self.name == "sleep_timer":
+            seconds = int(str(self.value)) if str(self.value).isdigit() else 0  # or "off"
+            if not seconds:
+                return "turns the sleep timer off"
+            return f"stops the music in {spoken_duration(seconds)} (a sleep timer)"
         return _EFFECTS.get(self.name, f"plays songs for {self.query!r}")
 
 
@@ -140,6 +157,43 @@ _REPEAT_EFFECTS = (
     "plays the song playing again and again",
     "plays on through the queue, no song repeated",
 )
+
+
+def spoken_duration(seconds: int) -> str:
+    """A time as said: 1800 -> "30 minutes", 5400 -> "1 hour and 30 minutes"."""
+    amounts = (seconds // 3600, seconds % 3600 // 60, seconds % 60)
+    parts = zip(amounts, ("hour", "minute", "second"), strict=True)
+    said = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    return " and ".join(said) or "0 seconds"
+
+
+def _duration(words: list[str]) -> tuple[int, int, int] | None:
+    """(seconds, start, end) of the first time said in `words`: "20 minutes", "an hour",
+    "half an hour", "an hour and a half", "twenty five minutes", "one and a half hours"."""
+    for at, word in enumerate(words):
+        unit = _SECONDS_IN.get(word)
+        if unit is None:
+            continue
+        start, amount = at, 0.0
+        if words[max(0, at - 2) : at] in (["half", "an"], ["half", "a"]):
+            start, amount = at - 2, 0.5
+        elif at and words[at - 1] in ("a", "an"):
+            start, amount = at - 1, 1.0
+        else:
+            half = at >= 3 and words[at - 3 : at] == ["and", "a", "half"]
+            first = at - 3 if half else at
+            for back in (2, 1):  # "twenty five" before "five"
+                if first - back >= 0 and _number_at(words, first - back) is not None:
+                    number = _number_at(words, first - back)
+                    if back == 1 or words[first - 1] in _UNITS:
+                        start, amount = first - back, float(number or 0) + (0.5 if half else 0)
+                        break
+        end = at + 1
+        if words[end : end + 3] == ["and", "a", "half"]:
+            end, amount = end + 3, amount + 0.5
+        if amount > 0:
+            return int(amount * unit), start, end
+    return None
 
 
 def _negations(words: list[str]) -> set[str]:
@@ -255,6 +309,8 @@ class IntentParser:
         breaks: Whisper writes a wake phrase it could not make out as words of its own and
         then a comma ("K-M-U-N-E-K, turn the music off.").
         """
+        if (timed := self._timed(text, typed)) is not None:
+            return timed
         if (paused := self._paused(text, typed)) is not None:
             return paused
         intent = self._parse(text, typed)
@@ -401,6 +457,31 @@ class IntentParser:
             if phrase in said and self._parse(said.replace(phrase, " "), typed).name == "stop":
                 return Intent("pause")
         return None
+
+    def _timed(self, text: str, typed: bool) -> Intent | None:
+        """A stop (or a pause) said with a time: to wait first, a sleep timer ("stop the
+        music in 30 minutes", "turn it off after an hour", "set a sleep timer for 20
+        minutes"); for a while, a pause now ("stop for ten minutes"); None otherwise ("set a
+        timer" is a kitchen's business)."""
+        words = _words(text)
+        found = _duration(words)
+        if found is None:
+            return None
+        seconds, start, end = found
+        said_before = words[start - 1] if start else ""
+        rest = words[: start - 1 if said_before in (*_TIMER_AFTER, "for") else start] + words[end:]
+        rest = [w for w in rest[self._wake_end(rest, typed) :] if w not in self._filler]
+        lo, hi = self._strip_polite(rest)
+        timer = {"sleep", "timer"} <= set(rest[lo:hi]) and set(rest[lo:hi]) <= _TIMER_WORDS
+        if not timer and said_before not in (*_TIMER_AFTER, "for"):
+            return None
+        if not timer and self._parse(" ".join(rest), typed).name not in ("stop", "pause"):
+            return None
+        if not 0 < seconds <= MAX_TIMER_SECONDS:
+            return None
+        if not timer and said_before == "for":
+            return Intent("pause")
+        return Intent("sleep_timer", None, seconds)
 
     def _control_cores(self) -> tuple[dict[str, Intent], dict[str, Intent]]:
         """Each table phrase's core -> its intent (cores two intents share are dropped:
