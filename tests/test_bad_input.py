@@ -184,6 +184,9 @@ def test_ten_hour_stream_on_stdin_runs_in_bounded_memory(config: Path, synth: Sy
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # As at a terminal: a test run started in the background (CI, pytest-xdist's
+        # workers) ignores Ctrl-C, and a child inherits that; Python then never raises it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
     assert stdin is not None and stdout is not None and stderr is not None

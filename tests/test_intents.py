@@ -432,6 +432,9 @@ def test_say_that_again_asks_for_the_last_answer_and_a_song_named_stays_a_repeat
         assert (intent.name, intent.value) == (
             ("say_again", None) if asked else ("repeat", "on")
         ), text
+    other = ["what time is it", "what's the weather like", "what day is it", "what is love"]
+    for text in other:  # questions for another assistant: "what" had made them say_again
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name != "say_again", text
 
 
 def _said_time(rng: random.Random) -> tuple[str, int]:
