@@ -336,8 +336,8 @@ def test_a_control_word_after_a_play_verb_is_a_control() -> None:
 def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None:
     """Random frames: "start/run/take it over from the top" restarts the song, "tell me
     what plays after this one" asks (it had skipped), "stop the music when this one is
-    over" stops at the song's end (it had stopped at once); "start", "stop" and "next" alone
-    keep their meaning."""
+    over" stops at the song's end (it had stopped at once); a question with a word misheard
+    in it is still no skip; "start", "stop" and "next" alone keep their meaning."""
     polite = ["", "please ", "could you ", "okay ", "um, ", "so "]
     shapes = {
         "restart": lambda: (
@@ -361,6 +361,11 @@ def test_start_over_whats_next_and_stop_after_this_song_by_their_shape() -> None
             f"{RNG.choice(WAKES)} {RNG.choice(polite)}{shapes[name]()}{RNG.choice(['', ' please'])}"
         )
         assert PARSER.parse(text).name == name, text
+    heard = _dictionary(4, 7)
+    for _ in range(50):  # a question with a word misheard ("who live up next") is no skip
+        asked = RNG.choice(["who", "what", "whats", "which song"])
+        text = f"{asked} {RNG.choice(heard)} {RNG.choice(['up next', 'next', 'after this one'])}"
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name == "up_next", text
     alone = {"start playing": "resume", "stop playing": "stop", "next": "skip", "stop": "stop"}
     for text, name in alone.items():
         assert PARSER.parse(f"{RNG.choice(WAKES)} {text}").name == name, text
@@ -490,14 +495,46 @@ def test_a_stop_said_with_a_time_is_a_sleep_timer_and_for_a_time_a_pause() -> No
 
 
 def test_any_request_verb_with_only_music_asks_for_music() -> None:
-    """ "I want to hear some music", "let's hear some tunes": as "play music", a resume (which
-    starts songs when nothing is paused); they had searched the catalog for the word
-    "music", and only the verbs that also frame controls ("put on", "give me") had not."""
-    nouns = ["music", "songs", "tunes", "a song", "some tracks", "the music", "some music"]
+    """ "I want to hear some music", "let's hear some tunes", "shuffle my songs": as "play
+    music", a resume (which starts songs when nothing is paused); they had searched the
+    catalog for the word "music" (or "my music"), and only the verbs that also frame
+    controls ("put on", "give me") had not."""
+    nouns = [
+        "music",
+        "songs",
+        "tunes",
+        "a song",
+        "some tracks",
+        "the music",
+        "my music",
+        "my songs",
+    ]
     for _ in range(100):
         verb = RNG.choice(TABLE["play_prefixes"])
         text = f"{RNG.choice(WAKES)} {verb} {RNG.choice(nouns)}{RNG.choice(['', ' please'])}"
         assert PARSER.parse(text).name == "resume", text
+
+
+def test_full_and_minimum_volume_and_a_lone_max_is_no_volume() -> None:
+    """ "full volume", "turn it all the way up", "volume to the max" set 100 (the player caps
+    it at max_volume); "minimum volume", "all the way down" set 10; they had been "sorry".
+    "Max." or "Full." alone, as Whisper writes a name or a fragment, changes nothing."""
+    loud = [
+        lambda: f"{RNG.choice(['full', 'max', 'maximum'])} volume",
+        lambda: f"turn {RNG.choice(['it', 'the volume', 'the music'])} all the way up",
+        lambda: f"{RNG.choice(['volume', 'set the volume'])} to the max",
+    ]
+    quiet = [
+        lambda: f"{RNG.choice(['minimum', 'min', 'lowest'])} volume",
+        lambda: f"turn {RNG.choice(['it', 'the volume', 'the music'])} all the way down",
+    ]
+    for _ in range(100):
+        value = RNG.choice([100, 10])
+        said = RNG.choice(loud if value == 100 else quiet)()
+        intent = PARSER.parse(f"{RNG.choice(WAKES)} {RNG.choice(['', 'please ', 'um '])}{said}")
+        assert (intent.name, intent.value) == ("volume", value), said
+    for word in ("Max.", "Full.", "Maximum.", "Minimum."):
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {word}").name != "volume", word
 
 
 def test_every_intent_says_what_it_does() -> None:

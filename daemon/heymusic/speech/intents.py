@@ -363,8 +363,8 @@ class IntentParser:
             return Intent("resume")  # "some music please": "play music" without its verb
         found = self._play_query(heard, words)
         asked = set(_words(found[0])) if found is not None else set()
-        if _MUSIC_NOUNS & asked and asked <= _MUSIC_NOUNS | self._frame:
-            return Intent("resume")  # "I want to hear some music", "listen to some tracks"
+        if _MUSIC_NOUNS & asked and asked <= _MUSIC_NOUNS | self._frame | {"my", "our"}:
+            return Intent("resume")  # "I want to hear some music", "shuffle my songs"
         if (
             best is not None
             and best[1] >= SURE_SCORE
@@ -394,12 +394,16 @@ class IntentParser:
             # holds "next" but is "what's the next song"
             near = process.extract(joined, self._choices, scorer=fuzz.token_set_ratio, limit=None)
             loose = max(near, key=lambda c: (c[1], len(self._choices[c[2]].split())), default=None)
+            content = set(self._choices[loose[2]].split()) - _FUNCTION_WORDS if loose else set()
+            shared = set(words) & content
             if (
                 loose is not None
                 and loose[1] >= SURE_SCORE
-                and set(core.split()) & (set(self._choices[loose[2]].split()) - _FUNCTION_WORDS)
+                and set(core.split()) & content
+                and (shared == content or len(shared) > 1)
                 and self._heard_as(core, loose[2], detail=True)
-            ):  # a word of its own, not "I'm." (a subset of "I'm sick of this song")
+            ):  # a word of its own, not "I'm." (a subset of "I'm sick of this song"), nor one
+                # word of several: "Max." is not "max volume"
                 return self._meaning[loose[2]]
         return Intent("unknown")
 
@@ -644,15 +648,24 @@ class _Particles:
     """Its own framing words and a control's ("the", "it", "a bit")."""
     needs: frozenset[str]
     means: Mapping[str, Intent]
+    question: bool = False
+    """A question: it opens (after framing words) with one of `needs`, and words it does
+    not know may stand in it ("who live up next", misheard, is still no skip)."""
 
     def decide(self, words: list[str]) -> Intent | None:
         """The intent the words left name ("turn the music back on" -> resume; "start it
         over from the beginning" -> restart); None when the group does not apply, or a
-        word left names nothing or another intent ("turn left at the corner")."""
+        word left names nothing (but in a question) or another intent ("turn left at the
+        corner")."""
         if self.needs and not self.needs & set(words):
             return None
         verb = next((v for v in self.verbs if words[: len(v)] == v), [])
         words = words[len(verb) :]
+        if self.question:
+            opening = next((w for w in words if w in self.needs or w not in self.frame), "")
+            if opening not in self.needs or _negations(words):
+                return None
+            words = [w for w in words if w in self.means]
         named = {self.means.get(w) for w in words if w not in self.frame}
         return named.pop() if len(named) == 1 else None
 
@@ -723,13 +736,13 @@ def _particles(
     groups = []
     for name, spec in raw.items():
         key = f"particles.{name}"
-        extra = sorted(set(spec) - {"verbs", "frame", "needs", "means"})
+        extra = sorted(set(spec) - {"verbs", "frame", "needs", "means", "question"})
         means, verbs = spec.get("means", {}), spec.get("verbs", [])
         unknown = sorted(v for v in means.values() if v not in by_key)
         if extra or not means or unknown:
             raise ValueError(
                 f"{path}: [{key}] needs `means` (word -> an intent of the table) and knows "
-                f"only verbs, frame, needs; unknown keys {extra}, intents {unknown}"
+                f"only verbs, frame, needs, question; unknown keys {extra}, intents {unknown}"
             )
         groups.append(
             _Particles(
@@ -738,6 +751,7 @@ def _particles(
                 | control_frame,
                 needs=frozenset(_phrase_list(spec.get("needs", []), f"{key}.needs", path)),
                 means={word: by_key[intent] for word, intent in means.items()},
+                question=spec.get("question") is True,
             )
         )
     return groups
