@@ -174,20 +174,17 @@ def _duration(words: list[str]) -> tuple[int, int, int] | None:
         unit = _SECONDS_IN.get(word)
         if unit is None:
             continue
-        start, amount = at, 0.0
         if words[max(0, at - 2) : at] in (["half", "an"], ["half", "a"]):
             start, amount = at - 2, 0.5
         elif at and words[at - 1] in ("a", "an"):
             start, amount = at - 1, 1.0
         else:
-            half = at >= 3 and words[at - 3 : at] == ["and", "a", "half"]
+            half = words[max(0, at - 3) : at] == ["and", "a", "half"]
             first = at - 3 if half else at
-            for back in (2, 1):  # "twenty five" before "five"
-                if first - back >= 0 and _number_at(words, first - back) is not None:
-                    number = _number_at(words, first - back)
-                    if back == 1 or words[first - 1] in _UNITS:
-                        start, amount = first - back, float(number or 0) + (0.5 if half else 0)
-                        break
+            tens = first >= 2 and words[first - 2] in _TENS and words[first - 1] in _UNITS
+            start = first - (2 if tens else 1)  # "twenty five", "25"
+            number = _number_at(words, start) if start >= 0 else None
+            start, amount = (start, number + 0.5 * half) if number else (at, 0.0)
         end = at + 1
         if words[end : end + 3] == ["and", "a", "half"]:
             end, amount = end + 3, amount + 0.5
