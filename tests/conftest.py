@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,13 @@ SAMPLE_RATE = 16000
 #: Seed of the tests' random draws (titles, templates, noise): CI runs are reproducible, and
 #: HEYMUSIC_TEST_SEED=<n> draws another sample.
 TEST_SEED = int(os.environ.get("HEYMUSIC_TEST_SEED", "0"))
+
+if _WORKER := os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker (and what it starts) compiles librosa's numba functions into
+    # a cache of its own: two processes compiling the same gufunc into one cache leave it
+    # inconsistent (numba#10128), and the beat tracker then segfaulted, in a fresh clone's
+    # first run. The daemon's own analysis pool compiles in one worker first (music/analysis).
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"heymusic-numba-{_WORKER}")
 
 
 @pytest.fixture(autouse=True)
