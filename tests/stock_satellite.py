@@ -76,6 +76,7 @@ class StockSatellite:
             except OSError:
                 assert self.proc.poll() is None, self.log.read_text()
                 time.sleep(0.1)
+        self.kill()
         raise AssertionError(f"satellite {self.name} did not start: {self.log.read_text()}")
 
     def go(self) -> None:

@@ -11,8 +11,9 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,6 +36,22 @@ pytestmark = pytest.mark.slow
 def sat_python() -> Path:
     cache = Path(os.environ.get("HEYMUSIC_TEST_CACHE", Path.home() / ".cache" / "heymusic-tests"))
     return satellite_python(cache)
+
+
+@pytest.fixture
+def satellite(sat_python: Path) -> Iterator[Callable[..., StockSatellite]]:
+    """Starts stock satellites (`StockSatellite`'s arguments after its python), each killed
+    when the test ends, however it ends: a failure before a test's own `finally` had left
+    them running."""
+    started: list[StockSatellite] = []
+
+    def start(*args: Any) -> StockSatellite:
+        started.append(StockSatellite(sat_python, *args))
+        return started[-1]
+
+    yield start
+    for sat in started:
+        sat.kill()
 
 
 def spoken(synth: Synth, text: str, path: Path, pause: float = 1.2) -> Path:
@@ -87,14 +104,14 @@ def _hub(tmp: Path, satellites: dict[str, int], extra: str = "") -> HubThread:
 
 
 def test_a_command_in_a_room_plays_there_and_its_speaker_hears_it(
-    sat_python: Path, synth: Synth, rooms_config
+    satellite: Callable[..., StockSatellite], synth: Synth, rooms_config
 ) -> None:
     tmp, songs, _ = rooms_config
     rng = random.Random(TEST_SEED)
     name, artist = rng.choice(songs)
     wav = spoken(synth, f"{rng.choice(['play', 'put on'])} {name} by {artist}", tmp / "cmd.wav")
     port = free_port()
-    sat = StockSatellite(sat_python, "kitchen", port, wav, tmp)
+    sat = satellite("kitchen", port, wav, tmp)
     hub = _hub(tmp, {"kitchen": port})
     try:
         assert _connected(hub, "kitchen")
@@ -109,7 +126,7 @@ def test_a_command_in_a_room_plays_there_and_its_speaker_hears_it(
 
 
 def test_two_rooms_one_satellite_killed_and_restarted(
-    sat_python: Path, synth: Synth, rooms_config, caplog
+    satellite: Callable[..., StockSatellite], synth: Synth, rooms_config, caplog
 ) -> None:
     """Both rooms speak at once, each command acted on in its own room; then the bedroom's
     satellite is killed, the kitchen goes on, and the bedroom's comes back and is heard."""
@@ -119,8 +136,8 @@ def test_two_rooms_one_satellite_killed_and_restarted(
     kitchen_wav = spoken(synth, f"play {a_name} by {a_artist}", tmp / "kitchen.wav")
     bedroom_wav = spoken(synth, f"put on {b_name} by {b_artist}", tmp / "bedroom.wav")
     ports = {"kitchen": free_port(), "bedroom": free_port()}
-    kitchen = StockSatellite(sat_python, "kitchen", ports["kitchen"], kitchen_wav, tmp)
-    bedroom = StockSatellite(sat_python, "bedroom", ports["bedroom"], bedroom_wav, tmp)
+    kitchen = satellite("kitchen", ports["kitchen"], kitchen_wav, tmp)
+    bedroom = satellite("bedroom", ports["bedroom"], bedroom_wav, tmp)
     ids = _ids(tmp)
     a_id, b_id = ids[(a_name, a_artist)], ids[(b_name, b_artist)]
     with caplog.at_level(logging.INFO, logger="heymusic.rooms.satellite"):
@@ -180,14 +197,14 @@ def _wait(check, timeout: float, what: str) -> None:
 
 
 def test_doctor_lists_each_satellite_and_whether_it_answers(
-    sat_python: Path, synth: Synth, tmp_path: Path
+    satellite: Callable[..., StockSatellite], synth: Synth, tmp_path: Path
 ) -> None:
     import subprocess
 
     from tests.conftest import PROJECT_DIR
 
     up, down = free_port(), free_port()
-    sat = StockSatellite(sat_python, "kitchen", up, synth("play jazz"), tmp_path)
+    sat = satellite("kitchen", up, synth("play jazz"), tmp_path)
     try:
         config = tmp_path / "config.toml"
         config.write_text(
@@ -302,7 +319,7 @@ def test_the_wake_service_runs_all_stages_for_a_client(synth: Synth, rooms_confi
 
 @pytest.mark.parametrize("mode", ["wake-uri", "vad"])
 def test_a_stock_satellite_in_another_mode_is_acted_on_in_its_room(
-    sat_python: Path, synth: Synth, rooms_config, mode: str
+    satellite: Callable[..., StockSatellite], synth: Synth, rooms_config, mode: str
 ) -> None:
     """wake-uri: the satellite sends its mic to heymusic's wake service and streams only
     the command after a detection; vad: it streams once its own VAD hears speech."""
@@ -321,7 +338,7 @@ def test_a_stock_satellite_in_another_mode_is_acted_on_in_its_room(
         if mode == "wake-uri"
         else ("--vad", "--vad-wake-word-timeout", "12")
     )
-    sat = StockSatellite(sat_python, "porch", sat_port, wav, tmp, *extra)
+    sat = satellite("porch", sat_port, wav, tmp, *extra)
     try:
         assert _connected(hub, "porch")
         before = sat.sound_bytes()
