@@ -162,8 +162,13 @@ class Hub:
             _LOGGER.info("speech-to-text service on tcp://%s:%d", cfg.host, cfg.asr_port)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        # Cancelled again until done: Python 3.11's wait_for can swallow a cancel that lands
+        # as its inner call finishes (gh-86296), and a satellite link then called its
+        # peer again for ever while the stop waited on it.
+        while pending := [task for task in self._tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
