@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,33 @@ def test_a_satellite_sending_garbage_is_dropped_in_one_line_and_called_again(
     assert any("over the limit" in line for line in dropped), lines
     assert any("not a Wyoming frame" in line for line in dropped), lines
     assert len(lines) <= 5, lines  # one per change of state, never one per retry
+
+
+def test_the_stop_ends_a_satellite_link_that_swallowed_its_cancel(
+    rooms_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's wait_for can swallow a cancel (gh-86296), and the link then goes on
+    calling its satellite: heymusic's stop still ends it within seconds (it had waited on
+    the link for ever, and the test's stop timed out after 60 s)."""
+    from heymusic.rooms.satellite import SatelliteLink
+
+    swallowed: list[str] = []
+
+    async def run_on(link: SatelliteLink) -> None:  # as a link whose wait_for ate the cancel
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(link.room)
+
+    monkeypatch.setattr(SatelliteLink, "run", run_on)
+    tmp, _, _ = rooms_config
+    hub = _hub(tmp, {"attic": free_port()})
+    started = time.monotonic()
+    hub.close()
+    assert swallowed == ["attic"] and time.monotonic() - started < 5
 
 
 async def _detect(port: int, audio: np.ndarray) -> list[Event]:
