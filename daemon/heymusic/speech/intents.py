@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,10 +272,11 @@ class IntentParser:
             by_key[key] = Intent(name, None, value)
             if spec.get("signal") is False:
                 self._unsigned.add(by_key[key])
+        said_by = Counter(self._choices)
         self._exact = {
             phrase: meaning
             for phrase, meaning in zip(self._choices, self._meaning, strict=True)
-            if self._choices.count(phrase) == 1
+            if said_by[phrase] == 1
         }
         """Each table phrase said by one intent only -> that intent: decided before any shape."""
         self._shapes: list[_Switch | _Particles] = [
@@ -470,15 +472,13 @@ class IntentParser:
             return None
         seconds, start, end = found
         said_before = words[start - 1] if start else ""
-        rest = words[: start - 1 if said_before in (*_TIMER_AFTER, "for") else start] + words[end:]
+        linked = said_before in _TIMER_AFTER or said_before == "for"  # "in 20 minutes"
+        rest = words[: start - 1 if linked else start] + words[end:]
         rest = [w for w in rest[self._wake_end(rest, typed) :] if w not in self._filler]
         lo, hi = self._strip_polite(rest)
         timer = {"sleep", "timer"} <= set(rest[lo:hi]) and set(rest[lo:hi]) <= _TIMER_WORDS
-        if not timer and said_before not in (*_TIMER_AFTER, "for"):
-            return None
-        if not timer and self._parse(" ".join(rest), typed).name not in ("stop", "pause"):
-            return None
-        if not 0 < seconds <= MAX_TIMER_SECONDS:
+        stopped = linked and self._parse(" ".join(rest), typed).name in ("stop", "pause")
+        if not (timer or stopped) or not 0 < seconds <= MAX_TIMER_SECONDS:
             return None
         if not timer and said_before == "for":
             return Intent("pause")
