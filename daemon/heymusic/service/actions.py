@@ -97,7 +97,9 @@ class Actions:
 
         answered, self._answered = self._answered, None
         if intent.name == "say_again":
-            return self._say(answered or NOTHING_SAID, issued, keep=answered is not None)
+            events = self._say(answered or NOTHING_SAID, issued)
+            self._answered = answered  # asked again, said again: not "I did not say anything"
+            return events
         if self.listening is not None and intent.name in _ENDS:
             self.listening.ending(_ENDS[intent.name], audio_s)
         if self.listening is not None and intent.name == "previous":
@@ -146,34 +148,29 @@ class Actions:
         return []  # cancel: a false wake or a change of mind does nothing
 
     def _say(
-        self,
-        answer: str,
-        issued: Callable[..., PlayerCommand],
-        detail: str | None = None,
-        keep: bool = True,
+        self, answer: str, issued: Callable[..., PlayerCommand], detail: str | None = None
     ) -> list[Event]:
         """A spoken answer, and the event that says so (`detail`: the event's words for it
         when not the answer itself)."""
-        self._speak(answer, keep)
+        self._speak(answer)
         return [issued("say", detail or answer)]
 
-    def _speak(self, answer: str, keep: bool = True) -> None:
-        """Says `answer`; `keep`: whether "say that again" repeats it."""
+    def _speak(self, answer: str) -> None:
+        """Says `answer`, kept for "say that again"."""
         self.player.say(answer)
-        if keep:
-            self._answered = answer
+        self._answered = answer
 
     def _sleep_timer(
         self, value: int | str | None, issued: Callable[..., PlayerCommand]
     ) -> list[Event]:
         """Pauses the music in `value` seconds ("off": no more), and says when."""
-        if value == "off":
-            self.player.pause_in(None)
-            return [issued("sleep_timer", "off"), *self._say("The sleep timer is off.", issued)]
-        seconds = int(str(value))
+        seconds = None if value == "off" else int(str(value))
         self.player.pause_in(seconds)
-        answer = f"The music stops in {spoken_duration(seconds)}."
-        return [issued("sleep_timer", str(seconds)), *self._say(answer, issued)]
+        if seconds is None:
+            answer = "The sleep timer is off."
+        else:
+            answer = f"The music stops in {spoken_duration(seconds)}."
+        return [issued("sleep_timer", str(value)), *self._say(answer, issued)]
 
     def _this_song(self, intent: Intent, issued: Callable[..., PlayerCommand]) -> list[Event]:
         """What is done to the song that plays: from its beginning (a replay, for the
