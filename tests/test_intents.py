@@ -804,3 +804,53 @@ def test_a_fragment_of_function_words_is_no_control() -> None:
     for word in words:
         said = f"{RNG.choice(WAKES)} {word.capitalize()}{RNG.choice(['.', '?', ','])}"
         assert PARSER.parse(said).name in NOT_CONTROLS, said
+
+
+def test_a_change_of_mind_in_words_of_its_own_is_a_cancel() -> None:
+    """ "that was a mistake", "stop listening", "go away" had been `unknown` (the "sorry"
+    sound after a wake the person did not want) or a stop of the music. A request with such
+    words, a song called wrong or "stop listening to this song" keep their meaning."""
+    openings = ["", "oh ", "sorry, ", "no, ", "never mind, "]
+    shapes = [
+        lambda: (
+            f"{RNG.choice(['that was', 'it was', 'sorry,', ''])} {RNG.choice(['a mistake', 'an accident', 'my mistake'])}"
+        ),
+        lambda: (
+            f"i {RNG.choice(['accidentally called you', 'called you by accident', 'woke you up by accident'])}"
+        ),
+        lambda: f"{RNG.choice(['stop', 'just stop'])} listening",
+        lambda: f"{RNG.choice(['just ', 'please ', ''])}go away",
+        lambda: RNG.choice(["don't worry about it", "no worries", "don't worry"]),
+        lambda: (
+            f"forget {RNG.choice(['i asked', 'what i said', 'everything i said', 'i said anything'])}"
+        ),
+        lambda: f"{RNG.choice(['false alarm', 'ignore me', 'ignore what i said'])}",
+    ]
+    for _ in range(60):
+        text = f"{RNG.choice(WAKES)} {RNG.choice(openings)}{RNG.choice(shapes)()}".strip()
+        assert PARSER.parse(text).name == "cancel", text
+    kept = {
+        "play Forget About It": "play",
+        "play something to forget my worries": "play",
+        "stop listening to this song": "stop",
+        "wrong song": "unknown",
+    }
+    for said, name in kept.items():
+        assert PARSER.parse(f"{RNG.choice(WAKES)} {said}").name == name, said
+
+
+def test_no_more_music_stops_it_and_go_ahead_and_freeze_are_words_of_a_command() -> None:
+    """ "no more music" had been a cancel (its "no"), "go ahead and play" the "sorry" sound
+    and "freeze the music" nothing. "go ahead one track" stays a skip."""
+    for _ in range(30):
+        noun = RNG.choice(["music", "songs", "music please", "tunes", "", "music tonight"])
+        assert PARSER.parse(f"{RNG.choice(WAKES)} no more {noun}").name == "stop", noun
+        control, name = RNG.choice([("play", "resume"), ("skip", "skip"), ("pause", "pause")])
+        text = f"{RNG.choice(WAKES)} go ahead and {control}"
+        assert PARSER.parse(text).name == name, text
+        text = f"{RNG.choice(WAKES)} freeze {RNG.choice(['', 'it', 'the music', 'this song'])}"
+        assert PARSER.parse(text).name == "pause", text
+    assert PARSER.parse("Hey music, go ahead one track.").name == "skip"
+    genre = RNG.choice(["jazz", "country", "rap", "heavy metal"])
+    assert PARSER.parse(f"Hey music, no more {genre}").name != "stop"
+    assert PARSER.parse("Hey music, no more like this").name != "stop"
