@@ -16,9 +16,11 @@ unknown: the "sorry" earcon). Scored in the same run: the text typed in (the cei
 Whisper's prompt-only transcript (one decode, as before the prompt-echo check), the
 transcript answered from its text alone (`text_only`, before weak titles were settled by
 the audio) and as the daemon answers it now (`now`: weak titles and unsure controls settled
-by the audio). Also reported: how often a title request would get another song named like
-it were the catalog to lack the one asked for (`missing_song_replaced`), each control check
-with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
+by the audio; a transcript Whisper was unsure of, under `[asr] min_clarity`, acted on only
+when it names a song or its audio a control, listed in `unclear` with what acting on it as
+written would have done). Also reported: how often a title request would get another song
+named like it were the catalog to lack the one asked for (`missing_song_replaced`), each
+control check with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
 bench/held_out_intents.toml instead (controls, chatter, requests: a non-control is right
 when it does not become a control). Each command draws from generators of its own (seed
 and index: the draw since 2026-12-07, eleventh session; before, one stream ran through all,
@@ -52,11 +54,11 @@ from heymusic.audio.front_end import FrontEnd, path_settings
 from heymusic.config import FrontEndSettings, data_dir, load_settings
 from heymusic.music.matcher import plain_title
 from heymusic.music.recommender import Recommender, load_recommender
-from heymusic.service.actions import verbless_song
+from heymusic.service.actions import unclear, verbless_song
 from heymusic.speech.asr import Transcriber, prompt_echo
 from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import Intent, IntentParser
-from heymusic.speech.second_listen import Heard, RequestScorer
+from heymusic.speech.second_listen import Heard, RequestScorer, once_each
 from heymusic.track import Track
 from heymusic.training.retrieval.requests import TEMPLATES, make_request, satisfies
 from heymusic.training.wake import data as wake_data
@@ -196,11 +198,15 @@ def outcome(
     text: str,
     heard: Heard | None = None,
     settle: Callable[[Intent], Intent] | None = None,
+    clear: bool = True,
 ) -> str:
     """right, wrong or none (no action) for a transcript of the command `want`; `heard`
     settles weak title matches by the audio and `settle` unsure controls, as the daemon
-    does. Held-out chatter and requests are right when they do not become a control."""
+    does; not `clear`: Whisper was unsure of it, so it is not taken as written. Held-out
+    chatter and requests are right when they do not become a control."""
     intent = parser.parse(text)
+    if not clear:
+        intent = unclear(intent, rec, heard)
     if settle is not None:
         intent = settle(intent)
     intent = verbless_song(intent, text, parser.split_wake(text)[1], rec)
@@ -280,6 +286,9 @@ def main() -> None:
     counts: dict[str, Counter[str]] = {s: Counter() for s in systems}
     by: dict[str, Counter[str]] = {}
     """Outcomes per kind of command and per group of voices."""
+    unsure: list[dict[str, Any]] = []
+    """Commands Whisper was unsure of ([asr] min_clarity): what acting on them would have
+    done, and what was done."""
     echoes, redecoded_ms = 0, 0.0
     examples = []
     misses: list[dict[str, Any]] = []
@@ -298,11 +307,12 @@ def main() -> None:
         start = time.perf_counter()
         prompted = transcriber.decode(audio, transcriber.prompt)
         once = time.perf_counter()
-        now = transcriber.transcribe(audio)
+        hearing = transcriber.hear(audio)
+        now = hearing.text
         if prompt_echo(prompted, ("hey", "music")) is not None:
             echoes += 1  # transcribe decoded twice: its time beyond the one decode
             redecoded_ms += 1000 * ((time.perf_counter() - once) - (once - start))
-        heard = functools.partial(scorer.losses, audio, now)
+        heard = once_each(functools.partial(scorer.losses, audio, now))
         settle = functools.partial(control_listen.settle, audio, now)
         results = {
             "typed": outcome(rec, parser, want, "hey music, " + want["text"]),
@@ -310,8 +320,20 @@ def main() -> None:
             "text_only": outcome(rec, parser, want, now),
         }
         start = time.perf_counter()
-        results["now"] = outcome(rec, parser, want, now, heard, settle)
+        clear = hearing.clear(settings.asr.min_clarity)
+        results["now"] = outcome(rec, parser, want, now, heard, settle, clear)
         answer_ms.append(1000 * (time.perf_counter() - start))
+        if not clear:
+            unsure.append(
+                {
+                    "said": want["text"],
+                    "kind": want["kind"],
+                    "heard": now,
+                    "clarity": round(hearing.clarity, 3),
+                    "acted_on": outcome(rec, parser, want, now, heard, settle),
+                    "now": results["now"],
+                }
+            )
         if want["kind"] == "title":
             missing["title_requests"] += 1
             missing["text_only"] += replaced(rec, parser, want, now, None)
@@ -340,6 +362,7 @@ def main() -> None:
                     "said": want["text"],
                     "kind": want["kind"],
                     "heard": now,
+                    "clarity": round(hearing.clarity, 3),
                     "intent": parser.parse(now).name,
                     "outcome": results["now"],
                 }
@@ -363,6 +386,12 @@ def main() -> None:
                 "asr_front_end": vars(path_settings(settings.front_end, "asr")),
                 "outcomes": {k: dict(v) for k, v in counts.items()},
                 "by": {k: dict(sorted(v.items())) for k, v in sorted(by.items())},
+                "min_clarity": settings.asr.min_clarity,
+                "unclear": {
+                    "acted_on": dict(Counter(u["acted_on"] for u in unsure)),
+                    "now": dict(Counter(u["now"] for u in unsure)),
+                    "commands": unsure,
+                },
                 "prompt_echoes": echoes,
                 "redecode_ms_mean": round(redecoded_ms / echoes, 1) if echoes else None,
                 "answer_ms_p50_p95": [round(float(np.percentile(answer_ms, q))) for q in (50, 95)],

@@ -23,6 +23,7 @@ from heymusic.music.recommender import (
     Recommender,
     load_recommender,
 )
+from heymusic.service.actions import unclear
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
@@ -229,3 +230,32 @@ def test_every_way_to_ask_for_music_gets_the_second_listen(
         transcript = f"Hey music, {verb.capitalize()} yellow submarine."
         assert len(scorer.losses(audio, transcript, ["Yellow Submarine by The Beatles"])) == 1
         assert RequestScorer(transcriber.model).losses(audio, transcript, ["X by Y"]) == []
+
+
+def test_an_unclear_transcript_plays_only_a_song_it_names(
+    rec: Recommender, transcriber: Transcriber, synth: Callable[..., Path]
+) -> None:
+    """A transcript Whisper was unsure of is acted on only when it names a catalog song, by
+    its words or its audio: misheard titles are still found; a description, a control or
+    words heard from a title said backwards (speech with no words in it) are not acted on."""
+    scorer = RequestScorer(transcriber.model)
+    parser = IntentParser(["hey music"])
+    kept = []
+    for _track, audio, transcript in _cases(rec, synth, 5):
+        heard = functools.partial(scorer.losses, audio, transcript)
+        kept.append(unclear(parser.parse(transcript), rec, heard).name == "play")
+    assert sum(kept) >= 4, kept
+    rng = random.Random(TEST_SEED + 3)
+    wake = read_pcm(synth("hey music, play", voice="en-us", pad_after=0.1))
+    backwards = []
+    for track in rng.sample(rec.catalog.tracks, 5):
+        said = read_pcm(synth(f"{track.name} by {track.artist}", pad_before=0.0, pad_after=0.0))
+        voiced = np.flatnonzero(np.abs(said) > 300)
+        audio = np.concatenate([wake, said[voiced[0] : voiced[-1]][::-1], np.zeros(8000, np.int16)])
+        transcript = transcriber.transcribe(audio)
+        heard = functools.partial(scorer.losses, audio, transcript)
+        backwards.append((transcript, unclear(parser.parse(transcript), rec, heard).name))
+    assert sum(name == "unknown" for _, name in backwards) >= 4, backwards
+    described = make_request(rng.choice(rec.catalog.tracks), 6, rng)  # "play me something ..."
+    for text in [described.text if described else "play something calm", "skip this song"]:
+        assert unclear(parser.parse(f"Hey music, {text}"), rec, None).name == "unknown", text

@@ -429,7 +429,7 @@ def run_audio(pipe: Any, audio: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _break_asr(pipe: Any, mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(pipe.asr, "transcribe", _raiser(RuntimeError("CUDA-less ctranslate2 exploded")))
+    mp.setattr(pipe.asr, "hear", _raiser(RuntimeError("CUDA-less ctranslate2 exploded")))
 
 
 def _break_encoder(pipe: Any, mp: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from heymusic.config import data_dir
+from heymusic.config import Settings, data_dir
 from tests.conftest import PROJECT_DIR, TEST_SEED, mix_noise, read_pcm
 
 HEYMUSIC = PROJECT_DIR / ".venv" / "bin" / "heymusic"
@@ -234,3 +234,46 @@ def test_requests_said_without_a_verb_play(
     firsts = [e["tracks"][0]["track_id"] for e in events if e["type"] == "results"][3:]
     played = [r for r in asked if r["track_id"] in firsts]
     assert played, f"neither song named without a verb was played: {note}"
+
+
+def test_a_command_whisper_could_not_make_out_is_not_acted_on(
+    tmp_path: Path,
+    whisper_dir: Path,
+    synth: Callable[..., Path],
+    small_catalog: tuple[Path, list[dict[str, str]]],
+) -> None:
+    """ "hey music, play" and then a song's name said backwards (speech with no words in
+    it): Whisper writes words anyway ("play the short and hip hop, much syrup"), which had
+    played songs nobody asked for. Now the transcript event says how sure Whisper was, and
+    under `[asr] min_clarity` nothing plays but the "sorry" sound; -99 acts on all."""
+    rng = random.Random(TEST_SEED + 3)
+    catalog, _asked = small_catalog
+    with catalog.open(encoding="utf-8") as fh:
+        songs = rng.sample(list(csv.DictReader(fh)), 6)
+    clips = []
+    for song in songs:
+        wake = read_pcm(synth("hey music, play", pad_before=1.0, pad_after=0.1))
+        said = read_pcm(synth(f"{song['track_name']} by {song['track_artist']}", pad_before=0.0))
+        voiced = np.flatnonzero(np.abs(said) > 300)  # espeak's own quiet would end the command
+        clips += [wake, said[voiced[0] : voiced[-1]][::-1], np.zeros(2 * 16000, np.int16)]
+    wav = tmp_path / "backwards.wav"
+    sf.write(str(wav), np.concatenate(clips), 16000)
+    bar = Settings().asr.min_clarity
+    acted_on = {}
+    for min_clarity in (bar, -99.0):
+        config = tmp_path / f"config{min_clarity}.toml"
+        config.write_text(
+            f'[asr]\nmodel_dir = "{whisper_dir}"\nmin_clarity = {min_clarity}\n'
+            f'[catalog]\nsource = "{catalog}"\n'
+        )
+        groups = _groups(_simulate(config, wav))
+        clarity = [[e["clarity"] for e in g if e["type"] == "transcript"] for g in groups]
+        unclear = [g for g, c in zip(groups, clarity, strict=True) if c and float(str(c[0])) < bar]
+        note = f"min_clarity={min_clarity} groups={groups}"
+        assert len(unclear) >= 4, note
+        acted_on[min_clarity] = [g for g in unclear if any(e["type"] == "results" for e in g)]
+        if min_clarity == bar:
+            assert len(acted_on[bar]) <= 1, note  # a song its words or audio named may play
+            sorry = [e for g in unclear for e in g if e["type"] == "intent"]
+            assert sum(e["name"] == "unknown" for e in sorry) >= len(unclear) - 1, note
+    assert len(acted_on[-99.0]) >= 3, acted_on

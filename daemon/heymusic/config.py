@@ -166,6 +166,11 @@ class AsrSettings(_Section):
     recheck_controls: bool = True
     """A command the text leaves unknown or unsure is settled by its audio: Whisper scores one
     phrase per control as forced transcripts (heymusic.speech.control_listen; docs/commands.md)."""
+    min_clarity: float = Field(-0.7, le=0)
+    """A transcript Whisper is less sure of than this (mean log-probability per token) is not
+    acted on as written: the "sorry" sound, unless it names a catalog song or its audio
+    clearly says a control. Garbled words had played songs nobody asked for
+    (docs/commands.md); -99 acts on every transcript."""
 
 
 class CatalogSettings(_Section):

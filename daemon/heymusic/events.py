@@ -77,9 +77,12 @@ class Timeout(Event):
 
 @dataclass(frozen=True)
 class Transcript(Event):
+    """What Whisper wrote; `clarity`: how sure it was (heymusic.speech.asr.Hearing)."""
+
     type: ClassVar[str] = "transcript"
     text: str
     asr_ms: float
+    clarity: float | None = None
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def _options(args: argparse.Namespace, audio_in: str | None) -> RunOptions:
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> int:
-    """`heymusic transcribe FILE`: the text of a whole file, with how long it took on stderr."""
+    """`heymusic transcribe FILE`: the text of a whole file, with how long it took and how
+    sure Whisper was on stderr."""
     import numpy as np
 
     from heymusic.audio.format import SAMPLE_RATE
@@ -62,8 +63,15 @@ def transcribe(args: argparse.Namespace, settings: Settings) -> int:
         source.close()
     transcriber = Transcriber(settings)
     start = time.perf_counter()
-    text = transcriber.transcribe(audio)
+    heard = transcriber.hear(audio)
     took_ms = (time.perf_counter() - start) * 1000.0
-    _LOGGER.info("transcribed %.1f s of audio in %.0f ms", audio.size / SAMPLE_RATE, took_ms)
-    print(text)
+    _LOGGER.info(
+        "transcribed %.1f s of audio in %.0f ms (clarity %.2f; under [asr] min_clarity %.2f a "
+        "command gets the 'sorry' sound)",
+        audio.size / SAMPLE_RATE,
+        took_ms,
+        heard.clarity,
+        settings.asr.min_clarity,
+    )
+    print(heard.text)
     return 0

@@ -214,6 +214,11 @@ class Recommender:
         artist = fuzz.ratio(" ".join(request[cut + 1 :]), default_process(match.track.artist))
         return artist >= NAMED_ARTIST_MATCH
 
+    def names(self, text: str, heard: Heard | None = None) -> bool:
+        """Whether a request names a catalog song or artist, by its words or (`heard`) by its
+        audio: what a transcript Whisper was unsure of may still ask for (the pipeline)."""
+        return self.named(check_request(text), heard) is not None
+
     def favourites(self, k: int | None = None) -> list[tuple[Track, float]]:
         """The profile's most liked songs, topped up with songs of its taste."""
         k = k or self.settings.recommender.k

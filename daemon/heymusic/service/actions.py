@@ -49,6 +49,8 @@ class Recommender(Protocol):
 
     def names_a_song(self, text: str) -> bool: ...
 
+    def names(self, text: str, heard: Heard | None = None) -> bool: ...
+
     def title_score(self, text: str) -> float: ...
 
 
@@ -59,6 +61,17 @@ def verbless_song(intent: Intent, text: str, command: str, recommender: Recommen
     if intent.name == "unknown" and recommender.names_a_song(text):
         return Intent("play", command.strip(" ,.!?"), None)
     return intent
+
+
+def unclear(intent: Intent, recommender: Recommender, heard: Heard | None) -> Intent:
+    """What a transcript Whisper was unsure of (`[asr] min_clarity`) may still do: play a
+    song or artist it names, by its words or its audio (`heard`); else nothing but the
+    "sorry" sound. Garbled words answered by meaning had played songs nobody asked for, and
+    garbled controls other controls; a control its audio clearly says is still found
+    (heymusic.speech.control_listen settles the "unknown")."""
+    if intent.name == "play" and intent.query and recommender.names(intent.query, heard):
+        return intent
+    return Intent("unknown")
 
 
 class Actions:

@@ -56,6 +56,9 @@ class NoRecommender:
     def names_a_song(self, text: str) -> bool:
         return False
 
+    def names(self, text: str, heard: Any = None) -> bool:
+        return False
+
     def title_score(self, text: str) -> float:
         return 0.0
 
@@ -128,6 +131,7 @@ def build_stages(
         earcon_mute_seconds=_mute_seconds(settings, player),
         front_end=FrontEnd(settings.front_end),
         listening=listening,
+        min_clarity=settings.asr.min_clarity,
     )
     release_freed_memory()  # model loading leaves ~35 MB of freed heap behind
     return stages

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,12 +32,12 @@ from heymusic.events import (
 )
 from heymusic.memory import release_freed_memory
 from heymusic.players.base import Player, PlayerState
-from heymusic.service.actions import Actions, Recommender, verbless_song
+from heymusic.service.actions import Actions, Recommender, unclear, verbless_song
 from heymusic.service.listening import Listening
 from heymusic.speech.asr import Transcriber
 from heymusic.speech.control_listen import ControlListen
 from heymusic.speech.intents import IntentParser
-from heymusic.speech.second_listen import Heard, RequestScorer
+from heymusic.speech.second_listen import Heard, RequestScorer, once_each
 from heymusic.speech.vad import CommandRecorder
 from heymusic.wake.detector import WakeDetector
 
@@ -75,6 +76,9 @@ class Stages:
     """Settles unsure controls on the audio; None when `[asr] recheck_controls` is off."""
     listening: Listening | None = None
     """Records the listening history (None: `[history] record = false`)."""
+    min_clarity: float = -math.inf
+    """`[asr] min_clarity`: a transcript Whisper was less sure of is not acted on as written
+    (the default here acts on all)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class Pipeline:
         self._second_listen = stages.second_listen
         self._control_listen = stages.control_listen
         self._intents = stages.intents
+        self._min_clarity = stages.min_clarity
         self._mute_s = stages.earcon_mute_seconds
         self._front_end = stages.front_end
         self._clock = clock
@@ -121,6 +126,8 @@ class Pipeline:
         self._listening = False
         self._resumed = False
         """Whether this command already went on past an end that held only the wake phrase."""
+        self._wake_in_audio = True
+        """Whether the command's audio starts with the wake phrase (not a satellite's)."""
         self._mute_until_s = 0.0
         self._cue_pending = False
         """Woken, and the cue waits for a pause (CUE_PAUSE_S) or is given up on speech."""
@@ -204,13 +211,15 @@ class Pipeline:
         wake mode, 11 of 18 commands not acted on)."""
         if not self._listening:
             self.recorder.forget()
-            self._start_listening(self.audio_s, cue=False)
+            self._start_listening(self.audio_s, cue=False, wake_in_audio=False)
 
-    def _start_listening(self, wake_s: float, cue: bool = True) -> None:
+    def _start_listening(self, wake_s: float, cue: bool = True, wake_in_audio: bool = True) -> None:
         """`wake_s`: when the phrase was heard (Whisper's check confirms it up to 0.3 s of
         audio later). `cue`: the "listening" earcon, the mic muted while it plays, once the
-        person pauses (not over speech: it would hide the command's words from the recognizer)."""
+        person pauses (not over speech: it would hide the command's words from the recognizer).
+        `wake_in_audio`: the command's audio starts with the wake phrase (not a satellite's)."""
         self._listening = True
+        self._wake_in_audio = wake_in_audio
         self._resumed = False
         self.recorder.start(wake_s, replay_s=self.audio_s - wake_s)
         self.player.duck()
@@ -256,13 +265,18 @@ class Pipeline:
         events: list[Event] = []
         try:
             audio = self.recorder.utterance()
-            text = self.asr.transcribe(audio)
-            if not self._resumed and self._intents.only_wake(text):
+            heard = self.asr.hear(audio)
+            if not self._resumed and self._intents.only_wake(heard.text):
                 self._resumed = True
                 self.recorder.resume(self.audio_s)
                 return None
-            events.append(Transcript(audio_s, text, (self._clock() - spoken_at) * 1000.0))
-            self._act(text, audio_s, spoken_at, audio, events)
+            asr_ms = (self._clock() - spoken_at) * 1000.0
+            events.append(Transcript(audio_s, heard.text, asr_ms, heard.clarity))
+            # Whisper's prompt starts with the wake phrase: where the audio lacks it (a
+            # satellite streams what follows its own wake), any first word is unsure and a
+            # clear "Skip this song." scored -0.79, so the clarity is not asked for there
+            clear = heard.clear(self._min_clarity) or not self._wake_in_audio
+            self._act(heard.text, audio_s, spoken_at, audio, events, clear)
         except Exception as err:  # one bad command must not stop the daemon
             events.append(self._failed(audio_s, err))
         return events
@@ -284,10 +298,12 @@ class Pipeline:
         spoken_at: float,
         audio: np.ndarray | None,
         events: list[Event],
+        clear: bool = True,
     ) -> None:
         """Intent and action for `text`, added to `events` as they happen: what was done
         before a step failed is still reported. `audio`: the command as spoken (None for a
-        typed one), where unsure controls and weak titles are settled."""
+        typed one), where unsure controls and weak titles are settled; not `clear`: Whisper
+        was unsure of `text`, so it is not acted on as written (`[asr] min_clarity`)."""
         routed = self.router(text) if self.router is not None else None
         if routed is not None and routed.elsewhere:
             ms = (self._clock() - spoken_at) * 1000.0
@@ -300,9 +316,11 @@ class Pipeline:
         intent = self._intents.parse(text, typed=audio is None)
         heard: Heard | None = None
         if audio is not None:
+            heard = once_each(functools.partial(self._second_listen.losses, audio, text))
+            if not clear:
+                intent = unclear(intent, self._actions.recommender, heard)
             if self._control_listen is not None:
                 intent = self._control_listen.settle(audio, text, intent)
-            heard = functools.partial(self._second_listen.losses, audio, text)
         command = self._intents.split_wake(text, typed=audio is None)[1]
         intent = verbless_song(intent, text, command, self._actions.recommender)
         events.append(IntentEvent(audio_s, intent.name, intent.query, intent.value))

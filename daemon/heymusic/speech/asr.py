@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,21 @@ WINDOW_S = 30.0
 """What Whisper hears at once; longer audio is decoded window after window."""
 MAX_NEW_TOKENS = 48
 """A command is a few words; a hard cap stops repetition loops ("play, play, play...")."""
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """A transcript and how sure Whisper was of it."""
+
+    text: str
+    clarity: float
+    """Whisper's mean log-probability per token of `text` (0: certain). Garbled transcripts of
+    speech it could not make out score low: on the commands bench, ranked by it, the lowest
+    third held a few right answers for every ten wrong ones (docs/commands.md)."""
+
+    def clear(self, below: float) -> bool:
+        """Whether to act on it: its clarity is not under `below` ([asr] min_clarity)."""
+        return self.clarity >= below
 
 
 def _part_dir(package: str) -> Path:
@@ -155,53 +171,73 @@ class Transcriber:
         return self._model
 
     def transcribe(self, audio: np.ndarray) -> str:
-        """int16 16 kHz mono in, text out (one line, stripped).
+        """int16 16 kHz mono in, text out (one line, stripped): `hear`'s text."""
+        return self.hear(audio).text
+
+    def hear(self, audio: np.ndarray) -> Hearing:
+        """int16 16 kHz mono in, the transcript (one line, stripped) and its clarity.
 
         Where Whisper cannot make out the words it may write its prompt instead: one of the
         example requests word for word ("play some jazz" for a Danish voice saying "could
-        you pause please"), or one sentence over and over. Acting on that plays what nobody asked for,
-        so such a transcript is decoded again without the prompt, and that one is kept
-        unless it also holds the request's last word (the person did ask for jazz).
+        you pause please"), or one sentence over and over. Acting on that plays what nobody
+        asked for, so such a transcript is decoded again without the prompt (the audio
+        encoded once for both), and that one is kept unless it also holds the request's last
+        word (the person did ask for jazz); its clarity is then that decode's. (Scored
+        after the prompt instead, those transcripts lost three more right answers on the
+        commands bench than they saved wrong ones.)
         """
         if audio.size == 0:
-            return ""
-        text = self.decode(audio, self.prompt)
-        echoed = prompt_echo(text, self._wake_words)
+            return Hearing("", 0.0)
+        clip = audio.astype(np.float32) / 32768.0
+        if clip.size > WINDOW_S * SAMPLE_RATE:  # `heymusic transcribe` of a long file
+            return self._windows(clip, self.prompt)
+        encoded = self._encoded(clip)
+        prompted = self._generate(encoded, self.prompt)
+        echoed = prompt_echo(prompted.text, self._wake_words)
         if echoed is None:
-            return text
+            return prompted
         start = time.perf_counter()
-        plain = self.decode(audio, "")
-        kept = bool(echoed) and echoed[-1] in _words(plain)
+        plain = self._generate(encoded, "")
+        kept = bool(echoed) and echoed[-1] in _words(plain.text)
         _LOGGER.info(
             "Whisper wrote its prompt, not the audio; decoded again without it (%.0f ms, %s)",
             _ms(start),
             "the request stands" if kept else "using that",
         )
-        return text if kept else until_repeated(plain, self._wake_words)
+        if kept:
+            return prompted
+        return Hearing(until_repeated(plain.text, self._wake_words), plain.clarity)
 
     def decode(self, audio: np.ndarray, prompt: str) -> str:
-        """One greedy decode of int16 16 kHz audio after `prompt` ("": none).
-
-        This is faster-whisper's `transcribe` for one window at temperature 0 (its features,
-        zero-padded as it pads them; its prompt layout; its suppressed tokens), with one
-        change: the features are padded to `[asr] pad_seconds` (the audio's length plus 1 s
-        when longer), not always to Whisper's 30 s. A command is a few seconds, and the
-        encoder's time grows with the padded length: a decode takes 0.23 s at 10 s against
-        0.74 s at 30 s here, for 209 commands of 480 understood against 212
-        (docs/benchmarks.md). At 30 its transcripts are faster-whisper's (a test holds that).
-        """
+        """One greedy decode of int16 16 kHz audio after `prompt` ("": none)."""
         clip = audio.astype(np.float32) / 32768.0
-        if clip.size > WINDOW_S * SAMPLE_RATE:  # `heymusic transcribe` of a long file
-            return self._windows(clip, prompt)
+        if clip.size > WINDOW_S * SAMPLE_RATE:
+            return self._windows(clip, prompt).text
+        return self._generate(self._encoded(clip), prompt).text
+
+    def _encoded(self, clip: np.ndarray) -> Any:
+        """Whisper's encoder output for float32 16 kHz `clip`.
+
+        This is faster-whisper's `transcribe` for one window (its features, zero-padded as it
+        pads them), with one change: the features are padded to `[asr] pad_seconds` (the
+        audio's length plus 1 s when longer), not always to Whisper's 30 s. A command is a
+        few seconds, and the encoder's time grows with the padded length: a decode takes
+        0.23 s at 10 s against 0.74 s at 30 s here, for 209 commands of 480 understood
+        against 212 (docs/benchmarks.md). At 30 its transcripts are faster-whisper's (a test
+        holds that).
+        """
         seconds = min(max(self._pad_s, clip.size / SAMPLE_RATE + 1.0), WINDOW_S)
         fe = self._model.feature_extractor
         frames = round(seconds * SAMPLE_RATE / fe.hop_length)
         mel = fe(clip)[:, :-1]  # as faster-whisper: the last frame is the feature padding's
         mel = np.pad(mel, ((0, 0), (0, max(0, frames - mel.shape[1]))))[:, :frames]
-        encoded = encode(self._model, mel)
+        return encode(self._model, mel)
+
+    def _generate(self, encoded: Any, prompt: str) -> Hearing:
+        """One greedy decode (faster-whisper's at temperature 0: its prompt layout, its
+        suppressed tokens) of encoded audio after `prompt` ("": none)."""
         tok = self._tokenizer
-        start = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
-        start += [*tok.sot_sequence, tok.no_timestamps]
+        start = self._start(prompt)
         result = self._model.model.generate(
             encoded,
             [start],
@@ -209,11 +245,20 @@ class Transcriber:
             max_length=len(start) + MAX_NEW_TOKENS,
             suppress_blank=True,
             suppress_tokens=self._suppressed,
+            return_scores=True,
         )
-        return tok.decode([t for t in result[0].sequences_ids[0] if t < tok.eot]).strip()
+        text = tok.decode([t for t in result[0].sequences_ids[0] if t < tok.eot]).strip()
+        return Hearing(text, float(result[0].scores[0]))
 
-    def _windows(self, clip: np.ndarray, prompt: str) -> str:
-        """Audio longer than one window, decoded by faster-whisper window after window."""
+    def _start(self, prompt: str) -> list[int]:
+        """The tokens a decode after `prompt` ("": none) starts with."""
+        tok = self._tokenizer
+        start = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
+        return [*start, *tok.sot_sequence, tok.no_timestamps]
+
+    def _windows(self, clip: np.ndarray, prompt: str) -> Hearing:
+        """Audio longer than one window, decoded by faster-whisper window after window (the
+        clarity: its windows' mean)."""
         segments, _info = self._model.transcribe(
             clip,
             language="en",
@@ -224,7 +269,9 @@ class Transcriber:
             without_timestamps=True,
             vad_filter=False,
         )
-        return " ".join(seg.text.strip() for seg in segments).strip()
+        said = list(segments)
+        text = " ".join(seg.text.strip() for seg in said).strip()
+        return Hearing(text, float(np.mean([s.avg_logprob for s in said])) if said else 0.0)
 
 
 def _words(text: str) -> tuple[str, ...]:

@@ -35,6 +35,20 @@ VERBS = ("play", "put on", "queue", "start", "listen to")
 or of the other ways to ask for music the scorer is given ("I'd like to hear")."""
 
 
+def once_each(heard: Heard) -> Heard:
+    """`heard`, scoring each list of requests once: an unclear command's check and its answer
+    ask the audio the same question (heymusic.service.actions.unclear)."""
+    asked: dict[tuple[str, ...], list[float]] = {}
+
+    def losses(requests: list[str]) -> list[float]:
+        key = tuple(requests)
+        if key not in asked:
+            asked[key] = heard(requests)
+        return asked[key]
+
+    return losses
+
+
 class RequestScorer:
     """How well alternative requests fit a command's audio, against Whisper's own words."""
 
