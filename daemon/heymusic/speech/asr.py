@@ -237,7 +237,8 @@ class Transcriber:
         """One greedy decode (faster-whisper's at temperature 0: its prompt layout, its
         suppressed tokens) of encoded audio after `prompt` ("": none)."""
         tok = self._tokenizer
-        start = self._start(prompt)
+        start = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
+        start += [*tok.sot_sequence, tok.no_timestamps]
         result = self._model.model.generate(
             encoded,
             [start],
@@ -249,12 +250,6 @@ class Transcriber:
         )
         text = tok.decode([t for t in result[0].sequences_ids[0] if t < tok.eot]).strip()
         return Hearing(text, float(result[0].scores[0]))
-
-    def _start(self, prompt: str) -> list[int]:
-        """The tokens a decode after `prompt` ("": none) starts with."""
-        tok = self._tokenizer
-        start = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
-        return [*start, *tok.sot_sequence, tok.no_timestamps]
 
     def _windows(self, clip: np.ndarray, prompt: str) -> Hearing:
         """Audio longer than one window, decoded by faster-whisper window after window (the
