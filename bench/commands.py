@@ -16,8 +16,9 @@ unknown: the "sorry" earcon). Scored in the same run: the text typed in (the cei
 Whisper's prompt-only transcript (one decode, as before the prompt-echo check), the
 transcript answered from its text alone (`text_only`, before weak titles were settled by
 the audio) and as the daemon answers it now (`now`: weak titles and unsure controls settled
-by the audio; a transcript Whisper was unsure of, under `[asr] min_clarity`, acted on only
-when it names a song or its audio a control, listed in `unclear` with what acting on it as
+by the audio; a transcript Whisper was unsure of, under `[asr] min_clarity`, or that loops
+(`looped`: a run of words over and over, with the prompt and without), acted on only when it
+names a song or its audio a control, listed in `unclear` with what acting on it as
 written would have done). Also reported: how often a title request would get another song
 named like it were the catalog to lack the one asked for (`missing_song_replaced`), each
 control check with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
@@ -330,6 +331,7 @@ def main() -> None:
                     "kind": want["kind"],
                     "heard": now,
                     "clarity": round(hearing.clarity, 3),
+                    "looped": hearing.looped,
                     "acted_on": outcome(rec, parser, want, now, heard, settle),
                     "now": results["now"],
                 }

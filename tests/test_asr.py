@@ -197,6 +197,26 @@ def test_a_transcript_that_is_the_prompt_is_decoded_again_without_it(
     assert transcriber.transcribe(audio) == prompted
 
 
+LOOPED = (("et", 140, "play Say Less by Lisi"),)
+"""A voice Whisper base loops on, with its prompt and without ("seele seele seele")."""
+
+
+def test_a_transcript_that_loops_without_the_prompt_too_is_not_acted_on(
+    whisper_dir: Path, synth: Callable[..., Path]
+) -> None:
+    """Words written over and over are not what was said, however sure Whisper was of
+    them; a command it heard is not taken for a loop."""
+    transcriber = Transcriber(Settings.model_validate({"asr": {"model_dir": str(whisper_dir)}}))
+    for voice, speed, command in LOOPED:
+        audio = read_pcm(synth(f"hey music, {command}", voice, speed, pad_after=0.5))
+        heard = transcriber.hear(audio)
+        assert heard.looped, ("this voice no longer makes Whisper loop: pick another", heard)
+        assert not heard.clear(-99.0)
+    audio = read_pcm(synth("hey music, skip this song", pad_after=0.5))
+    heard = transcriber.hear(audio)
+    assert not heard.looped and heard.clear(-99.0), heard
+
+
 def test_at_30_s_the_decode_is_faster_whispers_and_shorter_padding_hears_commands(
     whisper_dir: Path, synth: Callable[..., Path]
 ) -> None:

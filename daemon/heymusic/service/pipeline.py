@@ -275,7 +275,7 @@ class Pipeline:
             # Whisper's prompt starts with the wake phrase: where the audio lacks it (a
             # satellite streams what follows its own wake), any first word is unsure and a
             # clear "Skip this song." scored -0.79, so the clarity is not asked for there
-            clear = heard.clear(self._min_clarity) or not self._wake_in_audio
+            clear = heard.clear(self._min_clarity if self._wake_in_audio else -math.inf)
             self._act(heard.text, audio_s, spoken_at, audio, events, clear)
         except Exception as err:  # one bad command must not stop the daemon
             events.append(self._failed(audio_s, err))

@@ -66,9 +66,15 @@ class Hearing:
     speech it could not make out score low: on the commands bench, ranked by it, the lowest
     third held a few right answers for every ten wrong ones (docs/commands.md)."""
 
+    looped: bool = False
+    """Whisper wrote one run of words over and over, with its prompt and without ("Come here,
+    come here, come here, ..." for "play Say Less by Lisi"): the words are not what was said,
+    however sure it was of them."""
+
     def clear(self, below: float) -> bool:
-        """Whether to act on it: its clarity is not under `below` ([asr] min_clarity)."""
-        return self.clarity >= below
+        """Whether to act on it: it did not loop and its clarity is not under `below`
+        ([asr] min_clarity)."""
+        return not self.looped and self.clarity >= below
 
 
 def _part_dir(package: str) -> Path:
@@ -199,14 +205,16 @@ class Transcriber:
         start = time.perf_counter()
         plain = self._generate(encoded, "")
         kept = bool(echoed) and echoed[-1] in _words(plain.text)
+        text = until_repeated(plain.text, self._wake_words)
+        looped = not kept and loops(text, self._wake_words)
         _LOGGER.info(
             "Whisper wrote its prompt, not the audio; decoded again without it (%.0f ms, %s)",
             _ms(start),
-            "the request stands" if kept else "using that",
+            "the request stands" if kept else "looping again" if looped else "using that",
         )
         if kept:
             return prompted
-        return Hearing(until_repeated(plain.text, self._wake_words), plain.clarity)
+        return Hearing(text, plain.clarity, looped)
 
     def decode(self, audio: np.ndarray, prompt: str) -> str:
         """One greedy decode of int16 16 kHz audio after `prompt` ("": none)."""
@@ -290,21 +298,27 @@ def prompt_echo(text: str, wake_words: tuple[str, ...]) -> tuple[str, ...] | Non
     six words three times in a row: "music, music, music") or for the prompt copied in
     pieces: an example request twice ("play some jazz, play some jazz") or `LISTED_RUN` of
     its music words in its order."""
-    said = []
     for _, sentence, _ in _sentences(text, wake_words):
         if sentence in _REQUESTS:
             return sentence
-        said.append(sentence)
-    if any(len(w) >= 2 and said.count(w) > 1 for w in said):
-        return ()
     every = _words(text)
     if any(_count(every, request) > 1 for request in _REQUESTS) or _listed_run(every):
         return ()
-    for n in range(1, 7):
-        for i in range(len(every) - 3 * n + 1):
-            if every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]:
-                return ()
-    return None
+    return () if loops(text, wake_words) else None
+
+
+def loops(text: str, wake_words: tuple[str, ...]) -> bool:
+    """Whether a transcript is a decoding loop: a sentence of two words or more that comes
+    again, or a run of up to six words three times in a row ("music, music, music")."""
+    said = [sentence for _, sentence, _ in _sentences(text, wake_words)]
+    if any(len(w) >= 2 and said.count(w) > 1 for w in said):
+        return True
+    every = _words(text)
+    return any(
+        every[i : i + n] == every[i + n : i + 2 * n] == every[i + 2 * n : i + 3 * n]
+        for n in range(1, 7)
+        for i in range(len(every) - 3 * n + 1)
+    )
 
 
 def _count(every: tuple[str, ...], run: tuple[str, ...]) -> int:
