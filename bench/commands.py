@@ -219,6 +219,8 @@ def outcome(
     elif intent.name == "play" and intent.query:
         rec.served.clear()  # each command is answered as if it were the first
         top = [t for t, _ in rec.recommend(intent.query, k=5, heard=heard)]
+        if not top:
+            return "none"  # "I found nothing for that"
         if want["kind"] == "mood" and sum(satisfies(t, want["wants"]) for t in top) >= 2:
             return "right"
         if want["kind"] == "title" and top and same_song(top[0], want["track"]):

