@@ -12,7 +12,7 @@ recommender. Three kinds, drawn at random:
 - title: "play <title> by <artist>" of a random catalog song, right if it comes first (in
   any version: "Iron Man - 2014 Remaster" for "Iron Man").
 Every command is wrong (another action, a song nobody asked for) or no action (cancel,
-unknown: the "sorry" earcon). Scored in the same run: the text typed in (the ceiling),
+unknown: the "sorry" earcon; a spoken request no song matches: "I found nothing for that"). Scored in the same run: the text typed in (the ceiling),
 Whisper's prompt-only transcript (one decode, as before the prompt-echo check), the
 transcript answered from its text alone (`text_only`, before weak titles were settled by
 the audio) and as the daemon answers it now (`now`: weak titles and unsure controls settled

@@ -159,9 +159,8 @@ class Recommender:
         }
         self.genres = frozenset(g for t in catalog.tracks for g in (t.genre, t.subgenre) if g)
         """The catalog's genre and subgenre names ("dance pop"): what music is described by."""
-        self.has_audio_features = sum("valence" in t.features for t in catalog.tracks) >= 0.9 * len(
-            catalog
-        )
+        with_features = sum("valence" in t.features for t in catalog.tracks)
+        self.has_audio_features = with_features >= 0.9 * len(catalog)
         """Spotify's audio features, which the song tower learned from, for nearly every song."""
         self.taste: Taste | None = None
         """The listening profile that re-ranks what is not asked for by name (None: none)."""
@@ -304,8 +303,8 @@ class Recommender:
     def _misheard(self, query: np.ndarray, found: list[tuple[Track, float]]) -> bool:
         """Whether no song found matches a spoken request's vector `query` as closely as
         `min_spoken_match`: the words are most likely Whisper's, not the person's ("play this
-        for us" for "play peaceful rap"). On the commands bench (docs/commands.md) such
-        answers were wrong 27 times for every right one. A music folder's songs, with most
+        for us" for "play peaceful rap"). On two draws of the commands bench (docs/commands.md)
+        it took away 24 wrong answers and one right one. A music folder's songs, with most
         audio features unknown, match clear requests less closely too, so there it is off."""
         bar = self.settings.recommender.min_spoken_match
         rows = [r for t, _ in found if (r := self.catalog.position(t.track_id)) is not None]
