@@ -335,6 +335,7 @@ def test_the_sleep_timer_pauses_the_device_on_time_and_a_stop_cancels_it(
     while "PUT /me/player/pause" not in stub.calls() and time.monotonic() < end:
         time.sleep(0.02)
     assert wait_s - 0.05 < time.monotonic() - started < wait_s + 0.5
+    assert p.wait_idle()  # the stub logs the call before the player has its answer
     assert p.state is PlayerState.PAUSED and p.can_resume
     p.resume()
     p.pause_in(0.3)
