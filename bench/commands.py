@@ -12,16 +12,17 @@ recommender. Three kinds, drawn at random:
 - title: "play <title> by <artist>" of a random catalog song, right if it comes first (in
   any version: "Iron Man - 2014 Remaster" for "Iron Man").
 Every command is wrong (another action, a song nobody asked for) or no action (cancel,
-unknown: the "sorry" earcon; a spoken request no song matches: "I found nothing for that"). Scored in the same run: the text typed in (the ceiling),
-Whisper's prompt-only transcript (one decode, as before the prompt-echo check), the
-transcript answered from its text alone (`text_only`, before weak titles were settled by
-the audio) and as the daemon answers it now (`now`: weak titles and unsure controls settled
-by the audio; a transcript Whisper was unsure of, under `[asr] min_clarity`, or that loops
-(`looped`: a run of words over and over, with the prompt and without), acted on only when it
-names a song or its audio a control, listed in `unclear` with what acting on it as
-written would have done). Also reported: how often a title request would get another song
-named like it were the catalog to lack the one asked for (`missing_song_replaced`), each
-control check with its scores (`control_checks`) and every miss. `--held-out` says the phrasings of
+unknown: the "sorry" earcon; a spoken request no song matches: "I found nothing for that").
+Scored in the same run: the text typed in (the ceiling), Whisper's prompt-only transcript
+(one decode, as before the prompt-echo check), the transcript answered from its text alone
+(`text_only`, before weak titles were settled by the audio) and as the daemon answers it now
+(`now`: weak titles and unsure controls settled by the audio; a transcript Whisper was
+unsure of, under `[asr] min_clarity`, or that loops (`looped`: a run of words over and over,
+with the prompt and without), acted on only when it names a song or its audio a control,
+listed in `unclear` with what acting on it as written would have done). Also reported: how
+often a title request would get another song named like it were the catalog to lack the one
+asked for (`missing_song_replaced`), each control check with its scores (`control_checks`)
+and every miss. `--held-out` says the phrasings of
 bench/held_out_intents.toml instead (controls, chatter, requests: a non-control is right
 when it does not become a control). Each command draws from generators of its own (seed
 and index: the draw since 2026-12-07, eleventh session; before, one stream ran through all,
@@ -223,7 +224,7 @@ def outcome(
             return "none"  # "I found nothing for that"
         if want["kind"] == "mood" and sum(satisfies(t, want["wants"]) for t in top) >= 2:
             return "right"
-        if want["kind"] == "title" and top and same_song(top[0], want["track"]):
+        if want["kind"] == "title" and same_song(top[0], want["track"]):
             return "right"
     return "none" if intent.name in ("unknown", "cancel") else "wrong"
 

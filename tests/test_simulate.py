@@ -146,16 +146,15 @@ def test_spoken_commands_in_noise(
         assert types[4:] == tail, where  # what follows matches the intent understood
         times = [float(e["audio_s"]) for e in group]  # type: ignore[arg-type]
         assert times == sorted(times) and times[1] == times[-1], where
+        tracks = group[4]["tracks"] if heard == "play" else None
         if heard in ACTIONS:
             player = group[-1]
-            tracks = group[4]["tracks"] if heard == "play" else None
             if tracks == []:  # a spoken request no song matches: taken as misheard
                 assert player["action"] == "say" and player["detail"] == "nothing found", where
             else:
                 assert player["action"] == ACTIONS[heard], where
             assert float(player["latency_ms"]) > 0, where  # type: ignore[arg-type]
-        if heard == "play" and group[4]["tracks"]:
-            tracks = group[4]["tracks"]
+        if tracks:
             assert isinstance(tracks, list), where
             assert group[-1]["detail"] == tracks[0]["track_id"], where
         right += heard == intent

@@ -8,6 +8,7 @@ over artists, and songs already served this session are not served again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -159,11 +160,15 @@ class Recommender:
         }
         self.genres = frozenset(g for t in catalog.tracks for g in (t.genre, t.subgenre) if g)
         """The catalog's genre and subgenre names ("dance pop"): what music is described by."""
-        with_features = sum("valence" in t.features for t in catalog.tracks)
-        self.has_audio_features = with_features >= 0.9 * len(catalog)
-        """Spotify's audio features, which the song tower learned from, for nearly every song."""
         self.taste: Taste | None = None
         """The listening profile that re-ranks what is not asked for by name (None: none)."""
+
+    @functools.cached_property
+    def has_audio_features(self) -> bool:
+        """Spotify's audio features, which the song tower learned from, for nearly every song
+        (counted on the first spoken request answered by meaning, not at start-up)."""
+        with_features = sum("valence" in t.features for t in self.catalog.tracks)
+        return with_features >= 0.9 * len(self.catalog)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -175,8 +180,9 @@ class Recommender:
         heard: Heard | None = None,
     ) -> list[tuple[Track, float]]:
         """The best k songs for a spoken request; scores in [0, 1]. `heard`, when the request
-        was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a title the
-        text matches weakly is then settled by the audio."""
+        was spoken, says how well other requests fit its audio (heymusic.speech.second_listen): a
+        title the text matches weakly is then settled by the audio, and a request no song
+        matches well gets none (`_misheard`)."""
         k = k or self.settings.recommender.k
         named = self.named(check_request(text), heard, exclude)
         if named is not None:
